@@ -1,0 +1,450 @@
+//! The command line: argument types (clap) and one handler per command. Handlers use
+//! `anyhow` and print results; everything they call returns typed errors.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::Outcome;
+use crate::plan::Plan;
+use crate::preset::{self, Diagnostic, PresetError};
+use crate::probe::{self, Probe};
+
+/// Batch transcoder for recordings of live events: one decode, an ABR ladder in CMAF with
+/// HLS and DASH, thumbnails and a report.
+#[derive(Debug, Parser)]
+#[command(name = "ladder", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Log format: text on a terminal, JSON otherwise (for pods).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "LADDER_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `ladder=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "LADDER_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe a recording: container, duration, streams, frame rate, rotation, interlacing.
+    ///
+    /// Exits 3 with one sentence when ladder cannot transcode it.
+    Probe(ProbeArgs),
+    /// Show the work for a recording: rungs that apply, frame rate, segments, chunks, thumbnails.
+    Plan(PlanArgs),
+    /// List, show, check and describe presets.
+    #[command(subcommand)]
+    Presets(PresetsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The recording (a local path).
+    pub input: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Input size limits, enforced before anything is decoded.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest width or height accepted.
+    #[arg(long, default_value_t = probe::Limits::default().max_side, env = "LADDER_MAX_SIDE")]
+    pub max_side: u32,
+    /// Largest picture (width × height) accepted.
+    #[arg(long, default_value_t = probe::Limits::default().max_pixels, env = "LADDER_MAX_PIXELS")]
+    pub max_pixels: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> probe::Limits {
+        probe::Limits {
+            max_side: self.max_side,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+/// Where to find a preset by name.
+#[derive(Debug, Args)]
+pub struct PresetArgs {
+    /// A preset file, or the name of a built-in preset or of one in --presets-dir.
+    #[arg(long, short, default_value = preset::DEFAULT, env = "LADDER_PRESET")]
+    pub preset: String,
+    /// Folder of `<name>.toml` presets.
+    #[arg(long, default_value = "presets", env = "LADDER_PRESETS_DIR")]
+    pub presets_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The recording (a local path).
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub preset: PresetArgs,
+    /// Print the whole plan as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PresetsCommand {
+    /// List the built-in presets and those in --presets-dir.
+    List {
+        #[arg(long, default_value = "presets", env = "LADDER_PRESETS_DIR")]
+        presets_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a preset with every default filled in.
+    Show {
+        #[command(flatten)]
+        preset: PresetArgs,
+        /// JSON instead of TOML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check preset files; print every problem as `file:line:col: message — fix`, exit 2 if any.
+    Check {
+        /// Preset files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the problems as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the preset format (for editors).
+    Schema,
+}
+
+/// Sets up `tracing` on stderr.
+pub fn init_logging(global: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let json = match global.log_format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Probe(args) => {
+            let probe = probe::probe(&args.input, &args.limits.limits())?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&probe)?)?;
+            } else {
+                write_probe(&mut out, &probe)?;
+            }
+        }
+        Command::Plan(args) => {
+            let preset = load_preset(&args.preset)?;
+            let probe = probe::probe(&args.input, &args.limits.limits())?;
+            let plan = crate::plan::plan(&probe, &preset)?;
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
+            } else {
+                write_plan(&mut out, &plan)?;
+            }
+        }
+        Command::Presets(PresetsCommand::List { presets_dir, json }) => {
+            list_presets(&mut out, &presets_dir, json)?
+        }
+        Command::Presets(PresetsCommand::Show { preset, json }) => {
+            let preset = load_preset(&preset)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&preset)?)?;
+            } else {
+                write!(
+                    out,
+                    "{}",
+                    toml::to_string_pretty(&preset).context("formatting the preset as TOML")?
+                )?;
+            }
+        }
+        Command::Presets(PresetsCommand::Check { files, json }) => {
+            return check_presets(&mut out, &files, json);
+        }
+        Command::Presets(PresetsCommand::Schema) => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&preset::schema())?)?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+fn load_preset(args: &PresetArgs) -> anyhow::Result<preset::Preset> {
+    Ok(preset::resolve(&args.preset, Some(&args.presets_dir))?)
+}
+
+fn check_presets(out: &mut impl Write, files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
+    let mut all: Vec<Diagnostic> = Vec::new();
+    let mut bad_files = 0;
+    for file in files {
+        let found = match preset::load_file(file) {
+            Ok(_) => Vec::new(),
+            Err(PresetError::Invalid { diagnostics, .. }) => diagnostics,
+            Err(e) => vec![Diagnostic {
+                file: file.display().to_string(),
+                line: 1,
+                column: 1,
+                key: String::new(),
+                message: e.to_string(),
+                fix: "check the path".to_owned(),
+            }],
+        };
+        bad_files += usize::from(!found.is_empty());
+        all.extend(found);
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+    } else {
+        for d in &all {
+            writeln!(out, "{d}")?;
+        }
+        let ok = files.len() - bad_files;
+        writeln!(
+            out,
+            "{} preset(s) checked: {ok} valid, {bad_files} with problems ({} problem(s))",
+            files.len(),
+            all.len()
+        )?;
+    }
+    Ok(if all.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Usage
+    })
+}
+
+fn list_presets(out: &mut impl Write, dir: &Path, json: bool) -> anyhow::Result<()> {
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for name in preset::builtin_names() {
+        let text = preset::builtin_text(name).expect("a listed built-in has text");
+        let p = preset::load_str(text, name)?;
+        rows.push(serde_json::json!({"name": name, "source": "built-in", "description": p.description, "rungs": p.rungs.len(), "codec": p.video.codec}));
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if preset::builtin_names().any(|n| preset::builtin_text(n) == Some(text.as_str())) {
+                continue; // the shipped copy of a built-in
+            }
+            let row = match preset::load_file(&path) {
+                Ok(p) => {
+                    serde_json::json!({"name": p.name, "source": path.display().to_string(), "description": p.description, "rungs": p.rungs.len(), "codec": p.video.codec})
+                }
+                Err(_) => {
+                    serde_json::json!({"name": path.file_stem().map(|s| s.to_string_lossy().into_owned()), "source": path.display().to_string(), "description": "INVALID: run `ladder presets check` on it", "rungs": 0, "codec": null})
+                }
+            };
+            rows.push(row);
+        }
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    for r in rows {
+        writeln!(
+            out,
+            "{:<10} {:<6} {:>2} rungs  {:<24} {}",
+            r["name"].as_str().unwrap_or("?"),
+            r["codec"].as_str().unwrap_or("-"),
+            r["rungs"],
+            r["source"].as_str().unwrap_or("?"),
+            r["description"].as_str().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
+    let v = &p.video;
+    let rate = |r: Option<crate::rate::FrameRate>| {
+        r.map_or_else(
+            || "unknown".to_owned(),
+            |r| format!("{r} ({:.3})", r.as_f64()),
+        )
+    };
+    writeln!(out, "{}", p.path)?;
+    writeln!(
+        out,
+        "  container   {} ({}), {} bytes",
+        p.container, p.container_long_name, p.size_bytes
+    )?;
+    writeln!(out, "  duration    {:.3} s", p.duration_seconds)?;
+    writeln!(
+        out,
+        "  video       #{} {}{} {}x{} (displayed {}x{}{}), {} {}-bit",
+        v.index,
+        v.codec,
+        v.profile
+            .as_deref()
+            .map(|x| format!(" {x}"))
+            .unwrap_or_default(),
+        v.width,
+        v.height,
+        v.display_width,
+        v.display_height,
+        if v.rotation != 0 {
+            format!(", rotated {}°", v.rotation)
+        } else {
+            String::new()
+        },
+        v.pixel_format,
+        v.bit_depth
+    )?;
+    writeln!(
+        out,
+        "  frame rate  nominal {}, average {}, {}",
+        rate(v.nominal_fps),
+        rate(v.average_fps),
+        if v.variable_frame_rate {
+            "variable"
+        } else {
+            "constant"
+        }
+    )?;
+    writeln!(
+        out,
+        "  scan        {}",
+        if v.interlaced {
+            format!("interlaced ({})", v.field_order)
+        } else {
+            v.field_order.clone()
+        }
+    )?;
+    match &p.audio {
+        Some(a) => writeln!(
+            out,
+            "  audio       #{} {} {} Hz {} ({} ch), {}",
+            a.index, a.codec, a.sample_rate, a.layout, a.channels, a.sample_format
+        )?,
+        None => writeln!(out, "  audio       none")?,
+    }
+    for s in &p.streams {
+        writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
+    }
+    Ok(())
+}
+
+fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    let s = &plan.source;
+    writeln!(
+        out,
+        "{} with preset {} ({})",
+        s.path,
+        plan.preset.name,
+        &plan.preset.hash[..12]
+    )?;
+    writeln!(
+        out,
+        "  source   {}x{} displayed {}x{}, {:.3} s{}{}{}",
+        s.width,
+        s.height,
+        s.display_width,
+        s.display_height,
+        s.duration_seconds,
+        if s.rotation != 0 {
+            format!(", rotated {}°", s.rotation)
+        } else {
+            String::new()
+        },
+        if s.interlaced {
+            ", interlaced → deinterlace"
+        } else {
+            ""
+        },
+        if s.variable_frame_rate {
+            ", variable frame rate"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        out,
+        "  output   {} fps ({}), {} frames = {:.3} s",
+        plan.fps, plan.fps_reason, plan.total_frames, plan.duration_seconds
+    )?;
+    writeln!(
+        out,
+        "  grid     GOP {} frames, segment {} frames ({:.3} s), {} segments in {} chunks",
+        plan.gop_frames,
+        plan.segment_frames,
+        f64::from(plan.segment_frames) / plan.fps.as_f64(),
+        plan.segments.len(),
+        plan.chunks.len()
+    )?;
+    for r in &plan.rungs {
+        writeln!(
+            out,
+            "  v{:<3}     {:<10} {:>4}x{:<4} {:>6} kbit/s (max {}, buffer {} kbit)",
+            r.index, r.name, r.width, r.height, r.bitrate_kbps, r.maxrate_kbps, r.bufsize_kbit
+        )?;
+    }
+    for r in &plan.skipped_rungs {
+        writeln!(out, "  skipped  {:<10} {}", r.name, r.reason)?;
+    }
+    match &plan.audio {
+        Some(a) => writeln!(
+            out,
+            "  a0       AAC-LC {} Hz {} ch {} kbit/s from stream #{}",
+            a.sample_rate, a.channels, a.bitrate_kbps, a.source_stream
+        )?,
+        None => writeln!(out, "  audio    none (video-only ladder)")?,
+    }
+    if let Some(t) = &plan.thumbnails {
+        writeln!(
+            out,
+            "  thumbs   {} stills {}x{} every {} s in {} sprite(s) of {}x{}; poster {}x{}",
+            t.still_frames.len(),
+            t.width,
+            t.height,
+            t.interval_seconds,
+            t.sprite_count,
+            t.sprite_columns,
+            t.sprite_rows,
+            t.poster_width,
+            t.poster_height
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! `ladder`: a batch transcoder for recordings of live events.
+//!
+//! The data flow (see `ARCHITECTURE.md`): [`probe`] a recording, [`plan`] the work from a
+//! [`preset`], run it, and publish. Media work goes through libav ([`media`]).
+
+pub mod cli;
+pub mod exit;
+pub mod media;
+pub mod plan;
+pub mod preset;
+pub mod probe;
+pub mod rate;

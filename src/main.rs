@@ -1,0 +1,20 @@
+//! The `ladder` binary: parse, set up logging, run, map the result to an exit code.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = ladder::cli::Cli::parse();
+    ladder::cli::init_logging(&cli.global);
+    match ladder::cli::run(cli) {
+        Ok(outcome) => outcome.into(),
+        Err(err) => {
+            let outcome = ladder::exit::classify(&err);
+            tracing::debug!(?outcome, "failed");
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            outcome.into()
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! Plan: preset + probe → the exact work. Which rungs apply and at what size, the output
+//! frame rate, the segment grid in whole frames, the chunks, and the thumbnail times.
+//!
+//! A plan is plain data: deterministic for the same probe and preset, printable with
+//! `ladder plan`, and the unit that workers, checkpoints and shards refer to.
+
+use serde::{Deserialize, Serialize};
+
+use crate::preset::Preset;
+use crate::probe::Probe;
+use crate::rate::FrameRate;
+
+/// Bumped whenever the meaning of a plan's fields changes, so old checkpoints are not reused.
+pub const PLAN_VERSION: u32 = 1;
+
+/// The poster is looked for from this time on, skipping fades from black at the start.
+const POSTER_SEARCH_FROM_SECONDS: f64 = 2.0;
+
+/// The frame rates players and devices expect; a variable-rate source snaps to the nearest.
+const STANDARD_RATES: &[(u32, u32)] = &[
+    (24000, 1001),
+    (24, 1),
+    (25, 1),
+    (30000, 1001),
+    (30, 1),
+    (48, 1),
+    (50, 1),
+    (60000, 1001),
+    (60, 1),
+];
+
+/// The work for one recording with one preset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub version: u32,
+    pub source: Source,
+    pub preset: PresetRef,
+    /// Constant output frame rate of every rung.
+    pub fps: FrameRate,
+    /// Why this rate: `preset`, `source`, `source (variable, snapped)`, `source halved`…
+    pub fps_reason: String,
+    pub gop_frames: u32,
+    /// A whole number of GOPs.
+    pub segment_frames: u32,
+    pub total_frames: u64,
+    /// `total_frames / fps`.
+    pub duration_seconds: f64,
+    pub deinterlace: bool,
+    /// Video rungs in preset order; `index` names the output folder `v<index>`.
+    pub rungs: Vec<PlannedRung>,
+    /// Preset rungs that do not apply to this source, and why.
+    pub skipped_rungs: Vec<SkippedRung>,
+    pub audio: Option<PlannedAudio>,
+    pub segments: Vec<Segment>,
+    pub chunks: Vec<Chunk>,
+    pub thumbnails: Option<PlannedThumbnails>,
+}
+
+/// What the plan needs to know about the source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Source {
+    pub path: String,
+    pub size_bytes: u64,
+    pub duration_seconds: f64,
+    pub width: u32,
+    pub height: u32,
+    pub display_width: u32,
+    pub display_height: u32,
+    pub rotation: u32,
+    pub variable_frame_rate: bool,
+    pub interlaced: bool,
+    pub bit_depth: u32,
+    pub has_audio: bool,
+}
+
+/// The preset a plan was made with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PresetRef {
+    pub name: String,
+    pub hash: String,
+}
+
+/// A rung as it will be encoded for this source: even size, never above the source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedRung {
+    pub index: usize,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bitrate_kbps: u32,
+    pub maxrate_kbps: u32,
+    pub bufsize_kbit: u32,
+}
+
+/// A preset rung left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedRung {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The audio rendition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedAudio {
+    pub source_stream: usize,
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub bitrate_kbps: u32,
+    pub language: String,
+    pub label: String,
+}
+
+/// One segment of the grid, shared by every rung and the audio. Numbers are global.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Segment {
+    pub index: u32,
+    pub start_frame: u64,
+    /// The last segment may be shorter than `segment_frames`.
+    pub frames: u32,
+    pub start_seconds: f64,
+    pub duration_seconds: f64,
+}
+
+/// A contiguous run of segments: the unit of parallel work and of checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Chunk {
+    pub index: u32,
+    pub first_segment: u32,
+    /// Exclusive.
+    pub end_segment: u32,
+    pub start_frame: u64,
+    /// Exclusive.
+    pub end_frame: u64,
+}
+
+/// Thumbnails to take from the same decode.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedThumbnails {
+    pub interval_seconds: f64,
+    pub width: u32,
+    pub height: u32,
+    /// Output frame number of each still `t_<n>.jpg`, in order.
+    pub still_frames: Vec<u64>,
+    pub sprite_columns: u32,
+    pub sprite_rows: u32,
+    pub sprite_count: u32,
+    pub poster_width: u32,
+    pub poster_height: u32,
+    /// The poster is the first frame from here that is not near-black or flat.
+    pub poster_search_from_frame: u64,
+}
+
+/// Why a source cannot be planned (permanent: bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path}: the video lasts {seconds:.3} s, less than one frame")]
+    TooShort { path: String, seconds: f64 },
+    #[error("{path}: the video has no usable size ({width}x{height})")]
+    NoPicture {
+        path: String,
+        width: u32,
+        height: u32,
+    },
+}
+
+/// Plans the work of `preset` on the probed source.
+pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
+    let v = &probe.video;
+    let (dw, dh) = (v.display_width, v.display_height);
+    if dw < 2 || dh < 2 {
+        return Err(PlanError::NoPicture {
+            path: probe.path.clone(),
+            width: dw,
+            height: dh,
+        });
+    }
+    let (fps, fps_reason) = output_fps(probe, preset);
+    let total_frames = (probe.duration_seconds * fps.as_f64()).round() as u64;
+    if total_frames == 0 {
+        return Err(PlanError::TooShort {
+            path: probe.path.clone(),
+            seconds: probe.duration_seconds,
+        });
+    }
+    let gop_frames = (preset.segments.gop_seconds * fps.as_f64())
+        .round()
+        .max(1.0) as u32;
+    let segment_frames = gop_frames * preset.segments.gops_per_segment;
+    let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
+
+    let frame_seconds = |frame: u64| frame as f64 * f64::from(fps.den()) / f64::from(fps.num());
+    let segments: Vec<Segment> = (0..total_frames.div_ceil(u64::from(segment_frames)))
+        .map(|i| {
+            let start = i * u64::from(segment_frames);
+            let frames = (total_frames - start).min(u64::from(segment_frames)) as u32;
+            Segment {
+                index: i as u32,
+                start_frame: start,
+                frames,
+                start_seconds: frame_seconds(start),
+                duration_seconds: frame_seconds(u64::from(frames)),
+            }
+        })
+        .collect();
+    let per_chunk = preset.segments.chunk_segments as usize;
+    let chunks = segments
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(i, run)| {
+            let (first, last) = (&run[0], &run[run.len() - 1]);
+            Chunk {
+                index: i as u32,
+                first_segment: first.index,
+                end_segment: last.index + 1,
+                start_frame: first.start_frame,
+                end_frame: last.start_frame + u64::from(last.frames),
+            }
+        })
+        .collect();
+
+    let audio = probe.audio.as_ref().map(|a| PlannedAudio {
+        source_stream: a.index,
+        sample_rate: preset.audio.sample_rate,
+        channels: preset.audio.channels,
+        bitrate_kbps: preset.audio.bitrate_kbps,
+        language: preset.audio.language.clone(),
+        label: preset.audio.label.clone(),
+    });
+
+    let thumbnails = preset.thumbnails.enabled.then(|| {
+        let t = &preset.thumbnails;
+        let width = even(f64::from(t.width.min(dw)));
+        let height = even(f64::from(width) * f64::from(dh) / f64::from(dw));
+        let largest = rungs.iter().map(|r| r.width).max().unwrap_or(dw);
+        let poster_width = even(f64::from(t.poster_width.unwrap_or(largest).min(dw)));
+        let poster_height = even(f64::from(poster_width) * f64::from(dh) / f64::from(dw));
+        let step = t.interval_seconds * fps.as_f64();
+        let still_frames: Vec<u64> = (0..)
+            .map(|n| (f64::from(n) * step).round() as u64)
+            .take_while(|&f| f < total_frames)
+            .collect();
+        let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
+        let search_from = (POSTER_SEARCH_FROM_SECONDS * fps.as_f64()).round() as u64;
+        PlannedThumbnails {
+            interval_seconds: t.interval_seconds,
+            width,
+            height,
+            sprite_count: still_frames.len().div_ceil(per_sprite) as u32,
+            still_frames,
+            sprite_columns: t.sprite_columns,
+            sprite_rows: t.sprite_rows,
+            poster_width,
+            poster_height,
+            poster_search_from_frame: if search_from < total_frames {
+                search_from
+            } else {
+                0
+            },
+        }
+    });
+
+    Ok(Plan {
+        version: PLAN_VERSION,
+        source: Source {
+            path: probe.path.clone(),
+            size_bytes: probe.size_bytes,
+            duration_seconds: probe.duration_seconds,
+            width: v.width,
+            height: v.height,
+            display_width: dw,
+            display_height: dh,
+            rotation: v.rotation,
+            variable_frame_rate: v.variable_frame_rate,
+            interlaced: v.interlaced,
+            bit_depth: v.bit_depth,
+            has_audio: probe.audio.is_some(),
+        },
+        preset: PresetRef {
+            name: preset.name.clone(),
+            hash: preset.hash.clone(),
+        },
+        fps,
+        fps_reason,
+        gop_frames,
+        segment_frames,
+        total_frames,
+        duration_seconds: frame_seconds(total_frames),
+        deinterlace: v.interlaced,
+        rungs,
+        skipped_rungs,
+        audio,
+        segments,
+        chunks,
+        thumbnails,
+    })
+}
+
+/// The nearest even number, at least 2.
+fn even(x: f64) -> u32 {
+    (((x / 2.0).round() * 2.0) as u32).max(2)
+}
+
+/// The preset's rate; else the source's nominal rate (a variable source's average, snapped
+/// to a standard rate), divided down to stay within `max_fps` (50 → 25, 59.94 → 29.97).
+fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
+    if let Some(fps) = preset.video.fps {
+        return (fps, "preset".to_owned());
+    }
+    let v = &probe.video;
+    let (source, mut reason) = if v.variable_frame_rate {
+        match v.average_fps.or(v.nominal_fps) {
+            Some(avg) => (
+                snap(avg),
+                "source (variable rate, average snapped to a standard rate)".to_owned(),
+            ),
+            None => (
+                FrameRate::new(30, 1).expect("30/1 is valid"),
+                "default (source rate unknown)".to_owned(),
+            ),
+        }
+    } else {
+        match v.nominal_fps.or(v.average_fps) {
+            Some(r) => (r, "source".to_owned()),
+            None => (
+                FrameRate::new(30, 1).expect("30/1 is valid"),
+                "default (source rate unknown)".to_owned(),
+            ),
+        }
+    };
+    let max = preset.video.max_fps.as_f64();
+    let mut divisor = 1;
+    while source.as_f64() / f64::from(divisor) > max + 1e-9 {
+        divisor += 1;
+    }
+    if divisor > 1 {
+        reason = format!(
+            "{reason}, divided by {divisor} to stay within max_fps {}",
+            preset.video.max_fps
+        );
+    }
+    (source.divided_by(divisor), reason)
+}
+
+fn snap(rate: FrameRate) -> FrameRate {
+    let x = rate.as_f64();
+    STANDARD_RATES
+        .iter()
+        .filter_map(|&(n, d)| FrameRate::new(n, d))
+        .min_by(|a, b| (a.as_f64() - x).abs().total_cmp(&(b.as_f64() - x).abs()))
+        .filter(|s| (s.as_f64() - x).abs() / x <= 0.1)
+        .unwrap_or_else(|| {
+            FrameRate::new(x.round().max(1.0) as u32, 1).expect("rounded positive rate")
+        })
+}
+
+/// Fits each rung's box to the displayed picture (swapping the box for portrait sources),
+/// keeping the aspect ratio and never upscaling. If every rung would upscale, the smallest
+/// is kept at the source's own size, so a small source still gets one rendition.
+fn plan_rungs(preset: &Preset, dw: u32, dh: u32) -> (Vec<PlannedRung>, Vec<SkippedRung>) {
+    let portrait = dh > dw;
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    for rung in &preset.rungs {
+        let (bw, bh) = if portrait {
+            (rung.height, rung.width)
+        } else {
+            (rung.width, rung.height)
+        };
+        let scale = (f64::from(bw) / f64::from(dw)).min(f64::from(bh) / f64::from(dh));
+        if scale > 1.0 + 1e-9 {
+            skipped.push(SkippedRung {
+                name: rung.name.clone(),
+                reason: format!(
+                    "{}x{} would upscale the {dw}x{dh} source",
+                    rung.width, rung.height
+                ),
+            });
+            continue;
+        }
+        kept.push((rung, scale));
+    }
+    if kept.is_empty()
+        && let Some(smallest) = preset
+            .rungs
+            .iter()
+            .min_by_key(|r| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps))
+    {
+        skipped.retain(|s| s.name != smallest.name);
+        kept.push((smallest, 1.0));
+    }
+    let rungs = kept
+        .into_iter()
+        .enumerate()
+        .map(|(index, (rung, scale))| PlannedRung {
+            index,
+            name: rung.name.clone(),
+            width: even(f64::from(dw) * scale).min(dw - dw % 2),
+            height: even(f64::from(dh) * scale).min(dh - dh % 2),
+            bitrate_kbps: rung.bitrate_kbps,
+            maxrate_kbps: rung.maxrate_kbps,
+            bufsize_kbit: rung.bufsize_kbit,
+        })
+        .collect();
+    (rungs, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_rates_snap_to_standard_ones() {
+        assert_eq!(
+            snap(FrameRate::new(2960, 100).unwrap()).to_string(),
+            "30000/1001"
+        );
+        assert_eq!(snap(FrameRate::new(2510, 100).unwrap()).to_string(), "25");
+        assert_eq!(snap(FrameRate::new(15, 1).unwrap()).to_string(), "15");
+    }
+
+    #[test]
+    fn even_rounds_to_nearest_even() {
+        assert_eq!(even(719.0), 720);
+        assert_eq!(even(533.33), 534);
+        assert_eq!(even(0.4), 2);
+    }
+}

@@ -1,0 +1,695 @@
+//! Probe: what a recording is (container, streams, timing, geometry), through libav, and
+//! the gate that rejects bad input with one clear sentence before any real work starts.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::ptr;
+
+use ffmpeg_next::{self as ff, codec, ffi, media};
+use serde::{Deserialize, Serialize};
+
+use crate::rate::FrameRate;
+
+/// The largest pictures ladder accepts: checked on the container's header, and given to
+/// the decoder as `max_pixels` before anything is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_side: u32,
+    pub max_pixels: u64,
+}
+
+impl Default for Limits {
+    /// 8K UHD (7680x4320) fits, with either orientation.
+    fn default() -> Self {
+        Self {
+            max_side: 8192,
+            max_pixels: 8192 * 4320,
+        }
+    }
+}
+
+/// What a recording is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Probe {
+    pub path: String,
+    pub size_bytes: u64,
+    /// libav's demuxer name, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub container: String,
+    pub container_long_name: String,
+    /// Of the video stream when known, else of the container.
+    pub duration_seconds: f64,
+    /// Container bitrate in bit/s, when known.
+    pub bit_rate: Option<u64>,
+    pub video: VideoInfo,
+    pub audio: Option<AudioInfo>,
+    /// Every stream, in file order.
+    pub streams: Vec<StreamInfo>,
+}
+
+/// The video stream ladder will transcode.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoInfo {
+    pub index: usize,
+    pub codec: String,
+    pub profile: Option<String>,
+    /// Coded size, before rotation.
+    pub width: u32,
+    pub height: u32,
+    /// Sample (pixel) aspect ratio as `num:den`, `1:1` when unknown.
+    pub sample_aspect_ratio: (u32, u32),
+    /// Clockwise rotation a player applies for display: 0, 90, 180 or 270.
+    pub rotation: u32,
+    /// Size as displayed: rotation and sample aspect ratio applied.
+    pub display_width: u32,
+    pub display_height: u32,
+    pub pixel_format: String,
+    pub bit_depth: u32,
+    /// The stream's nominal rate (libav's `r_frame_rate`), when it has one.
+    pub nominal_fps: Option<FrameRate>,
+    /// Frames over duration (libav's `avg_frame_rate`), when known.
+    pub average_fps: Option<FrameRate>,
+    /// Frame intervals vary (WebRTC recordings, dropped frames, gaps).
+    pub variable_frame_rate: bool,
+    pub interlaced: bool,
+    /// `progressive`, `tff`, `bff` or `unknown`.
+    pub field_order: String,
+    pub frame_count: Option<u64>,
+}
+
+/// The audio stream ladder will encode, if any.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AudioInfo {
+    pub index: usize,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u32,
+    /// libav's description of the layout, e.g. `stereo`, `5.1(side)`.
+    pub layout: String,
+    pub sample_format: String,
+}
+
+/// One stream of the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamInfo {
+    pub index: usize,
+    /// `video`, `audio`, `subtitle`, `data` or `attachment`.
+    pub kind: String,
+    pub codec: String,
+}
+
+/// Why a recording cannot be transcoded. Every variant but `Io` is permanent: retrying
+/// the same input cannot help.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: is not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: the file is empty (0 bytes)")]
+    Empty { path: PathBuf },
+    #[error(
+        "{path}: the file is truncated: {detail} (was the recording finalised and fully uploaded?)"
+    )]
+    Truncated { path: PathBuf, detail: String },
+    #[error("{path}: not a media file libav can read (no known container format)")]
+    NotMedia { path: PathBuf },
+    #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
+    NoVideo { path: PathBuf, has_audio: bool },
+    #[error(
+        "{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels"
+    )]
+    TooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        max_side: u32,
+        max_pixels: u64,
+    },
+    #[error("{path}: video codec {codec} is not supported by the linked libav")]
+    UnsupportedCodec { path: PathBuf, codec: String },
+    #[error("{path}: the video stream cannot be decoded ({detail})")]
+    Undecodable { path: PathBuf, detail: String },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ProbeError {
+    /// Whether a retry could succeed (an I/O failure) rather than the input being bad.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+}
+
+/// Probes a local recording, rejecting anything ladder cannot transcode.
+#[tracing::instrument(skip(limits), fields(path = %path.display()))]
+pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
+    crate::media::init();
+    let p = || path.to_owned();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ProbeError::NotFound { path: p() },
+        _ => ProbeError::Io {
+            path: p(),
+            source: e,
+        },
+    })?;
+    if !meta.is_file() {
+        return Err(ProbeError::NotAFile { path: p() });
+    }
+    if meta.len() == 0 {
+        return Err(ProbeError::Empty { path: p() });
+    }
+    check_iso_boxes(path, meta.len())?;
+    let input = open_input(path, limits)?;
+
+    let streams: Vec<StreamInfo> = input
+        .streams()
+        .map(|s| StreamInfo {
+            index: s.index(),
+            kind: kind_name(s.parameters().medium()).to_owned(),
+            codec: codec_name(s.parameters().id()),
+        })
+        .collect();
+    let video_stream = input
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Video && !is_attached_picture(s))
+        .max_by_key(|s| {
+            // SAFETY: codecpar of a stream of an open context is valid.
+            let par = unsafe { &*s.parameters().as_ptr() };
+            i64::from(par.width) * i64::from(par.height)
+        });
+    let Some(video_stream) = video_stream else {
+        let has_audio = streams.iter().any(|s| s.kind == "audio");
+        return Err(ProbeError::NoVideo {
+            path: p(),
+            has_audio,
+        });
+    };
+    let video_index = video_stream.index();
+    let audio = input
+        .streams()
+        .best(media::Type::Audio)
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .map(|s| audio_info(&s));
+
+    let params = video_stream.parameters();
+    // SAFETY: as above.
+    let par = unsafe { &*params.as_ptr() };
+    let (width, height) = (par.width.max(0) as u32, par.height.max(0) as u32);
+    check_size(path, width, height, limits)?;
+    let codec_id = params.id();
+    if ff::decoder::find(codec_id).is_none() {
+        return Err(ProbeError::UnsupportedCodec {
+            path: p(),
+            codec: codec_name(codec_id),
+        });
+    }
+    let time_base = video_stream.time_base();
+    let nominal_fps = FrameRate::from_av(video_stream.rate()).filter(|r| r.as_f64() <= 1000.0);
+    let average_fps = FrameRate::from_av(video_stream.avg_frame_rate());
+    let rotation = display_rotation(&video_stream);
+    let sar = match (par.sample_aspect_ratio.num, par.sample_aspect_ratio.den) {
+        (n, d) if n > 0 && d > 0 => (n as u32, d as u32),
+        _ => (1, 1),
+    };
+    let frames = video_stream.frames();
+    let stream_duration = video_stream.duration();
+    let profile = profile_name(codec_id, par.profile);
+    let field_order_hint = par.field_order;
+    let container_duration = input.duration();
+    let bit_rate = u64::try_from(input.bit_rate()).ok().filter(|b| *b > 0);
+    let (container, container_long_name) = (
+        input.format().name().to_owned(),
+        input.format().description().to_owned(),
+    );
+
+    let scan = scan_video(path, input, video_index, params, limits)?;
+    let pixel_format = scan.pixel_format;
+    let bit_depth = pixel_bit_depth(pixel_format);
+
+    let duration_seconds = if stream_duration > 0 {
+        stream_duration as f64 * f64::from(time_base)
+    } else if container_duration > 0 {
+        container_duration as f64 / f64::from(ffi::AV_TIME_BASE)
+    } else {
+        scan.last_pts_seconds.unwrap_or(0.0)
+    };
+    let field_order = match (scan.interlaced, scan.top_field_first, field_order_hint) {
+        (true, true, _) => "tff",
+        (true, false, _) => "bff",
+        (false, _, ffi::AVFieldOrder::AV_FIELD_TT | ffi::AVFieldOrder::AV_FIELD_TB) => "tff",
+        (false, _, ffi::AVFieldOrder::AV_FIELD_BB | ffi::AVFieldOrder::AV_FIELD_BT) => "bff",
+        (false, _, ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE) => "progressive",
+        _ => "unknown",
+    };
+    let interlaced = scan.interlaced || matches!(field_order, "tff" | "bff");
+    let variable_frame_rate = is_variable(&scan.pts, time_base, nominal_fps, average_fps);
+
+    let (mut display_width, mut display_height) = if sar.0 > sar.1 {
+        (
+            (u64::from(width) * u64::from(sar.0) / u64::from(sar.1)) as u32,
+            height,
+        )
+    } else {
+        (
+            width,
+            (u64::from(height) * u64::from(sar.1) / u64::from(sar.0)) as u32,
+        )
+    };
+    if rotation % 180 == 90 {
+        std::mem::swap(&mut display_width, &mut display_height);
+    }
+
+    Ok(Probe {
+        path: path.display().to_string(),
+        size_bytes: meta.len(),
+        container,
+        container_long_name,
+        duration_seconds,
+        bit_rate,
+        video: VideoInfo {
+            index: video_index,
+            codec: codec_name(codec_id),
+            profile,
+            width,
+            height,
+            sample_aspect_ratio: sar,
+            rotation,
+            display_width,
+            display_height,
+            pixel_format: pixel_format
+                .descriptor()
+                .map_or_else(|| "unknown".to_owned(), |d| d.name().to_owned()),
+            bit_depth,
+            nominal_fps,
+            average_fps,
+            variable_frame_rate,
+            interlaced,
+            field_order: field_order.to_owned(),
+            frame_count: u64::try_from(frames).ok().filter(|f| *f > 0),
+        },
+        audio,
+        streams,
+    })
+}
+
+fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {
+    if width > limits.max_side
+        || height > limits.max_side
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(ProbeError::TooLarge {
+            path: path.to_owned(),
+            width,
+            height,
+            max_side: limits.max_side,
+            max_pixels: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// ISO BMFF (MP4/MOV) recordings are checked box by box: a recorder that died leaves no
+/// `moov`, and an interrupted upload leaves a box running past the end of the file. libav
+/// would only say "invalid data".
+fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
+    let io = |e| ProbeError::Io {
+        path: path.to_owned(),
+        source: e,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut header = [0u8; 16];
+    let mut pos = 0u64;
+    let mut seen = Vec::new();
+    while pos + 8 <= len {
+        file.seek(SeekFrom::Start(pos)).map_err(io)?;
+        let n = file.read(&mut header).map_err(io)?;
+        if n < 8 {
+            break;
+        }
+        let kind = String::from_utf8_lossy(&header[4..8]).into_owned();
+        if pos == 0 && kind != "ftyp" {
+            return Ok(()); // not ISO BMFF: libav decides
+        }
+        let mut size = u64::from(u32::from_be_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        if size == 1 && n >= 16 {
+            size = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
+        } else if size == 0 {
+            size = len - pos; // box extends to the end of the file
+        }
+        if size < 8 {
+            return Err(ProbeError::Truncated {
+                path: path.to_owned(),
+                detail: format!("box '{kind}' at byte {pos} is corrupt"),
+            });
+        }
+        if pos + size > len {
+            return Err(ProbeError::Truncated {
+                path: path.to_owned(),
+                detail: format!(
+                    "box '{kind}' at byte {pos} needs {size} bytes but the file ends {} bytes later",
+                    len - pos
+                ),
+            });
+        }
+        seen.push(kind);
+        pos += size;
+    }
+    if !seen.iter().any(|k| k == "moov") {
+        return Err(ProbeError::Truncated {
+            path: path.to_owned(),
+            detail: "it is an MP4 with no 'moov' box".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens the container and reads stream information without letting any decoder touch a
+/// picture above the limits (`max_pixels` for every stream's probe decoder).
+fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input, ProbeError> {
+    let not_media = || ProbeError::NotMedia {
+        path: path.to_owned(),
+    };
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| not_media())?;
+    // SAFETY: standard avformat open sequence; on every failure path the context is closed,
+    // and on success ownership passes to `Input`, which closes it on drop.
+    unsafe {
+        let mut ctx = ptr::null_mut();
+        let r = ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), ptr::null_mut());
+        if r < 0 {
+            return Err(match ff::Error::from(r) {
+                ff::Error::Other {
+                    errno: ff::util::error::ENOENT,
+                } => ProbeError::NotFound {
+                    path: path.to_owned(),
+                },
+                _ => not_media(),
+            });
+        }
+        // The header alone often gives the coded size: refuse before any decoding.
+        for i in 0..(*ctx).nb_streams as usize {
+            let par = &*(*(*(*ctx).streams.add(i))).codecpar;
+            if par.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO
+                && let Err(e) = check_size(
+                    path,
+                    par.width.max(0) as u32,
+                    par.height.max(0) as u32,
+                    limits,
+                )
+            {
+                ffi::avformat_close_input(&mut ctx);
+                return Err(e);
+            }
+        }
+        let n = (*ctx).nb_streams as usize;
+        let mut options: Vec<*mut ffi::AVDictionary> = vec![ptr::null_mut(); n];
+        let key = c"max_pixels";
+        let value =
+            std::ffi::CString::new(limits.max_pixels.to_string()).expect("digits have no NUL");
+        for o in options.iter_mut() {
+            ffi::av_dict_set(o, key.as_ptr(), value.as_ptr(), 0);
+        }
+        let r = ffi::avformat_find_stream_info(
+            ctx,
+            if n == 0 {
+                ptr::null_mut()
+            } else {
+                options.as_mut_ptr()
+            },
+        );
+        for o in options.iter_mut() {
+            ffi::av_dict_free(o);
+        }
+        if r < 0 || (*ctx).nb_streams == 0 {
+            ffi::avformat_close_input(&mut ctx);
+            return Err(not_media());
+        }
+        Ok(ff::format::context::Input::wrap(ctx))
+    }
+}
+
+/// What reading the start of the video stream tells: the decoded pixel format and field
+/// structure of the first frame, and packet timestamps for frame-rate analysis.
+struct Scan {
+    pixel_format: ff::format::Pixel,
+    interlaced: bool,
+    top_field_first: bool,
+    /// Presentation times of up to `SCAN_PACKETS` video packets, in stream time base.
+    pts: Vec<i64>,
+    last_pts_seconds: Option<f64>,
+}
+
+const SCAN_PACKETS: usize = 600;
+
+fn scan_video(
+    path: &Path,
+    mut input: ff::format::context::Input,
+    index: usize,
+    params: codec::Parameters,
+    limits: &Limits,
+) -> Result<Scan, ProbeError> {
+    let undecodable = |detail: String| ProbeError::Undecodable {
+        path: path.to_owned(),
+        detail,
+    };
+    let mut context =
+        codec::Context::from_parameters(params).map_err(|e| undecodable(e.to_string()))?;
+    // SAFETY: the context is not opened yet; max_pixels is a plain field read at open.
+    unsafe { (*context.as_mut_ptr()).max_pixels = limits.max_pixels as i64 };
+    let mut decoder = context
+        .decoder()
+        .video()
+        .map_err(|e| undecodable(e.to_string()))?;
+    let time_base = input
+        .stream(index)
+        .map(|s| s.time_base())
+        .unwrap_or(ff::Rational::new(1, 1));
+    let mut first: Option<ff::frame::Video> = None;
+    let mut pts = Vec::new();
+    let mut last_error = None;
+    for (stream, packet) in input.packets() {
+        if stream.index() != index {
+            continue;
+        }
+        if let Some(t) = packet.pts().or(packet.dts()) {
+            pts.push(t);
+        }
+        if first.is_none() {
+            if let Err(e) = decoder.send_packet(&packet) {
+                last_error = Some(e);
+            }
+            let mut frame = ff::frame::Video::empty();
+            match decoder.receive_frame(&mut frame) {
+                Ok(()) => first = Some(frame),
+                Err(ff::Error::Other {
+                    errno: ff::util::error::EAGAIN,
+                }) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if first.is_some() && pts.len() >= SCAN_PACKETS {
+            break;
+        }
+    }
+    if first.is_none() {
+        let _ = decoder.send_eof();
+        let mut frame = ff::frame::Video::empty();
+        if decoder.receive_frame(&mut frame).is_ok() {
+            first = Some(frame);
+        }
+    }
+    let Some(frame) = first else {
+        let detail = last_error.map_or_else(
+            || "no frame could be decoded".to_owned(),
+            |e| format!("no frame could be decoded: {e}"),
+        );
+        return Err(undecodable(detail));
+    };
+    let last_pts_seconds = pts.iter().max().map(|&t| t as f64 * f64::from(time_base));
+    Ok(Scan {
+        pixel_format: frame.format(),
+        interlaced: frame.is_interlaced(),
+        top_field_first: frame.is_top_first(),
+        pts,
+        last_pts_seconds,
+    })
+}
+
+/// Variable when more than 1 % of the frame intervals stray over 10 % from the typical one,
+/// or when the average rate disagrees with the nominal one by over 1 %.
+fn is_variable(
+    pts: &[i64],
+    time_base: ff::Rational,
+    nominal: Option<FrameRate>,
+    average: Option<FrameRate>,
+) -> bool {
+    if let (Some(n), Some(a)) = (nominal, average)
+        && (n.as_f64() - a.as_f64()).abs() / n.as_f64() > 0.01
+    {
+        return true;
+    }
+    let mut sorted = pts.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let deltas: Vec<i64> = sorted.windows(2).map(|w| w[1] - w[0]).collect();
+    if deltas.len() < 2 {
+        return false;
+    }
+    let mut by_size = deltas.clone();
+    by_size.sort_unstable();
+    let typical = by_size[by_size.len() / 2] as f64;
+    // A time base coarser than a tenth of a frame cannot tell jitter from rounding.
+    let tolerance = (typical * 0.1).max(1.0);
+    let _ = time_base;
+    let strays = deltas
+        .iter()
+        .filter(|&&d| (d as f64 - typical).abs() > tolerance)
+        .count();
+    strays * 100 > deltas.len()
+}
+
+/// Clockwise display rotation from the stream's display matrix, normalised to 0/90/180/270.
+fn display_rotation(stream: &ff::format::stream::Stream<'_>) -> u32 {
+    for side in stream.side_data() {
+        if side.kind() == codec::packet::side_data::Type::DisplayMatrix && side.data().len() >= 36 {
+            // SAFETY: a display matrix is nine int32 values; the length was checked.
+            let ccw = unsafe { ffi::av_display_rotation_get(side.data().as_ptr() as *const i32) };
+            if ccw.is_nan() {
+                return 0;
+            }
+            let cw = (-ccw).round() as i64;
+            return (((cw % 360) + 360) % 360 / 90 * 90) as u32;
+        }
+    }
+    0
+}
+
+fn is_attached_picture(stream: &ff::format::stream::Stream<'_>) -> bool {
+    stream
+        .disposition()
+        .contains(ff::format::stream::Disposition::ATTACHED_PIC)
+}
+
+fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
+    // SAFETY: codecpar of a stream of an open context is valid.
+    let par = unsafe { &*stream.parameters().as_ptr() };
+    let mut buf = [0 as std::ffi::c_char; 128];
+    // SAFETY: the buffer is large enough and av_channel_layout_describe NUL-terminates.
+    let layout = unsafe {
+        ffi::av_channel_layout_describe(&par.ch_layout, buf.as_mut_ptr(), buf.len());
+        std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    };
+    // SAFETY: format holds an AVSampleFormat value for audio streams.
+    let sample_format = unsafe {
+        let name = ffi::av_get_sample_fmt_name(std::mem::transmute::<i32, ffi::AVSampleFormat>(
+            par.format,
+        ));
+        if name.is_null() {
+            "unknown".to_owned()
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    AudioInfo {
+        index: stream.index(),
+        codec: codec_name(stream.parameters().id()),
+        sample_rate: par.sample_rate.max(0) as u32,
+        channels: par.ch_layout.nb_channels.max(0) as u32,
+        layout,
+        sample_format,
+    }
+}
+
+fn pixel_bit_depth(format: ff::format::Pixel) -> u32 {
+    let raw: ffi::AVPixelFormat = format.into();
+    // SAFETY: av_pix_fmt_desc_get accepts any value and returns NULL for unknown ones.
+    unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(raw);
+        if desc.is_null() {
+            8
+        } else {
+            (*desc).comp[0].depth.max(1) as u32
+        }
+    }
+}
+
+fn profile_name(id: codec::Id, profile: i32) -> Option<String> {
+    // SAFETY: avcodec_profile_name returns a static string or NULL.
+    unsafe {
+        let name = ffi::avcodec_profile_name(id.into(), profile);
+        (!name.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+fn codec_name(id: codec::Id) -> String {
+    // SAFETY: avcodec_get_name always returns a static string.
+    unsafe {
+        std::ffi::CStr::from_ptr(ffi::avcodec_get_name(id.into()))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+fn kind_name(t: media::Type) -> &'static str {
+    match t {
+        media::Type::Video => "video",
+        media::Type::Audio => "audio",
+        media::Type::Subtitle => "subtitle",
+        media::Type::Attachment => "attachment",
+        _ => "data",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tb() -> ff::Rational {
+        ff::Rational::new(1, 1000)
+    }
+
+    #[test]
+    fn steady_millisecond_timestamps_are_constant_rate() {
+        // 30 fps in a 1/1000 time base alternates 33 and 34 ms.
+        let pts: Vec<i64> = (0..300).map(|i| i * 1000 / 30).collect();
+        assert!(!is_variable(
+            &pts,
+            tb(),
+            FrameRate::new(30, 1),
+            FrameRate::new(30, 1)
+        ));
+    }
+
+    #[test]
+    fn jittery_timestamps_are_variable() {
+        let pts: Vec<i64> = (0..300)
+            .map(|i| i * 33 + if i % 7 == 0 { 15 } else { 0 })
+            .collect();
+        assert!(is_variable(&pts, tb(), None, None));
+    }
+
+    #[test]
+    fn average_far_from_nominal_is_variable() {
+        let pts: Vec<i64> = (0..10).map(|i| i * 40).collect();
+        assert!(is_variable(
+            &pts,
+            tb(),
+            FrameRate::new(30, 1),
+            FrameRate::new(24, 1)
+        ));
+    }
+}
