@@ -220,7 +220,7 @@ fn check_video(
             ),
             format!(
                 "use gop_seconds = {} ({whole} frames) or a frame rate that fits",
-                whole / f.as_f64()
+                trim_float(whole / f.as_f64())
             ),
         );
     }
@@ -557,7 +557,7 @@ fn check_levels(r: &mut Rules, video: &VideoSettings, rungs: &[(usize, Rung)]) {
         };
         for v in violations {
             r.fail(
-                path("rungs").index(*i),
+                path("rungs").index(*i).key("name"),
                 format!(
                     "rung {:?} ({}x{}@{fps:.3}) breaks {} level {level}: {v}",
                     rung.name,
@@ -773,6 +773,12 @@ fn check_resources(r: &mut Rules, raw: &RawPreset) -> Resources {
         }
     }
     out
+}
+
+/// A float with at most 6 decimals and no trailing zeros (`2.002`, not `2.0020000000000002`).
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// `123`, `1.5`, `500m`, `2Gi`: a positive decimal with one of `suffixes`.
