@@ -78,10 +78,7 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     fn limits(&self) -> probe::Limits {
-        probe::Limits {
-            max_side: self.max_side,
-            max_pixels: self.max_pixels,
-        }
+        probe::Limits { max_side: self.max_side, max_pixels: self.max_pixels }
     }
 }
 
@@ -148,9 +145,7 @@ pub fn init_logging(global: &GlobalArgs) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -180,19 +175,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 write_plan(&mut out, &plan)?;
             }
         }
-        Command::Presets(PresetsCommand::List { presets_dir, json }) => {
-            list_presets(&mut out, &presets_dir, json)?
-        }
+        Command::Presets(PresetsCommand::List { presets_dir, json }) => list_presets(&mut out, &presets_dir, json)?,
         Command::Presets(PresetsCommand::Show { preset, json }) => {
             let preset = load_preset(&preset)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&preset)?)?;
             } else {
-                write!(
-                    out,
-                    "{}",
-                    toml::to_string_pretty(&preset).context("formatting the preset as TOML")?
-                )?;
+                write!(out, "{}", toml::to_string_pretty(&preset).context("formatting the preset as TOML")?)?;
             }
         }
         Command::Presets(PresetsCommand::Check { files, json }) => {
@@ -242,11 +231,7 @@ fn check_presets(out: &mut impl Write, files: &[PathBuf], json: bool) -> anyhow:
             all.len()
         )?;
     }
-    Ok(if all.is_empty() {
-        Outcome::Done
-    } else {
-        Outcome::Usage
-    })
+    Ok(if all.is_empty() { Outcome::Done } else { Outcome::Usage })
 }
 
 fn list_presets(out: &mut impl Write, dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -299,36 +284,22 @@ fn list_presets(out: &mut impl Write, dir: &Path, json: bool) -> anyhow::Result<
 fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
     let v = &p.video;
     let rate = |r: Option<crate::rate::FrameRate>| {
-        r.map_or_else(
-            || "unknown".to_owned(),
-            |r| format!("{r} ({:.3})", r.as_f64()),
-        )
+        r.map_or_else(|| "unknown".to_owned(), |r| format!("{r} ({:.3})", r.as_f64()))
     };
     writeln!(out, "{}", p.path)?;
-    writeln!(
-        out,
-        "  container   {} ({}), {} bytes",
-        p.container, p.container_long_name, p.size_bytes
-    )?;
+    writeln!(out, "  container   {} ({}), {} bytes", p.container, p.container_long_name, p.size_bytes)?;
     writeln!(out, "  duration    {:.3} s", p.duration_seconds)?;
     writeln!(
         out,
         "  video       #{} {}{} {}x{} (displayed {}x{}{}), {} {}-bit",
         v.index,
         v.codec,
-        v.profile
-            .as_deref()
-            .map(|x| format!(" {x}"))
-            .unwrap_or_default(),
+        v.profile.as_deref().map(|x| format!(" {x}")).unwrap_or_default(),
         v.width,
         v.height,
         v.display_width,
         v.display_height,
-        if v.rotation != 0 {
-            format!(", rotated {}°", v.rotation)
-        } else {
-            String::new()
-        },
+        if v.rotation != 0 { format!(", rotated {}°", v.rotation) } else { String::new() },
         v.pixel_format,
         v.bit_depth
     )?;
@@ -337,20 +308,12 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
         "  frame rate  nominal {}, average {}, {}",
         rate(v.nominal_fps),
         rate(v.average_fps),
-        if v.variable_frame_rate {
-            "variable"
-        } else {
-            "constant"
-        }
+        if v.variable_frame_rate { "variable" } else { "constant" }
     )?;
     writeln!(
         out,
         "  scan        {}",
-        if v.interlaced {
-            format!("interlaced ({})", v.field_order)
-        } else {
-            v.field_order.clone()
-        }
+        if v.interlaced { format!("interlaced ({})", v.field_order) } else { v.field_order.clone() }
     )?;
     match &p.audio {
         Some(a) => writeln!(
@@ -368,13 +331,7 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
 
 fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     let s = &plan.source;
-    writeln!(
-        out,
-        "{} with preset {} ({})",
-        s.path,
-        plan.preset.name,
-        &plan.preset.hash[..12]
-    )?;
+    writeln!(out, "{} with preset {} ({})", s.path, plan.preset.name, &plan.preset.hash[..12])?;
     writeln!(
         out,
         "  source   {}x{} displayed {}x{}, {:.3} s{}{}{}",
@@ -383,21 +340,9 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
         s.display_width,
         s.display_height,
         s.duration_seconds,
-        if s.rotation != 0 {
-            format!(", rotated {}°", s.rotation)
-        } else {
-            String::new()
-        },
-        if s.interlaced {
-            ", interlaced → deinterlace"
-        } else {
-            ""
-        },
-        if s.variable_frame_rate {
-            ", variable frame rate"
-        } else {
-            ""
-        }
+        if s.rotation != 0 { format!(", rotated {}°", s.rotation) } else { String::new() },
+        if s.interlaced { ", interlaced → deinterlace" } else { "" },
+        if s.variable_frame_rate { ", variable frame rate" } else { "" }
     )?;
     writeln!(
         out,

@@ -41,11 +41,7 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
             return Outcome::Usage;
         }
         if let Some(e) = cause.downcast_ref::<ProbeError>() {
-            return if e.is_transient() {
-                Outcome::Transient
-            } else {
-                Outcome::BadInput
-            };
+            return if e.is_transient() { Outcome::Transient } else { Outcome::BadInput };
         }
         if cause.is::<PlanError>() {
             return Outcome::BadInput;
@@ -60,14 +56,10 @@ mod tests {
 
     #[test]
     fn causes_deep_in_the_chain_decide() {
-        let err =
-            anyhow::Error::new(ProbeError::Empty { path: "x".into() }).context("probing the input");
+        let err = anyhow::Error::new(ProbeError::Empty { path: "x".into() }).context("probing the input");
         assert_eq!(classify(&err), Outcome::BadInput);
         let err = anyhow::Error::new(UsageError("bad".into())).context("outer");
         assert_eq!(classify(&err), Outcome::Usage);
-        assert_eq!(
-            classify(&anyhow::anyhow!("socket closed")),
-            Outcome::Transient
-        );
+        assert_eq!(classify(&anyhow::anyhow!("socket closed")), Outcome::Transient);
     }
 }

@@ -17,17 +17,8 @@ pub const PLAN_VERSION: u32 = 1;
 const POSTER_SEARCH_FROM_SECONDS: f64 = 2.0;
 
 /// The frame rates players and devices expect; a variable-rate source snaps to the nearest.
-const STANDARD_RATES: &[(u32, u32)] = &[
-    (24000, 1001),
-    (24, 1),
-    (25, 1),
-    (30000, 1001),
-    (30, 1),
-    (48, 1),
-    (50, 1),
-    (60000, 1001),
-    (60, 1),
-];
+const STANDARD_RATES: &[(u32, u32)] =
+    &[(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001), (60, 1)];
 
 /// The work for one recording with one preset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -156,11 +147,7 @@ pub enum PlanError {
     #[error("{path}: the video lasts {seconds:.3} s, less than one frame")]
     TooShort { path: String, seconds: f64 },
     #[error("{path}: the video has no usable size ({width}x{height})")]
-    NoPicture {
-        path: String,
-        width: u32,
-        height: u32,
-    },
+    NoPicture { path: String, width: u32, height: u32 },
 }
 
 /// Plans the work of `preset` on the probed source.
@@ -168,23 +155,14 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
     let v = &probe.video;
     let (dw, dh) = (v.display_width, v.display_height);
     if dw < 2 || dh < 2 {
-        return Err(PlanError::NoPicture {
-            path: probe.path.clone(),
-            width: dw,
-            height: dh,
-        });
+        return Err(PlanError::NoPicture { path: probe.path.clone(), width: dw, height: dh });
     }
     let (fps, fps_reason) = output_fps(probe, preset);
     let total_frames = (probe.duration_seconds * fps.as_f64()).round() as u64;
     if total_frames == 0 {
-        return Err(PlanError::TooShort {
-            path: probe.path.clone(),
-            seconds: probe.duration_seconds,
-        });
+        return Err(PlanError::TooShort { path: probe.path.clone(), seconds: probe.duration_seconds });
     }
-    let gop_frames = (preset.segments.gop_seconds * fps.as_f64())
-        .round()
-        .max(1.0) as u32;
+    let gop_frames = (preset.segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
     let segment_frames = gop_frames * preset.segments.gops_per_segment;
     let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
 
@@ -235,10 +213,8 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         let poster_width = even(f64::from(t.poster_width.unwrap_or(largest).min(dw)));
         let poster_height = even(f64::from(poster_width) * f64::from(dh) / f64::from(dw));
         let step = t.interval_seconds * fps.as_f64();
-        let still_frames: Vec<u64> = (0..)
-            .map(|n| (f64::from(n) * step).round() as u64)
-            .take_while(|&f| f < total_frames)
-            .collect();
+        let still_frames: Vec<u64> =
+            (0..).map(|n| (f64::from(n) * step).round() as u64).take_while(|&f| f < total_frames).collect();
         let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
         let search_from = (POSTER_SEARCH_FROM_SECONDS * fps.as_f64()).round() as u64;
         PlannedThumbnails {
@@ -251,11 +227,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
             sprite_rows: t.sprite_rows,
             poster_width,
             poster_height,
-            poster_search_from_frame: if search_from < total_frames {
-                search_from
-            } else {
-                0
-            },
+            poster_search_from_frame: if search_from < total_frames { search_from } else { 0 },
         }
     });
 
@@ -275,10 +247,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
             bit_depth: v.bit_depth,
             has_audio: probe.audio.is_some(),
         },
-        preset: PresetRef {
-            name: preset.name.clone(),
-            hash: preset.hash.clone(),
-        },
+        preset: PresetRef { name: preset.name.clone(), hash: preset.hash.clone() },
         fps,
         fps_reason,
         gop_frames,
@@ -309,22 +278,13 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
     let v = &probe.video;
     let (source, mut reason) = if v.variable_frame_rate {
         match v.average_fps.or(v.nominal_fps) {
-            Some(avg) => (
-                snap(avg),
-                "source (variable rate, average snapped to a standard rate)".to_owned(),
-            ),
-            None => (
-                FrameRate::new(30, 1).expect("30/1 is valid"),
-                "default (source rate unknown)".to_owned(),
-            ),
+            Some(avg) => (snap(avg), "source (variable rate, average snapped to a standard rate)".to_owned()),
+            None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
         }
     } else {
         match v.nominal_fps.or(v.average_fps) {
             Some(r) => (r, "source".to_owned()),
-            None => (
-                FrameRate::new(30, 1).expect("30/1 is valid"),
-                "default (source rate unknown)".to_owned(),
-            ),
+            None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
         }
     };
     let max = preset.video.max_fps.as_f64();
@@ -333,10 +293,7 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
         divisor += 1;
     }
     if divisor > 1 {
-        reason = format!(
-            "{reason}, divided by {divisor} to stay within max_fps {}",
-            preset.video.max_fps
-        );
+        reason = format!("{reason}, divided by {divisor} to stay within max_fps {}", preset.video.max_fps);
     }
     (source.divided_by(divisor), reason)
 }
@@ -348,9 +305,7 @@ fn snap(rate: FrameRate) -> FrameRate {
         .filter_map(|&(n, d)| FrameRate::new(n, d))
         .min_by(|a, b| (a.as_f64() - x).abs().total_cmp(&(b.as_f64() - x).abs()))
         .filter(|s| (s.as_f64() - x).abs() / x <= 0.1)
-        .unwrap_or_else(|| {
-            FrameRate::new(x.round().max(1.0) as u32, 1).expect("rounded positive rate")
-        })
+        .unwrap_or_else(|| FrameRate::new(x.round().max(1.0) as u32, 1).expect("rounded positive rate"))
 }
 
 /// Fits each rung's box to the displayed picture (swapping the box for portrait sources),
@@ -361,29 +316,20 @@ fn plan_rungs(preset: &Preset, dw: u32, dh: u32) -> (Vec<PlannedRung>, Vec<Skipp
     let mut kept = Vec::new();
     let mut skipped = Vec::new();
     for rung in &preset.rungs {
-        let (bw, bh) = if portrait {
-            (rung.height, rung.width)
-        } else {
-            (rung.width, rung.height)
-        };
+        let (bw, bh) = if portrait { (rung.height, rung.width) } else { (rung.width, rung.height) };
         let scale = (f64::from(bw) / f64::from(dw)).min(f64::from(bh) / f64::from(dh));
         if scale > 1.0 + 1e-9 {
             skipped.push(SkippedRung {
                 name: rung.name.clone(),
-                reason: format!(
-                    "{}x{} would upscale the {dw}x{dh} source",
-                    rung.width, rung.height
-                ),
+                reason: format!("{}x{} would upscale the {dw}x{dh} source", rung.width, rung.height),
             });
             continue;
         }
         kept.push((rung, scale));
     }
     if kept.is_empty()
-        && let Some(smallest) = preset
-            .rungs
-            .iter()
-            .min_by_key(|r| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps))
+        && let Some(smallest) =
+            preset.rungs.iter().min_by_key(|r| (u64::from(r.width) * u64::from(r.height), r.bitrate_kbps))
     {
         skipped.retain(|s| s.name != smallest.name);
         kept.push((smallest, 1.0));
@@ -410,10 +356,7 @@ mod tests {
 
     #[test]
     fn variable_rates_snap_to_standard_ones() {
-        assert_eq!(
-            snap(FrameRate::new(2960, 100).unwrap()).to_string(),
-            "30000/1001"
-        );
+        assert_eq!(snap(FrameRate::new(2960, 100).unwrap()).to_string(), "30000/1001");
         assert_eq!(snap(FrameRate::new(2510, 100).unwrap()).to_string(), "25");
         assert_eq!(snap(FrameRate::new(15, 1).unwrap()).to_string(), "15");
     }

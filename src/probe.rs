@@ -22,10 +22,7 @@ pub struct Limits {
 impl Default for Limits {
     /// 8K UHD (7680x4320) fits, with either orientation.
     fn default() -> Self {
-        Self {
-            max_side: 8192,
-            max_pixels: 8192 * 4320,
-        }
+        Self { max_side: 8192, max_pixels: 8192 * 4320 }
     }
 }
 
@@ -108,33 +105,20 @@ pub enum ProbeError {
     NotAFile { path: PathBuf },
     #[error("{path}: the file is empty (0 bytes)")]
     Empty { path: PathBuf },
-    #[error(
-        "{path}: the file is truncated: {detail} (was the recording finalised and fully uploaded?)"
-    )]
+    #[error("{path}: the file is truncated: {detail} (was the recording finalised and fully uploaded?)")]
     Truncated { path: PathBuf, detail: String },
     #[error("{path}: not a media file libav can read (no known container format)")]
     NotMedia { path: PathBuf },
     #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
     NoVideo { path: PathBuf, has_audio: bool },
-    #[error(
-        "{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels"
-    )]
-    TooLarge {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        max_side: u32,
-        max_pixels: u64,
-    },
+    #[error("{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels")]
+    TooLarge { path: PathBuf, width: u32, height: u32, max_side: u32, max_pixels: u64 },
     #[error("{path}: video codec {codec} is not supported by the linked libav")]
     UnsupportedCodec { path: PathBuf, codec: String },
     #[error("{path}: the video stream cannot be decoded ({detail})")]
     Undecodable { path: PathBuf, detail: String },
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl ProbeError {
@@ -151,10 +135,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     let p = || path.to_owned();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProbeError::NotFound { path: p() },
-        _ => ProbeError::Io {
-            path: p(),
-            source: e,
-        },
+        _ => ProbeError::Io { path: p(), source: e },
     })?;
     if !meta.is_file() {
         return Err(ProbeError::NotAFile { path: p() });
@@ -183,10 +164,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         });
     let Some(video_stream) = video_stream else {
         let has_audio = streams.iter().any(|s| s.kind == "audio");
-        return Err(ProbeError::NoVideo {
-            path: p(),
-            has_audio,
-        });
+        return Err(ProbeError::NoVideo { path: p(), has_audio });
     };
     let video_index = video_stream.index();
     let audio = input
@@ -202,10 +180,13 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     check_size(path, width, height, limits)?;
     let codec_id = params.id();
     if ff::decoder::find(codec_id).is_none() {
-        return Err(ProbeError::UnsupportedCodec {
-            path: p(),
-            codec: codec_name(codec_id),
-        });
+        let codec = if codec_id == codec::Id::None {
+            let tag = par.codec_tag.to_le_bytes();
+            format!("'{}' (unknown to libav)", String::from_utf8_lossy(&tag))
+        } else {
+            codec_name(codec_id)
+        };
+        return Err(ProbeError::UnsupportedCodec { path: p(), codec });
     }
     let time_base = video_stream.time_base();
     let nominal_fps = FrameRate::from_av(video_stream.rate()).filter(|r| r.as_f64() <= 1000.0);
@@ -221,10 +202,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     let field_order_hint = par.field_order;
     let container_duration = input.duration();
     let bit_rate = u64::try_from(input.bit_rate()).ok().filter(|b| *b > 0);
-    let (container, container_long_name) = (
-        input.format().name().to_owned(),
-        input.format().description().to_owned(),
-    );
+    let (container, container_long_name) = (input.format().name().to_owned(), input.format().description().to_owned());
 
     let scan = scan_video(path, input, video_index, params, limits)?;
     let pixel_format = scan.pixel_format;
@@ -249,15 +227,9 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     let variable_frame_rate = is_variable(&scan.pts, time_base, nominal_fps, average_fps);
 
     let (mut display_width, mut display_height) = if sar.0 > sar.1 {
-        (
-            (u64::from(width) * u64::from(sar.0) / u64::from(sar.1)) as u32,
-            height,
-        )
+        ((u64::from(width) * u64::from(sar.0) / u64::from(sar.1)) as u32, height)
     } else {
-        (
-            width,
-            (u64::from(height) * u64::from(sar.1) / u64::from(sar.0)) as u32,
-        )
+        (width, (u64::from(height) * u64::from(sar.1) / u64::from(sar.0)) as u32)
     };
     if rotation % 180 == 90 {
         std::mem::swap(&mut display_width, &mut display_height);
@@ -280,9 +252,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
             rotation,
             display_width,
             display_height,
-            pixel_format: pixel_format
-                .descriptor()
-                .map_or_else(|| "unknown".to_owned(), |d| d.name().to_owned()),
+            pixel_format: pixel_format.descriptor().map_or_else(|| "unknown".to_owned(), |d| d.name().to_owned()),
             bit_depth,
             nominal_fps,
             average_fps,
@@ -297,10 +267,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
 }
 
 fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {
-    if width > limits.max_side
-        || height > limits.max_side
-        || u64::from(width) * u64::from(height) > limits.max_pixels
-    {
+    if width > limits.max_side || height > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(ProbeError::TooLarge {
             path: path.to_owned(),
             width,
@@ -316,10 +283,7 @@ fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(
 /// `moov`, and an interrupted upload leaves a box running past the end of the file. libav
 /// would only say "invalid data".
 fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
-    let io = |e| ProbeError::Io {
-        path: path.to_owned(),
-        source: e,
-    };
+    let io = |e| ProbeError::Io { path: path.to_owned(), source: e };
     let mut file = File::open(path).map_err(io)?;
     let mut header = [0u8; 16];
     let mut pos = 0u64;
@@ -334,9 +298,7 @@ fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
         if pos == 0 && kind != "ftyp" {
             return Ok(()); // not ISO BMFF: libav decides
         }
-        let mut size = u64::from(u32::from_be_bytes([
-            header[0], header[1], header[2], header[3],
-        ]));
+        let mut size = u64::from(u32::from_be_bytes([header[0], header[1], header[2], header[3]]));
         if size == 1 && n >= 16 {
             size = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
         } else if size == 0 {
@@ -372,11 +334,8 @@ fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
 /// Opens the container and reads stream information without letting any decoder touch a
 /// picture above the limits (`max_pixels` for every stream's probe decoder).
 fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input, ProbeError> {
-    let not_media = || ProbeError::NotMedia {
-        path: path.to_owned(),
-    };
-    let c_path =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| not_media())?;
+    let not_media = || ProbeError::NotMedia { path: path.to_owned() };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| not_media())?;
     // SAFETY: standard avformat open sequence; on every failure path the context is closed,
     // and on success ownership passes to `Input`, which closes it on drop.
     unsafe {
@@ -384,11 +343,7 @@ fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input
         let r = ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), ptr::null_mut());
         if r < 0 {
             return Err(match ff::Error::from(r) {
-                ff::Error::Other {
-                    errno: ff::util::error::ENOENT,
-                } => ProbeError::NotFound {
-                    path: path.to_owned(),
-                },
+                ff::Error::Other { errno: ff::util::error::ENOENT } => ProbeError::NotFound { path: path.to_owned() },
                 _ => not_media(),
             });
         }
@@ -396,12 +351,7 @@ fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input
         for i in 0..(*ctx).nb_streams as usize {
             let par = &*(*(*(*ctx).streams.add(i))).codecpar;
             if par.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO
-                && let Err(e) = check_size(
-                    path,
-                    par.width.max(0) as u32,
-                    par.height.max(0) as u32,
-                    limits,
-                )
+                && let Err(e) = check_size(path, par.width.max(0) as u32, par.height.max(0) as u32, limits)
             {
                 ffi::avformat_close_input(&mut ctx);
                 return Err(e);
@@ -410,19 +360,11 @@ fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input
         let n = (*ctx).nb_streams as usize;
         let mut options: Vec<*mut ffi::AVDictionary> = vec![ptr::null_mut(); n];
         let key = c"max_pixels";
-        let value =
-            std::ffi::CString::new(limits.max_pixels.to_string()).expect("digits have no NUL");
+        let value = std::ffi::CString::new(limits.max_pixels.to_string()).expect("digits have no NUL");
         for o in options.iter_mut() {
             ffi::av_dict_set(o, key.as_ptr(), value.as_ptr(), 0);
         }
-        let r = ffi::avformat_find_stream_info(
-            ctx,
-            if n == 0 {
-                ptr::null_mut()
-            } else {
-                options.as_mut_ptr()
-            },
-        );
+        let r = ffi::avformat_find_stream_info(ctx, if n == 0 { ptr::null_mut() } else { options.as_mut_ptr() });
         for o in options.iter_mut() {
             ffi::av_dict_free(o);
         }
@@ -454,22 +396,12 @@ fn scan_video(
     params: codec::Parameters,
     limits: &Limits,
 ) -> Result<Scan, ProbeError> {
-    let undecodable = |detail: String| ProbeError::Undecodable {
-        path: path.to_owned(),
-        detail,
-    };
-    let mut context =
-        codec::Context::from_parameters(params).map_err(|e| undecodable(e.to_string()))?;
+    let undecodable = |detail: String| ProbeError::Undecodable { path: path.to_owned(), detail };
+    let mut context = codec::Context::from_parameters(params).map_err(|e| undecodable(e.to_string()))?;
     // SAFETY: the context is not opened yet; max_pixels is a plain field read at open.
     unsafe { (*context.as_mut_ptr()).max_pixels = limits.max_pixels as i64 };
-    let mut decoder = context
-        .decoder()
-        .video()
-        .map_err(|e| undecodable(e.to_string()))?;
-    let time_base = input
-        .stream(index)
-        .map(|s| s.time_base())
-        .unwrap_or(ff::Rational::new(1, 1));
+    let mut decoder = context.decoder().video().map_err(|e| undecodable(e.to_string()))?;
+    let time_base = input.stream(index).map(|s| s.time_base()).unwrap_or(ff::Rational::new(1, 1));
     let mut first: Option<ff::frame::Video> = None;
     let mut pts = Vec::new();
     let mut last_error = None;
@@ -487,9 +419,7 @@ fn scan_video(
             let mut frame = ff::frame::Video::empty();
             match decoder.receive_frame(&mut frame) {
                 Ok(()) => first = Some(frame),
-                Err(ff::Error::Other {
-                    errno: ff::util::error::EAGAIN,
-                }) => {}
+                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => {}
                 Err(e) => last_error = Some(e),
             }
         }
@@ -505,10 +435,8 @@ fn scan_video(
         }
     }
     let Some(frame) = first else {
-        let detail = last_error.map_or_else(
-            || "no frame could be decoded".to_owned(),
-            |e| format!("no frame could be decoded: {e}"),
-        );
+        let detail = last_error
+            .map_or_else(|| "no frame could be decoded".to_owned(), |e| format!("no frame could be decoded: {e}"));
         return Err(undecodable(detail));
     };
     let last_pts_seconds = pts.iter().max().map(|&t| t as f64 * f64::from(time_base));
@@ -523,12 +451,7 @@ fn scan_video(
 
 /// Variable when more than 1 % of the frame intervals stray over 10 % from the typical one,
 /// or when the average rate disagrees with the nominal one by over 1 %.
-fn is_variable(
-    pts: &[i64],
-    time_base: ff::Rational,
-    nominal: Option<FrameRate>,
-    average: Option<FrameRate>,
-) -> bool {
+fn is_variable(pts: &[i64], time_base: ff::Rational, nominal: Option<FrameRate>, average: Option<FrameRate>) -> bool {
     if let (Some(n), Some(a)) = (nominal, average)
         && (n.as_f64() - a.as_f64()).abs() / n.as_f64() > 0.01
     {
@@ -547,10 +470,7 @@ fn is_variable(
     // A time base coarser than a tenth of a frame cannot tell jitter from rounding.
     let tolerance = (typical * 0.1).max(1.0);
     let _ = time_base;
-    let strays = deltas
-        .iter()
-        .filter(|&&d| (d as f64 - typical).abs() > tolerance)
-        .count();
+    let strays = deltas.iter().filter(|&&d| (d as f64 - typical).abs() > tolerance).count();
     strays * 100 > deltas.len()
 }
 
@@ -571,9 +491,7 @@ fn display_rotation(stream: &ff::format::stream::Stream<'_>) -> u32 {
 }
 
 fn is_attached_picture(stream: &ff::format::stream::Stream<'_>) -> bool {
-    stream
-        .disposition()
-        .contains(ff::format::stream::Disposition::ATTACHED_PIC)
+    stream.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC)
 }
 
 fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
@@ -583,21 +501,15 @@ fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
     // SAFETY: the buffer is large enough and av_channel_layout_describe NUL-terminates.
     let layout = unsafe {
         ffi::av_channel_layout_describe(&par.ch_layout, buf.as_mut_ptr(), buf.len());
-        std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_string_lossy()
-            .into_owned()
+        std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
     };
     // SAFETY: format holds an AVSampleFormat value for audio streams.
     let sample_format = unsafe {
-        let name = ffi::av_get_sample_fmt_name(std::mem::transmute::<i32, ffi::AVSampleFormat>(
-            par.format,
-        ));
+        let name = ffi::av_get_sample_fmt_name(std::mem::transmute::<i32, ffi::AVSampleFormat>(par.format));
         if name.is_null() {
             "unknown".to_owned()
         } else {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
+            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
         }
     };
     AudioInfo {
@@ -615,11 +527,7 @@ fn pixel_bit_depth(format: ff::format::Pixel) -> u32 {
     // SAFETY: av_pix_fmt_desc_get accepts any value and returns NULL for unknown ones.
     unsafe {
         let desc = ffi::av_pix_fmt_desc_get(raw);
-        if desc.is_null() {
-            8
-        } else {
-            (*desc).comp[0].depth.max(1) as u32
-        }
+        if desc.is_null() { 8 } else { (*desc).comp[0].depth.max(1) as u32 }
     }
 }
 
@@ -627,21 +535,13 @@ fn profile_name(id: codec::Id, profile: i32) -> Option<String> {
     // SAFETY: avcodec_profile_name returns a static string or NULL.
     unsafe {
         let name = ffi::avcodec_profile_name(id.into(), profile);
-        (!name.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
-        })
+        (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
     }
 }
 
 fn codec_name(id: codec::Id) -> String {
     // SAFETY: avcodec_get_name always returns a static string.
-    unsafe {
-        std::ffi::CStr::from_ptr(ffi::avcodec_get_name(id.into()))
-            .to_string_lossy()
-            .into_owned()
-    }
+    unsafe { std::ffi::CStr::from_ptr(ffi::avcodec_get_name(id.into())).to_string_lossy().into_owned() }
 }
 
 fn kind_name(t: media::Type) -> &'static str {
@@ -666,30 +566,18 @@ mod tests {
     fn steady_millisecond_timestamps_are_constant_rate() {
         // 30 fps in a 1/1000 time base alternates 33 and 34 ms.
         let pts: Vec<i64> = (0..300).map(|i| i * 1000 / 30).collect();
-        assert!(!is_variable(
-            &pts,
-            tb(),
-            FrameRate::new(30, 1),
-            FrameRate::new(30, 1)
-        ));
+        assert!(!is_variable(&pts, tb(), FrameRate::new(30, 1), FrameRate::new(30, 1)));
     }
 
     #[test]
     fn jittery_timestamps_are_variable() {
-        let pts: Vec<i64> = (0..300)
-            .map(|i| i * 33 + if i % 7 == 0 { 15 } else { 0 })
-            .collect();
+        let pts: Vec<i64> = (0..300).map(|i| i * 33 + if i % 7 == 0 { 15 } else { 0 }).collect();
         assert!(is_variable(&pts, tb(), None, None));
     }
 
     #[test]
     fn average_far_from_nominal_is_variable() {
         let pts: Vec<i64> = (0..10).map(|i| i * 40).collect();
-        assert!(is_variable(
-            &pts,
-            tb(),
-            FrameRate::new(30, 1),
-            FrameRate::new(24, 1)
-        ));
+        assert!(is_variable(&pts, tb(), FrameRate::new(30, 1), FrameRate::new(24, 1)));
     }
 }

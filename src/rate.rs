@@ -32,10 +32,7 @@ impl FrameRate {
             return None;
         }
         let g = gcd(u64::from(num), u64::from(den)) as u32;
-        Some(Self {
-            num: num / g,
-            den: den / g,
-        })
+        Some(Self { num: num / g, den: den / g })
     }
 
     /// Reads a libav rational, rejecting the `0/0` and `x/0` libav uses for "unknown".
@@ -90,18 +87,13 @@ impl FrameRate {
 
     /// This rate divided by `d` (e.g. 50 → 25 when halving).
     pub fn divided_by(self, d: u32) -> Self {
-        Self::new(self.num, self.den * d)
-            .expect("a positive rate divided by a positive integer is positive")
+        Self::new(self.num, self.den * d).expect("a positive rate divided by a positive integer is positive")
     }
 }
 
 impl fmt::Display for FrameRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.den == 1 {
-            write!(f, "{}", self.num)
-        } else {
-            write!(f, "{}/{}", self.num, self.den)
-        }
+        if self.den == 1 { write!(f, "{}", self.num) } else { write!(f, "{}/{}", self.num, self.den) }
     }
 }
 
@@ -154,18 +146,9 @@ mod tests {
 
     #[test]
     fn decimal_ntsc_rates_become_1001_fractions() {
-        assert_eq!(
-            "29.97".parse::<FrameRate>().unwrap().to_string(),
-            "30000/1001"
-        );
-        assert_eq!(
-            "23.976".parse::<FrameRate>().unwrap().to_string(),
-            "24000/1001"
-        );
-        assert_eq!(
-            "59.94".parse::<FrameRate>().unwrap().to_string(),
-            "60000/1001"
-        );
+        assert_eq!("29.97".parse::<FrameRate>().unwrap().to_string(), "30000/1001");
+        assert_eq!("23.976".parse::<FrameRate>().unwrap().to_string(), "24000/1001");
+        assert_eq!("59.94".parse::<FrameRate>().unwrap().to_string(), "60000/1001");
         assert_eq!("25".parse::<FrameRate>().unwrap().to_string(), "25");
         assert_eq!("50/2".parse::<FrameRate>().unwrap().to_string(), "25");
         assert_eq!("12.5".parse::<FrameRate>().unwrap().to_string(), "25/2");

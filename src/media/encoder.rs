@@ -6,9 +6,7 @@ use ffmpeg_next::{self as ff, Dictionary, codec, encoder, format::Pixel};
 use crate::rate::FrameRate;
 
 /// The video codecs a preset can ask for.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     H264,
@@ -88,19 +86,11 @@ pub enum EncoderError {
     #[error("encoder {0:?} is not in the linked libav (see `ffmpeg -encoders`)")]
     NotFound(String),
     #[error("encoder {encoder:?} produces {actual}, not {expected}")]
-    WrongCodec {
-        encoder: String,
-        expected: &'static str,
-        actual: String,
-    },
+    WrongCodec { encoder: String, expected: &'static str, actual: String },
     #[error("encoder {encoder} rejected its settings: {source}")]
     Open { encoder: String, source: ff::Error },
     #[error("encoder {encoder} does not know option {key:?}")]
-    UnknownOption {
-        encoder: String,
-        key: String,
-        source_key: OptionSource,
-    },
+    UnknownOption { encoder: String, key: String, source_key: OptionSource },
 }
 
 /// One problem `check_video` found, with the option responsible when it is known.
@@ -115,14 +105,10 @@ pub struct EncoderProblem {
 fn grid_params(codec: VideoCodec, encoder: &str, gop: u32) -> Option<(&'static str, String)> {
     match (codec, encoder) {
         (VideoCodec::H264, "libx264") => Some(("x264-params", "scenecut=0:open-gop=0".to_owned())),
-        (VideoCodec::Hevc, "libx265") => Some((
-            "x265-params",
-            format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error"),
-        )),
-        (VideoCodec::Av1, "libsvtav1") => Some((
-            "svtav1-params",
-            format!("keyint={gop}:irefresh-type=2:scd=0"),
-        )),
+        (VideoCodec::Hevc, "libx265") => {
+            Some(("x265-params", format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error")))
+        }
+        (VideoCodec::Av1, "libsvtav1") => Some(("svtav1-params", format!("keyint={gop}:irefresh-type=2:scd=0"))),
         _ => None,
     }
 }
@@ -134,11 +120,7 @@ fn effective_options(spec: &VideoEncoderSpec) -> Vec<EncoderOption> {
     if let Some((key, ours)) = grid_params(spec.codec, &spec.encoder, spec.gop_frames) {
         match out.iter_mut().find(|o| o.key == key) {
             Some(user) => user.value = format!("{}:{ours}", user.value),
-            None => out.push(EncoderOption {
-                key: key.to_owned(),
-                value: ours,
-                source: OptionSource::Ladder,
-            }),
+            None => out.push(EncoderOption { key: key.to_owned(), value: ours, source: OptionSource::Ladder }),
         }
     }
     out
@@ -170,15 +152,10 @@ fn open_video_with(
         ));
     }
     let context = codec::Context::new_with_codec(codec);
-    let mut video = context.encoder().video().map_err(|e| {
-        one(
-            None,
-            EncoderError::Open {
-                encoder: spec.encoder.clone(),
-                source: e,
-            },
-        )
-    })?;
+    let mut video = context
+        .encoder()
+        .video()
+        .map_err(|e| one(None, EncoderError::Open { encoder: spec.encoder.clone(), source: e }))?;
     video.set_width(spec.width);
     video.set_height(spec.height);
     video.set_format(Pixel::YUV420P);
@@ -192,11 +169,7 @@ fn open_video_with(
     video.set_max_bit_rate(spec.maxrate_kbps as usize * 1000);
     video.set_flags(codec::Flags::GLOBAL_HEADER);
     // SVT-AV1 1.4 deadlocks on its first frame when limited to one logical processor.
-    let threads = if spec.encoder == "libsvtav1" && spec.threads == 1 {
-        0
-    } else {
-        spec.threads
-    };
+    let threads = if spec.encoder == "libsvtav1" && spec.threads == 1 { 0 } else { spec.threads };
     video.set_threading(codec::threading::Config {
         kind: codec::threading::Type::Frame,
         count: threads,
@@ -221,21 +194,12 @@ fn open_video_with(
         (r, Dictionary::own(raw))
     };
     if result < 0 {
-        return Err(one(
-            None,
-            EncoderError::Open {
-                encoder: spec.encoder.clone(),
-                source: ff::Error::from(result),
-            },
-        ));
+        return Err(one(None, EncoderError::Open { encoder: spec.encoder.clone(), source: ff::Error::from(result) }));
     }
     let unknown: Vec<EncoderProblem> = leftover
         .iter()
         .map(|(key, _)| {
-            let source = options
-                .iter()
-                .find(|o| o.key == key)
-                .map_or(OptionSource::Ladder, |o| o.source.clone());
+            let source = options.iter().find(|o| o.key == key).map_or(OptionSource::Ladder, |o| o.source.clone());
             EncoderProblem {
                 source: Some(source.clone()),
                 error: EncoderError::UnknownOption {
@@ -263,13 +227,7 @@ pub fn check_video(spec: &VideoEncoderSpec) -> Vec<EncoderProblem> {
         Err(p) => p,
     };
     let opened_without_options = try_open(&[]).is_ok();
-    let is_open_failure = matches!(
-        problems.first(),
-        Some(EncoderProblem {
-            error: EncoderError::Open { .. },
-            ..
-        })
-    );
+    let is_open_failure = matches!(problems.first(), Some(EncoderProblem { error: EncoderError::Open { .. }, .. }));
     if is_open_failure && opened_without_options {
         let culprits: Vec<EncoderProblem> = options
             .iter()
@@ -322,28 +280,15 @@ pub struct AudioEncoderSpec {
 /// Opens the audio encoder (planar float, as libav's AAC encoder takes).
 pub fn open_audio(spec: &AudioEncoderSpec) -> Result<encoder::audio::Encoder, EncoderError> {
     super::init();
-    let codec = encoder::find_by_name(&spec.encoder)
-        .ok_or_else(|| EncoderError::NotFound(spec.encoder.clone()))?;
-    let open_err = |e| EncoderError::Open {
-        encoder: spec.encoder.clone(),
-        source: e,
-    };
-    let mut audio = codec::Context::new_with_codec(codec)
-        .encoder()
-        .audio()
-        .map_err(open_err)?;
-    let layout = if spec.channels == 1 {
-        ff::ChannelLayout::MONO
-    } else {
-        ff::ChannelLayout::STEREO
-    };
+    let codec = encoder::find_by_name(&spec.encoder).ok_or_else(|| EncoderError::NotFound(spec.encoder.clone()))?;
+    let open_err = |e| EncoderError::Open { encoder: spec.encoder.clone(), source: e };
+    let mut audio = codec::Context::new_with_codec(codec).encoder().audio().map_err(open_err)?;
+    let layout = if spec.channels == 1 { ff::ChannelLayout::MONO } else { ff::ChannelLayout::STEREO };
     audio.set_rate(spec.sample_rate as i32);
     audio.set_channel_layout(layout);
     audio.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));
     audio.set_bit_rate(spec.bitrate_kbps as usize * 1000);
     audio.set_time_base(ff::Rational::new(1, spec.sample_rate as i32));
     audio.set_flags(codec::Flags::GLOBAL_HEADER);
-    audio
-        .open_as_with(codec, Dictionary::new())
-        .map_err(open_err)
+    audio.open_as_with(codec, Dictionary::new()).map_err(open_err)
 }

@@ -39,9 +39,6 @@ pub fn library_versions() -> Vec<(&'static str, String)> {
         ("avcodec", v(ffmpeg_next::codec::version())),
         ("avutil", v(ffmpeg_next::util::version())),
         ("swscale", v(ffmpeg_next::software::scaling::version())),
-        (
-            "swresample",
-            v(ffmpeg_next::software::resampling::version()),
-        ),
+        ("swresample", v(ffmpeg_next::software::resampling::version())),
     ]
 }

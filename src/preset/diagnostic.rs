@@ -19,13 +19,7 @@ pub struct KeyPath(pub Vec<Seg>);
 impl KeyPath {
     /// Parses the dotted form used in code: `"rungs"`, `"video.options.tune"`.
     pub fn parse(dotted: &str) -> Self {
-        Self(
-            dotted
-                .split('.')
-                .filter(|s| !s.is_empty())
-                .map(|s| Seg::Key(s.to_owned()))
-                .collect(),
-        )
+        Self(dotted.split('.').filter(|s| !s.is_empty()).map(|s| Seg::Key(s.to_owned())).collect())
     }
 
     pub fn key(mut self, key: &str) -> Self {
@@ -79,12 +73,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(path: KeyPath, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            path,
-            message: message.into(),
-            fix: fix.into(),
-            at_key: false,
-        }
+        Self { path, message: message.into(), fix: fix.into(), at_key: false }
     }
 }
 
@@ -102,11 +91,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {} — {}",
-            self.file, self.line, self.column, self.message, self.fix
-        )
+        write!(f, "{}:{}:{}: {} — {}", self.file, self.line, self.column, self.message, self.fix)
     }
 }
 
@@ -157,8 +142,7 @@ pub fn locate(root: &DeTable<'_>, path: &KeyPath, at_key: bool) -> usize {
 mod tests {
     use super::*;
 
-    const DOC: &str =
-        "name = \"x\"\n[video]\ncodec = \"h264\"\n\n[[rungs]]\nname = \"a\"\nwidth = 641\n";
+    const DOC: &str = "name = \"x\"\n[video]\ncodec = \"h264\"\n\n[[rungs]]\nname = \"a\"\nwidth = 641\n";
 
     fn at(path: &KeyPath, at_key: bool) -> (usize, usize) {
         let root = DeTable::parse(DOC).unwrap();
@@ -167,14 +151,8 @@ mod tests {
 
     #[test]
     fn locates_values_in_arrays_of_tables() {
-        assert_eq!(
-            at(&KeyPath::parse("rungs").index(0).key("width"), false),
-            (7, 9)
-        );
-        assert_eq!(
-            at(&KeyPath::parse("rungs").index(0).key("width"), true),
-            (7, 1)
-        );
+        assert_eq!(at(&KeyPath::parse("rungs").index(0).key("width"), false), (7, 9));
+        assert_eq!(at(&KeyPath::parse("rungs").index(0).key("width"), true), (7, 1));
         assert_eq!(at(&KeyPath::parse("video.codec"), false), (3, 9));
     }
 
@@ -186,9 +164,6 @@ mod tests {
 
     #[test]
     fn paths_print_like_toml_keys() {
-        assert_eq!(
-            KeyPath::parse("rungs").index(2).key("width").to_string(),
-            "rungs[2].width"
-        );
+        assert_eq!(KeyPath::parse("rungs").index(2).key("width").to_string(), "rungs[2].width");
     }
 }

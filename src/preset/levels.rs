@@ -94,35 +94,21 @@ pub fn h264_violations(level: &str, high_profile: bool, load: RungLoad) -> Vec<S
     let side_limit = ((max_fs * 8) as f64).sqrt() as u64;
     let mut out = Vec::new();
     if fs > max_fs {
-        out.push(format!(
-            "{fs} macroblocks per frame exceed level {level}'s {max_fs}"
-        ));
+        out.push(format!("{fs} macroblocks per frame exceed level {level}'s {max_fs}"));
     } else if mbs_w > side_limit || mbs_h > side_limit {
-        out.push(format!(
-            "a side of {} macroblocks exceeds level {level}'s {side_limit}",
-            mbs_w.max(mbs_h)
-        ));
+        out.push(format!("a side of {} macroblocks exceeds level {level}'s {side_limit}", mbs_w.max(mbs_h)));
     }
     let mbps = fs as f64 * load.fps;
     if mbps > max_mbps as f64 {
-        out.push(format!(
-            "{mbps:.0} macroblocks/s at {:.3} fps exceed level {level}'s {max_mbps}",
-            load.fps
-        ));
+        out.push(format!("{mbps:.0} macroblocks/s at {:.3} fps exceed level {level}'s {max_mbps}", load.fps));
     }
     let br = max_br as f64 * factor;
     if f64::from(load.maxrate_kbps) > br {
-        out.push(format!(
-            "maxrate {} kbit/s exceeds level {level}'s {br:.0}",
-            load.maxrate_kbps
-        ));
+        out.push(format!("maxrate {} kbit/s exceeds level {level}'s {br:.0}", load.maxrate_kbps));
     }
     let cpb = max_cpb as f64 * factor;
     if f64::from(load.bufsize_kbit) > cpb {
-        out.push(format!(
-            "bufsize {} kbit exceeds level {level}'s {cpb:.0}",
-            load.bufsize_kbit
-        ));
+        out.push(format!("bufsize {} kbit exceeds level {level}'s {cpb:.0}", load.bufsize_kbit));
     }
     out
 }
@@ -136,33 +122,19 @@ pub fn hevc_violations(level: &str, load: RungLoad) -> Vec<String> {
     let side_limit = ((max_ps * 8) as f64).sqrt() as u64;
     let mut out = Vec::new();
     if ps > max_ps {
-        out.push(format!(
-            "{ps} luma samples per picture exceed level {level}'s {max_ps}"
-        ));
+        out.push(format!("{ps} luma samples per picture exceed level {level}'s {max_ps}"));
     } else if u64::from(load.width.max(load.height)) > side_limit {
-        out.push(format!(
-            "a side of {} pixels exceeds level {level}'s {side_limit}",
-            load.width.max(load.height)
-        ));
+        out.push(format!("a side of {} pixels exceeds level {level}'s {side_limit}", load.width.max(load.height)));
     }
     let sr = ps as f64 * load.fps;
     if sr > max_sr as f64 {
-        out.push(format!(
-            "{sr:.0} luma samples/s at {:.3} fps exceed level {level}'s {max_sr}",
-            load.fps
-        ));
+        out.push(format!("{sr:.0} luma samples/s at {:.3} fps exceed level {level}'s {max_sr}", load.fps));
     }
     if u64::from(load.maxrate_kbps) > max_br {
-        out.push(format!(
-            "maxrate {} kbit/s exceeds level {level}'s {max_br}",
-            load.maxrate_kbps
-        ));
+        out.push(format!("maxrate {} kbit/s exceeds level {level}'s {max_br}", load.maxrate_kbps));
     }
     if u64::from(load.bufsize_kbit) > max_cpb {
-        out.push(format!(
-            "bufsize {} kbit exceeds level {level}'s {max_cpb}",
-            load.bufsize_kbit
-        ));
+        out.push(format!("bufsize {} kbit exceeds level {level}'s {max_cpb}", load.bufsize_kbit));
     }
     out
 }
@@ -172,13 +144,7 @@ mod tests {
     use super::*;
 
     fn load(width: u32, height: u32, fps: f64, maxrate_kbps: u32) -> RungLoad {
-        RungLoad {
-            width,
-            height,
-            fps,
-            maxrate_kbps,
-            bufsize_kbit: maxrate_kbps * 2,
-        }
+        RungLoad { width, height, fps, maxrate_kbps, bufsize_kbit: maxrate_kbps * 2 }
     }
 
     #[test]
@@ -201,10 +167,7 @@ mod tests {
 
     #[test]
     fn hevc_level_4_caps_main_tier_bitrate() {
-        let at = |maxrate_kbps| RungLoad {
-            bufsize_kbit: maxrate_kbps,
-            ..load(1920, 1080, 30.0, maxrate_kbps)
-        };
+        let at = |maxrate_kbps| RungLoad { bufsize_kbit: maxrate_kbps, ..load(1920, 1080, 30.0, maxrate_kbps) };
         assert!(hevc_violations("4", at(12_000)).is_empty());
         let v = hevc_violations("4", at(15_000));
         assert!(v.iter().any(|m| m.contains("maxrate")), "{v:?}");

@@ -137,13 +137,7 @@ pub struct Resources {
 
 impl Preset {
     /// The encoder settings of one rung at an output rate and GOP length.
-    pub fn encoder_spec(
-        &self,
-        rung: &Rung,
-        fps: FrameRate,
-        gop_frames: u32,
-        threads: usize,
-    ) -> VideoEncoderSpec {
+    pub fn encoder_spec(&self, rung: &Rung, fps: FrameRate, gop_frames: u32, threads: usize) -> VideoEncoderSpec {
         encoder_spec(&self.video, rung, fps, gop_frames, threads)
     }
 }
@@ -158,19 +152,10 @@ fn encoder_spec(
     let mut options: Vec<EncoderOption> = video
         .options
         .iter()
-        .map(|(k, v)| EncoderOption {
-            key: k.clone(),
-            value: v.clone(),
-            source: OptionSource::Options(k.clone()),
-        })
+        .map(|(k, v)| EncoderOption { key: k.clone(), value: v.clone(), source: OptionSource::Options(k.clone()) })
         .collect();
-    let mut push = |key: &str, value: String, source| {
-        options.push(EncoderOption {
-            key: key.to_owned(),
-            value,
-            source,
-        })
-    };
+    let mut push =
+        |key: &str, value: String, source| options.push(EncoderOption { key: key.to_owned(), value, source });
     if let Some(speed) = &video.speed {
         push("preset", speed.clone(), OptionSource::Speed);
     }
@@ -206,11 +191,9 @@ fn encoder_spec(
         let idc = format!("level-idc={level}");
         match spec.options.iter_mut().find(|o| o.key == "x265-params") {
             Some(o) => o.value = format!("{}:{idc}", o.value),
-            None => spec.options.push(EncoderOption {
-                key: "x265-params".into(),
-                value: idc,
-                source: OptionSource::Level,
-            }),
+            None => {
+                spec.options.push(EncoderOption { key: "x265-params".into(), value: idc, source: OptionSource::Level })
+            }
         }
     }
     spec
@@ -220,25 +203,15 @@ fn encoder_spec(
 #[derive(Debug, thiserror::Error)]
 pub enum PresetError {
     #[error("cannot read preset {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("no preset named {name:?} (built in: {builtin}; or give a path to a .toml file)")]
     NotFound { name: String, builtin: String },
     #[error("preset {origin} is invalid:\n{}", render(.diagnostics))]
-    Invalid {
-        origin: String,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Invalid { origin: String, diagnostics: Vec<Diagnostic> },
 }
 
 fn render(diagnostics: &[Diagnostic]) -> String {
-    diagnostics
-        .iter()
-        .map(|d| format!("  {d}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    diagnostics.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
 }
 
 /// The names of the built-in presets.
@@ -273,36 +246,26 @@ pub fn resolve(spec: &str, dir: Option<&Path>) -> Result<Preset, PresetError> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    Err(PresetError::NotFound {
-        name: spec.to_owned(),
-        builtin: builtin_names().collect::<Vec<_>>().join(", "),
-    })
+    Err(PresetError::NotFound { name: spec.to_owned(), builtin: builtin_names().collect::<Vec<_>>().join(", ") })
 }
 
 /// Reads and validates a preset file.
 pub fn load_file(path: &Path) -> Result<Preset, PresetError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PresetError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PresetError::Read { path: path.to_owned(), source })?;
     load_str(&text, &path.display().to_string())
 }
 
 /// Validates preset text; `origin` names it in diagnostics (a path, usually).
 pub fn load_str(text: &str, origin: &str) -> Result<Preset, PresetError> {
-    let invalid = |diagnostics| PresetError::Invalid {
-        origin: origin.to_owned(),
-        diagnostics,
-    };
+    let invalid = |diagnostics| PresetError::Invalid { origin: origin.to_owned(), diagnostics };
     let root = match toml::de::DeTable::parse(text) {
         Ok(root) => root,
         Err(e) => return Err(invalid(vec![syntax_diagnostic(text, origin, &e)])),
     };
     let mut unknown = Vec::new();
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|e| invalid(vec![syntax_diagnostic(text, origin, &e)]))?;
-    let parsed: Result<RawPreset, _> =
-        serde_ignored::deserialize(deserializer, |p| unknown.push(ignored_path(&p)));
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| invalid(vec![syntax_diagnostic(text, origin, &e)]))?;
+    let parsed: Result<RawPreset, _> = serde_ignored::deserialize(deserializer, |p| unknown.push(ignored_path(&p)));
     let mut problems: Vec<Problem> = unknown.iter().map(unknown_key_problem).collect();
     let mut diagnostics = Vec::new();
     match parsed {
@@ -314,8 +277,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Preset, PresetError> {
         },
     }
     diagnostics.extend(problems.iter().map(|p| {
-        let (line, column) =
-            diagnostic::line_col(text, diagnostic::locate(root.get_ref(), &p.path, p.at_key));
+        let (line, column) = diagnostic::line_col(text, diagnostic::locate(root.get_ref(), &p.path, p.at_key));
         Diagnostic {
             file: origin.to_owned(),
             line,
@@ -339,14 +301,7 @@ fn syntax_diagnostic(text: &str, origin: &str, e: &toml::de::Error) -> Diagnosti
     } else {
         "fix the TOML syntax here"
     };
-    Diagnostic {
-        file: origin.to_owned(),
-        line,
-        column,
-        key: String::new(),
-        message,
-        fix: fix.to_owned(),
-    }
+    Diagnostic { file: origin.to_owned(), line, column, key: String::new(), message, fix: fix.to_owned() }
 }
 
 fn ignored_path(path: &serde_ignored::Path<'_>) -> KeyPath {
@@ -355,9 +310,7 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> KeyPath {
         P::Root => KeyPath::default(),
         P::Seq { parent, index } => ignored_path(parent).index(*index),
         P::Map { parent, key } => ignored_path(parent).key(key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
 
@@ -381,8 +334,7 @@ fn unknown_key_problem(path: &KeyPath) -> Problem {
 
 /// The JSON Schema of the preset format, for editors (`ladder presets schema`).
 pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(RawPreset))
-        .expect("a generated schema is valid JSON")
+    serde_json::to_value(schemars::schema_for!(RawPreset)).expect("a generated schema is valid JSON")
 }
 
 /// The keys the schema allows in the table at `path`.
@@ -408,10 +360,7 @@ fn known_keys(path: &KeyPath) -> Vec<String> {
 }
 
 /// Follows `$ref` and `anyOf` (used for optional tables) to the schema with the properties.
-fn object_schema<'a>(
-    root: &'a serde_json::Value,
-    node: &'a serde_json::Value,
-) -> &'a serde_json::Value {
+fn object_schema<'a>(root: &'a serde_json::Value, node: &'a serde_json::Value) -> &'a serde_json::Value {
     if let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
         let pointer = reference.trim_start_matches('#');
         if let Some(target) = root.pointer(pointer) {
@@ -453,11 +402,7 @@ mod tests {
     #[test]
     fn default_is_apples_h264_ladder() {
         let p = resolve(DEFAULT, None).unwrap();
-        let rungs: Vec<(u32, u32, u32)> = p
-            .rungs
-            .iter()
-            .map(|r| (r.width, r.height, r.bitrate_kbps))
-            .collect();
+        let rungs: Vec<(u32, u32, u32)> = p.rungs.iter().map(|r| (r.width, r.height, r.bitrate_kbps)).collect();
         assert_eq!(
             rungs,
             [
@@ -476,10 +421,7 @@ mod tests {
         assert_eq!(p.segments.segment_seconds, 6.0);
         assert_eq!(p.video.profile.as_deref(), Some("high"));
         assert_eq!(p.video.level.as_deref(), Some("4.2"));
-        assert_eq!(
-            (p.audio.sample_rate, p.audio.channels, p.audio.bitrate_kbps),
-            (48000, 2, 128)
-        );
+        assert_eq!((p.audio.sample_rate, p.audio.channels, p.audio.bitrate_kbps), (48000, 2, 128));
     }
 
     #[test]

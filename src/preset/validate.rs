@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use super::diagnostic::{KeyPath, Problem};
 use super::raw::{RawNumberOrText, RawPreset, RawRung};
 use super::{
-    AudioSettings, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings,
-    ThumbnailSettings, VideoSettings, levels,
+    AudioSettings, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings, ThumbnailSettings, VideoSettings,
+    levels,
 };
 use crate::media::encoder::{self, EncoderError, OptionSource, VideoCodec};
 use crate::rate::FrameRate;
@@ -40,9 +40,7 @@ fn rung_path(i: usize, key: &str) -> KeyPath {
 }
 
 pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
-    let mut r = Rules {
-        problems: Vec::new(),
-    };
+    let mut r = Rules { problems: Vec::new() };
     check_name(&mut r, &raw.name);
     let segments = check_segments(&mut r, raw);
     let video = check_video(&mut r, raw, segments);
@@ -53,10 +51,7 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
     }
     let audio = check_audio(&mut r, raw);
     let thumbnails = check_thumbnails(&mut r, raw);
-    let packaging = Packaging {
-        hls: raw.packaging.hls.unwrap_or(true),
-        dash: raw.packaging.dash.unwrap_or(true),
-    };
+    let packaging = Packaging { hls: raw.packaging.hls.unwrap_or(true), dash: raw.packaging.dash.unwrap_or(true) };
     if !packaging.hls && !packaging.dash {
         r.fail(
             path("packaging"),
@@ -83,11 +78,9 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
 }
 
 fn check_name(r: &mut Rules, name: &str) {
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(c));
-    let ok_ends = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(c));
+    let ok_ends =
+        name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if name.is_empty() || name.len() > 63 || !ok_chars || !ok_ends {
         r.fail(
             path("name"),
@@ -148,9 +141,7 @@ fn check_segments(r: &mut Rules, raw: &RawPreset) -> Option<SegmentSettings> {
 
 fn frame_rate(r: &mut Rules, key: &str, value: &RawNumberOrText) -> Option<FrameRate> {
     let parsed = match value {
-        RawNumberOrText::Integer(i) if *i > 0 => {
-            u32::try_from(*i).ok().and_then(|i| FrameRate::new(i, 1))
-        }
+        RawNumberOrText::Integer(i) if *i > 0 => u32::try_from(*i).ok().and_then(|i| FrameRate::new(i, 1)),
         RawNumberOrText::Float(x) => FrameRate::from_f64(*x),
         RawNumberOrText::Text(t) => t.parse().ok(),
         _ => None,
@@ -165,22 +156,14 @@ fn frame_rate(r: &mut Rules, key: &str, value: &RawNumberOrText) -> Option<Frame
     parsed
 }
 
-fn check_video(
-    r: &mut Rules,
-    raw: &RawPreset,
-    segments: Option<SegmentSettings>,
-) -> Option<VideoSettings> {
+fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>) -> Option<VideoSettings> {
     let v = &raw.video;
     let codec = match v.codec.as_str() {
         "h264" | "avc" => Some(VideoCodec::H264),
         "hevc" | "h265" => Some(VideoCodec::Hevc),
         "av1" => Some(VideoCodec::Av1),
         other => {
-            r.fail(
-                path("video.codec"),
-                format!("unknown video codec {other:?}"),
-                "use \"h264\", \"hevc\" or \"av1\"",
-            );
+            r.fail(path("video.codec"), format!("unknown video codec {other:?}"), "use \"h264\", \"hevc\" or \"av1\"");
             None
         }
     };
@@ -201,11 +184,7 @@ fn check_video(
     if let (Some(f), Some(m)) = (fps, max_fps)
         && f.as_f64() > m.as_f64()
     {
-        r.fail(
-            path("video.fps"),
-            format!("fps = {f} is above max_fps = {m}"),
-            format!("use fps <= {m}"),
-        );
+        r.fail(path("video.fps"), format!("fps = {f} is above max_fps = {m}"), format!("use fps <= {m}"));
     }
     if let (Some(f), Some(s)) = (fps, segments)
         && f.whole_frames_in(s.gop_seconds).is_none()
@@ -214,14 +193,8 @@ fn check_video(
         let whole = frames.round().max(1.0);
         r.fail(
             path("segments.gop_seconds"),
-            format!(
-                "a GOP of {} s at {f} fps is {frames:.3} frames, not a whole number",
-                s.gop_seconds
-            ),
-            format!(
-                "use gop_seconds = {} ({whole} frames) or a frame rate that fits",
-                trim_float(whole / f.as_f64())
-            ),
+            format!("a GOP of {} s at {f} fps is {frames:.3} frames, not a whole number", s.gop_seconds),
+            format!("use gop_seconds = {} ({whole} frames) or a frame rate that fits", trim_float(whole / f.as_f64())),
         );
     }
     let rate_control = match (v.rate_control.as_deref().unwrap_or("cvbr"), v.crf) {
@@ -235,11 +208,7 @@ fn check_video(
             None
         }
         ("capped_crf", crf) => {
-            let max = if codec == Some(VideoCodec::Av1) {
-                63.0
-            } else {
-                51.0
-            };
+            let max = if codec == Some(VideoCodec::Av1) { 63.0 } else { 51.0 };
             let crf = crf.unwrap_or(match codec {
                 Some(VideoCodec::Hevc) => 28.0,
                 Some(VideoCodec::Av1) => 35.0,
@@ -266,18 +235,13 @@ fn check_video(
     let level = v.level.as_ref().map(|l| levels::normalise(&l.to_string()));
     if let (Some(level), Some(codec)) = (&level, codec) {
         match codec {
-            VideoCodec::Av1 => r.fail(
-                path("video.level"),
-                "level is not supported for av1 (SVT-AV1 picks it)",
-                "remove level",
-            ),
+            VideoCodec::Av1 => {
+                r.fail(path("video.level"), "level is not supported for av1 (SVT-AV1 picks it)", "remove level")
+            }
             c if !levels::is_known(level, c == VideoCodec::Hevc) => r.fail(
                 path("video.level"),
                 format!("unknown {} level {level:?}", c.name()),
-                format!(
-                    "use one of {}",
-                    levels::names(c == VideoCodec::Hevc).join(", ")
-                ),
+                format!("use one of {}", levels::names(c == VideoCodec::Hevc).join(", ")),
             ),
             _ => {}
         }
@@ -317,36 +281,21 @@ fn check_video(
     };
     Some(VideoSettings {
         codec,
-        encoder: v
-            .encoder
-            .clone()
-            .unwrap_or_else(|| codec.default_encoder().to_owned()),
+        encoder: v.encoder.clone().unwrap_or_else(|| codec.default_encoder().to_owned()),
         profile: v.profile.clone(),
         level,
         speed: v.speed.as_ref().map(ToString::to_string),
         fps,
         max_fps,
         rate_control,
-        options: v
-            .options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        options: v.options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
     })
 }
 
 /// Rungs that passed their own checks, with their index in the file.
-fn check_rungs(
-    r: &mut Rules,
-    raw: &RawPreset,
-    video: Option<&VideoSettings>,
-) -> Vec<(usize, Rung)> {
+fn check_rungs(r: &mut Rules, raw: &RawPreset, video: Option<&VideoSettings>) -> Vec<(usize, Rung)> {
     if raw.rungs.is_empty() {
-        r.fail(
-            path("rungs"),
-            "the preset has no rungs",
-            "add at least one [[rungs]] table",
-        );
+        r.fail(path("rungs"), "the preset has no rungs", "add at least one [[rungs]] table");
     }
     let maxrate_factor = raw.video.maxrate_factor.unwrap_or(1.5);
     if !(1.0..=MAX_PEAK_TO_AVERAGE).contains(&maxrate_factor) {
@@ -360,10 +309,7 @@ fn check_rungs(
     if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&bufsize_seconds) {
         r.fail(
             path("video.bufsize_seconds"),
-            format!(
-                "bufsize_seconds = {bufsize_seconds} is outside {}-{}",
-                BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1
-            ),
+            format!("bufsize_seconds = {bufsize_seconds} is outside {}-{}", BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1),
             "use 1-2 seconds of maxrate",
         );
     }
@@ -383,8 +329,8 @@ fn check_rungs(
                 "give every rung its own name",
             );
         }
-        let mut ok = check_dimension(r, i, rung, "width", rung.width)
-            & check_dimension(r, i, rung, "height", rung.height);
+        let mut ok =
+            check_dimension(r, i, rung, "width", rung.width) & check_dimension(r, i, rung, "height", rung.height);
         if rung.bitrate_kbps == 0 {
             r.fail(
                 rung_path(i, "bitrate_kbps"),
@@ -393,9 +339,7 @@ fn check_rungs(
             );
             ok = false;
         }
-        let maxrate = rung
-            .maxrate_kbps
-            .unwrap_or((f64::from(rung.bitrate_kbps) * maxrate_factor).round() as u32);
+        let maxrate = rung.maxrate_kbps.unwrap_or((f64::from(rung.bitrate_kbps) * maxrate_factor).round() as u32);
         if maxrate < rung.bitrate_kbps {
             r.fail(
                 rung_path(i, "maxrate_kbps"),
@@ -417,9 +361,7 @@ fn check_rungs(
             );
             ok = false;
         }
-        let bufsize = rung
-            .bufsize_kbit
-            .unwrap_or((f64::from(maxrate) * bufsize_seconds).round() as u32);
+        let bufsize = rung.bufsize_kbit.unwrap_or((f64::from(maxrate) * bufsize_seconds).round() as u32);
         let seconds = f64::from(bufsize) / f64::from(maxrate.max(1));
         if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&seconds) {
             r.fail(
@@ -458,15 +400,9 @@ fn check_dimension(r: &mut Rules, i: usize, rung: &RawRung, key: &str, value: u3
     let problem = if value == 0 {
         Some(format!("rung {:?}: {key} is 0", rung.name))
     } else if value % 2 == 1 {
-        Some(format!(
-            "rung {:?}: {key} {value} is odd (4:2:0 video needs even sizes)",
-            rung.name
-        ))
+        Some(format!("rung {:?}: {key} {value} is odd (4:2:0 video needs even sizes)", rung.name))
     } else if value > MAX_SIDE {
-        Some(format!(
-            "rung {:?}: {key} {value} is above {MAX_SIDE}",
-            rung.name
-        ))
+        Some(format!("rung {:?}: {key} {value} is above {MAX_SIDE}", rung.name))
     } else if value < 16 {
         Some(format!("rung {:?}: {key} {value} is below 16", rung.name))
     } else {
@@ -497,9 +433,7 @@ fn check_bitrate_order(r: &mut Rules, rungs: &[RawRung]) {
                 let other_pixels = u64::from(other.width) * u64::from(other.height);
                 *j != i
                     && (other_pixels < pixels && other.bitrate_kbps >= rung.bitrate_kbps
-                        || other_pixels == pixels
-                            && other.bitrate_kbps == rung.bitrate_kbps
-                            && *j < i)
+                        || other_pixels == pixels && other.bitrate_kbps == rung.bitrate_kbps && *j < i)
             })
             .max_by_key(|(_, other)| other.bitrate_kbps);
         if let Some((_, other)) = offender {
@@ -525,10 +459,7 @@ fn check_bitrate_order(r: &mut Rules, rungs: &[RawRung]) {
             r.fail(
                 rung_path(i, "bitrate_kbps"),
                 message,
-                format!(
-                    "raise it above {} kbit/s or remove a rung",
-                    other.bitrate_kbps
-                ),
+                format!("raise it above {} kbit/s or remove a rung", other.bitrate_kbps),
             );
         }
     }
@@ -538,10 +469,7 @@ fn check_levels(r: &mut Rules, video: &VideoSettings, rungs: &[(usize, Rung)]) {
     let Some(level) = &video.level else { return };
     // When following the source the rate can be anything up to max_fps: check the worst.
     let fps = video.fps.unwrap_or(video.max_fps).as_f64();
-    let high = video
-        .profile
-        .as_deref()
-        .is_none_or(|p| p.starts_with("high"));
+    let high = video.profile.as_deref().is_none_or(|p| p.starts_with("high"));
     for (i, rung) in rungs {
         let load = levels::RungLoad {
             width: rung.width,
@@ -571,12 +499,7 @@ fn check_levels(r: &mut Rules, video: &VideoSettings, rungs: &[(usize, Rung)]) {
     }
 }
 
-fn check_encoder(
-    r: &mut Rules,
-    video: &VideoSettings,
-    segments: SegmentSettings,
-    rungs: &[(usize, Rung)],
-) {
+fn check_encoder(r: &mut Rules, video: &VideoSettings, segments: SegmentSettings, rungs: &[(usize, Rung)]) {
     let fps = video.fps.unwrap_or(video.max_fps);
     let gop_frames = (segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
     let probe_rung = rungs.first().map(|(_, rung)| rung.clone()).unwrap_or(Rung {
@@ -588,11 +511,7 @@ fn check_encoder(
         bufsize_kbit: 3000,
     });
     let spec = super::encoder_spec(video, &probe_rung, fps, gop_frames, 1);
-    let encoder_key = if video.encoder == video.codec.default_encoder() {
-        "video.codec"
-    } else {
-        "video.encoder"
-    };
+    let encoder_key = if video.encoder == video.codec.default_encoder() { "video.codec" } else { "video.encoder" };
     for problem in encoder::check_video(&spec) {
         let key = match &problem.source {
             Some(OptionSource::Options(k)) => path("video.options").key(k),
@@ -603,22 +522,16 @@ fn check_encoder(
             Some(OptionSource::Ladder) | None => path(encoder_key),
         };
         let fix = match &problem.error {
-            EncoderError::NotFound(_) => {
-                "install a libav built with it, or choose another video.encoder".to_owned()
+            EncoderError::NotFound(_) => "install a libav built with it, or choose another video.encoder".to_owned(),
+            EncoderError::WrongCodec { .. } => {
+                format!("use {} for {}", video.codec.default_encoder(), video.codec.name())
             }
-            EncoderError::WrongCodec { .. } => format!(
-                "use {} for {}",
-                video.codec.default_encoder(),
-                video.codec.name()
-            ),
-            EncoderError::UnknownOption { .. } => format!(
-                "remove it (`ffmpeg -h encoder={}` lists its options)",
-                video.encoder
-            ),
-            EncoderError::Open { .. } => format!(
-                "use a value {} accepts (`ffmpeg -h encoder={}`)",
-                video.encoder, video.encoder
-            ),
+            EncoderError::UnknownOption { .. } => {
+                format!("remove it (`ffmpeg -h encoder={}` lists its options)", video.encoder)
+            }
+            EncoderError::Open { .. } => {
+                format!("use a value {} accepts (`ffmpeg -h encoder={}`)", video.encoder, video.encoder)
+            }
         };
         r.fail(key, problem.error.to_string(), fix);
     }
@@ -654,14 +567,13 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         );
     }
     let bitrate = a.bitrate_kbps.unwrap_or(128);
-    let (lo, hi) = (
-        AAC_KBPS_PER_CHANNEL.0 * channels.clamp(1, 2),
-        AAC_KBPS_PER_CHANNEL.1 * channels.clamp(1, 2),
-    );
+    let (lo, hi) = (AAC_KBPS_PER_CHANNEL.0 * channels.clamp(1, 2), AAC_KBPS_PER_CHANNEL.1 * channels.clamp(1, 2));
     if !(lo..=hi).contains(&bitrate) {
         r.fail(
             path("audio.bitrate_kbps"),
-            format!("audio bitrate {bitrate} kbit/s is outside AAC-LC's useful range for {channels} channel(s), {lo}-{hi}"),
+            format!(
+                "audio bitrate {bitrate} kbit/s is outside AAC-LC's useful range for {channels} channel(s), {lo}-{hi}"
+            ),
             "use 96-160 kbit/s for stereo (128 is typical)",
         );
     }
@@ -675,11 +587,7 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
     }
     let language = a.language.clone().unwrap_or_else(|| "und".into());
     let valid_language = language.split('-').enumerate().all(|(i, part)| {
-        let len_ok = if i == 0 {
-            (2..=3).contains(&part.len())
-        } else {
-            (1..=8).contains(&part.len())
-        };
+        let len_ok = if i == 0 { (2..=3).contains(&part.len()) } else { (1..=8).contains(&part.len()) };
         len_ok && part.chars().all(|c| c.is_ascii_alphanumeric())
     });
     if !valid_language {
@@ -712,17 +620,11 @@ fn check_thumbnails(r: &mut Rules, raw: &RawPreset) -> ThumbnailSettings {
     if !(s.interval_seconds >= 1.0 && s.interval_seconds <= 3600.0) {
         r.fail(
             path("thumbnails.interval_seconds"),
-            format!(
-                "interval_seconds = {} is outside 1-3600",
-                s.interval_seconds
-            ),
+            format!("interval_seconds = {} is outside 1-3600", s.interval_seconds),
             "use 2-10 seconds",
         );
     }
-    for (key, value, max) in [
-        ("width", Some(s.width), 1920),
-        ("poster_width", s.poster_width, 3840),
-    ] {
+    for (key, value, max) in [("width", Some(s.width), 1920), ("poster_width", s.poster_width, 3840)] {
         if let Some(v) = value
             && (v % 2 == 1 || !(32..=max).contains(&v))
         {
@@ -733,16 +635,9 @@ fn check_thumbnails(r: &mut Rules, raw: &RawPreset) -> ThumbnailSettings {
             );
         }
     }
-    for (key, value) in [
-        ("sprite_columns", s.sprite_columns),
-        ("sprite_rows", s.sprite_rows),
-    ] {
+    for (key, value) in [("sprite_columns", s.sprite_columns), ("sprite_rows", s.sprite_rows)] {
         if !(1..=20).contains(&value) {
-            r.fail(
-                path("thumbnails").key(key),
-                format!("{key} = {value} is outside 1-20"),
-                "use 5 to 10",
-            );
+            r.fail(path("thumbnails").key(key), format!("{key} = {value} is outside 1-20"), "use 5 to 10");
         }
     }
     s
@@ -783,13 +678,9 @@ fn trim_float(x: f64) -> String {
 
 /// `123`, `1.5`, `500m`, `2Gi`: a positive decimal with one of `suffixes`.
 fn is_quantity(text: &str, suffixes: &[&str]) -> bool {
-    let digits_end = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
+    let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(digits_end);
-    suffixes.contains(&suffix)
-        && number.parse::<f64>().is_ok_and(|n| n > 0.0)
-        && !number.ends_with('.')
+    suffixes.contains(&suffix) && number.parse::<f64>().is_ok_and(|n| n > 0.0) && !number.ends_with('.')
 }
 
 #[cfg(test)]

@@ -1,0 +1,110 @@
+//! Test media, synthesised with the ffmpeg CLI (an independent tool; the product itself
+//! only uses libav) from lavfi sources, cached per test binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// The `ladder` binary under test.
+pub fn ladder() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("ladder").expect("the ladder binary is built for integration tests")
+}
+
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A folder for this test binary's media, removed when the process ends.
+pub fn media_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir")).path()
+}
+
+/// Runs `ffmpeg -y <args> <dir>/<name>` once and returns the output path.
+pub fn synth(name: &str, args: &[&str]) -> PathBuf {
+    let out = media_dir().join(name);
+    if !out.exists() {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
+            .arg(&out)
+            .status()
+            .expect("ffmpeg is installed (tests use it to make media)");
+        assert!(status.success(), "ffmpeg failed to make {name} with {args:?}");
+    }
+    out
+}
+
+/// A test pattern of `size` at `rate` for `seconds`, H.264 (ultrafast) with a tone, in MP4.
+pub fn pattern(name: &str, size: &str, rate: &str, seconds: &str, extra: &[&str]) -> PathBuf {
+    let video = format!("testsrc2=size={size}:rate={rate}");
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        &video,
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        seconds,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+    ];
+    args.extend_from_slice(extra);
+    synth(name, &args)
+}
+
+/// Runs `ladder <args>` and returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::cargo_bin("ladder").expect("built").args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `ladder probe --json` of a file, parsed.
+pub fn probe_json(path: &Path) -> serde_json::Value {
+    let (code, stdout, stderr) = run(&["probe", "--json", path.to_str().expect("utf-8 path")]);
+    assert_eq!(code, 0, "probe of {} failed: {stderr}", path.display());
+    serde_json::from_str(&stdout).expect("probe prints JSON")
+}
+
+/// Writes a QuickTime display matrix into the first track header (`tkhd`) of an MP4: what
+/// a phone does for a portrait recording. (FFmpeg 5.1's CLI cannot set one itself.)
+/// `degrees` is the clockwise rotation a player applies: 90, 180 or 270.
+pub fn rotate_mp4(src: &Path, name: &str, degrees: u32) -> PathBuf {
+    let mut bytes = std::fs::read(src).expect("readable");
+    let at = bytes.windows(4).position(|w| w == b"tkhd").expect("a tkhd box") - 4;
+    assert_eq!(bytes[at + 8], 0, "version 0 tkhd");
+    let one: i32 = 0x0001_0000;
+    let (a, b, c, d) = match degrees {
+        90 => (0, one, -one, 0),
+        180 => (-one, 0, 0, -one),
+        270 => (0, -one, one, 0),
+        _ => (one, 0, 0, one),
+    };
+    let matrix: [i32; 9] = [a, b, 0, c, d, 0, 0, 0, 0x4000_0000];
+    for (i, v) in matrix.iter().enumerate() {
+        let o = at + 48 + i * 4;
+        bytes[o..o + 4].copy_from_slice(&v.to_be_bytes());
+    }
+    let out = media_dir().join(name);
+    std::fs::write(&out, bytes).expect("writable");
+    out
+}

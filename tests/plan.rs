@@ -1,0 +1,85 @@
+//! `ladder plan`: which rungs apply to a source and the frame-exact grid, pinned as
+//! snapshots for the three shapes of source that matter most.
+
+mod common;
+
+use common::{rotate_mp4, run, synth};
+
+/// `ladder plan --json` with the machine-specific parts (temp path, file size) masked.
+fn plan_json(path: &std::path::Path, preset: &str) -> serde_json::Value {
+    let (code, stdout, stderr) = run(&["plan", "--json", "--preset", preset, path.to_str().unwrap()]);
+    assert_eq!(code, 0, "plan failed: {stderr}");
+    let mut plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    plan["source"]["path"] = "<input>".into();
+    plan["source"]["size_bytes"] = 0.into();
+    plan
+}
+
+/// A flat-colour source (cheap to make at any size) with a tone.
+fn source(name: &str, size: &str, rate: &str, seconds: &str) -> std::path::PathBuf {
+    let video = format!("color=c=0x3366aa:size={size}:rate={rate}");
+    synth(
+        name,
+        &[
+            "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", seconds, "-c:v", "libx264",
+            "-preset", "ultrafast", "-c:a", "aac",
+        ],
+    )
+}
+
+#[test]
+fn a_1080p_source_gets_the_whole_default_ladder() {
+    let plan = plan_json(&source("1080p.mp4", "1920x1080", "30", "32"), "default");
+    assert_eq!(plan["rungs"].as_array().unwrap().len(), 9);
+    assert_eq!(plan["chunks"].as_array().unwrap().len(), 2, "6 segments, 5 per chunk");
+    insta::assert_json_snapshot!("plan_1080p_default", plan);
+}
+
+#[test]
+fn a_480p_source_is_never_upscaled() {
+    let plan = plan_json(&source("480p.mp4", "854x480", "30", "14"), "default");
+    for rung in plan["rungs"].as_array().unwrap() {
+        assert!(rung["width"].as_u64().unwrap() <= 854 && rung["height"].as_u64().unwrap() <= 480, "{rung}");
+    }
+    insta::assert_json_snapshot!("plan_480p_default", plan);
+}
+
+#[test]
+fn a_rotated_phone_recording_gets_a_portrait_ladder() {
+    let landscape = source("phone-coded.mp4", "1280x720", "30", "14");
+    let plan = plan_json(&rotate_mp4(&landscape, "phone.mp4", 90), "default");
+    for rung in plan["rungs"].as_array().unwrap() {
+        assert!(rung["height"].as_u64() > rung["width"].as_u64(), "portrait rung expected: {rung}");
+    }
+    insta::assert_json_snapshot!("plan_rotated_portrait_default", plan);
+}
+
+#[test]
+fn odd_sources_give_even_rungs_and_a_fallback_rung_when_all_would_upscale() {
+    let tiny = synth(
+        "tiny-odd.mkv",
+        &["-f", "lavfi", "-i", "testsrc=size=201x113:rate=25", "-t", "3", "-c:v", "ffv1", "-pix_fmt", "yuv444p"],
+    );
+    let plan = plan_json(&tiny, "small");
+    let rungs = plan["rungs"].as_array().unwrap();
+    assert_eq!(rungs.len(), 1, "only the smallest rung, at the source's size: {rungs:?}");
+    assert_eq!((rungs[0]["width"].as_u64(), rungs[0]["height"].as_u64()), (Some(200), Some(112)));
+    assert_eq!(plan["skipped_rungs"].as_array().unwrap().len(), 3);
+    assert!(plan["audio"].is_null());
+}
+
+#[test]
+fn high_frame_rates_are_divided_down_to_max_fps() {
+    let plan = plan_json(&source("100fps.mp4", "320x240", "100", "2"), "small");
+    assert_eq!(plan["fps"], "50");
+    assert_eq!(plan["gop_frames"], 100);
+    assert_eq!(plan["segment_frames"], 300);
+}
+
+#[test]
+fn the_text_plan_names_the_output_folders() {
+    let (code, stdout, _) = run(&["plan", "--preset", "small", common::repo("../shared/media/bbb-720p25-5s.mp4").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("v0       720p       1280x720"), "{stdout}");
+    assert!(stdout.contains("a0       AAC-LC 48000 Hz 2 ch 128 kbit/s"), "{stdout}");
+}
