@@ -7,9 +7,9 @@ use common::{rotate_mp4, run, synth};
 
 /// `ladder plan --json` with the machine-specific parts (temp path, file size) masked.
 fn plan_json(path: &std::path::Path, preset: &str) -> serde_json::Value {
-    let (code, stdout, stderr) = run(&["plan", "--json", "--preset", preset, path.to_str().unwrap()]);
+    let (code, stdout, stderr) = run(&["plan", "--json", "--preset", preset, path.to_str().expect("utf-8 path")]);
     assert_eq!(code, 0, "plan failed: {stderr}");
-    let mut plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let mut plan: serde_json::Value = serde_json::from_str(&stdout).expect("plan prints JSON");
     plan["source"]["path"] = "<input>".into();
     plan["source"]["size_bytes"] = 0.into();
     plan
@@ -21,8 +21,22 @@ fn source(name: &str, size: &str, rate: &str, seconds: &str) -> std::path::PathB
     synth(
         name,
         &[
-            "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", seconds, "-c:v", "libx264",
-            "-preset", "ultrafast", "-c:a", "aac",
+            "-f",
+            "lavfi",
+            "-i",
+            &video,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            seconds,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
         ],
     )
 }
@@ -78,7 +92,8 @@ fn high_frame_rates_are_divided_down_to_max_fps() {
 
 #[test]
 fn the_text_plan_names_the_output_folders() {
-    let (code, stdout, _) = run(&["plan", "--preset", "small", common::repo("../shared/media/bbb-720p25-5s.mp4").to_str().unwrap()]);
+    let (code, stdout, _) =
+        run(&["plan", "--preset", "small", common::repo("media/bbb-720p25-5s.mp4").to_str().unwrap()]);
     assert_eq!(code, 0);
     assert!(stdout.contains("v0       720p       1280x720"), "{stdout}");
     assert!(stdout.contains("a0       AAC-LC 48000 Hz 2 ch 128 kbit/s"), "{stdout}");

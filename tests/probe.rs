@@ -7,7 +7,7 @@ use common::{media_dir, pattern, probe_json, run, synth};
 
 #[test]
 fn reports_the_bundled_sample_as_ffprobe_would() {
-    let p = probe_json(&common::repo("../shared/media/bbb-720p25-5s.mp4"));
+    let p = probe_json(&common::repo("media/bbb-720p25-5s.mp4"));
     assert_eq!(p["container"], "mov,mp4,m4a,3gp,3g2,mj2");
     assert_eq!((p["video"]["width"].as_u64(), p["video"]["height"].as_u64()), (Some(1280), Some(720)));
     assert_eq!(p["video"]["codec"], "h264");
@@ -132,7 +132,7 @@ fn ten_bit_sources_report_their_depth() {
 
 /// Runs probe on a bad input and returns its stderr after checking exit code 3.
 fn rejected(path: &std::path::Path, extra: &[&str]) -> String {
-    let mut args = vec!["probe", path.to_str().unwrap()];
+    let mut args = vec!["probe", path.to_str().expect("utf-8 path")];
     args.extend_from_slice(extra);
     let (code, stdout, stderr) = run(&args);
     assert_eq!(code, 3, "{} should be bad input; stdout {stdout}; stderr {stderr}", path.display());
@@ -160,7 +160,7 @@ fn boxes(bytes: &[u8]) -> Vec<(String, usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos + 8 <= bytes.len() {
-        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
         out.push((String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).into_owned(), pos, size));
         pos += size.max(8);
     }
