@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod exit;
 pub mod media;
+pub mod package;
 pub mod plan;
 pub mod preset;
 pub mod probe;

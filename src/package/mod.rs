@@ -1,0 +1,4 @@
+//! Packaging: CMAF fragmented MP4 (splitting a muxed chunk into `init.mp4` and
+//! `seg_<n>.m4s`, placing it on the global timeline) and the codec strings manifests need.
+
+pub mod cmaf;
