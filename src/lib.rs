@@ -7,6 +7,7 @@ pub mod cli;
 pub mod exit;
 pub mod media;
 pub mod package;
+pub mod pipeline;
 pub mod plan;
 pub mod preset;
 pub mod probe;

@@ -51,6 +51,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Source {
     pub path: String,
+    /// Index of the video stream transcoded.
+    pub video_stream: usize,
     pub size_bytes: u64,
     pub duration_seconds: f64,
     pub width: u32,
@@ -235,6 +237,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         version: PLAN_VERSION,
         source: Source {
             path: probe.path.clone(),
+            video_stream: v.index,
             size_bytes: probe.size_bytes,
             duration_seconds: probe.duration_seconds,
             width: v.width,

@@ -1,6 +1,8 @@
 //! CMAF splitting on real fragmented MP4 written by libavformat (through the ffmpeg CLI,
 //! an independent producer), checked against ffprobe.
 
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
 mod common;
 
 use std::process::Command;

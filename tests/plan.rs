@@ -1,6 +1,8 @@
 //! `ladder plan`: which rungs apply to a source and the frame-exact grid, pinned as
 //! snapshots for the three shapes of source that matter most.
 
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
 mod common;
 
 use common::{rotate_mp4, run, synth};

@@ -2,6 +2,8 @@
 //! rule has a fixture whose `# expect:` markers say on which line `presets check` must
 //! report what.
 
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;

@@ -1,6 +1,8 @@
 //! `ladder probe` on recordings the tests synthesise: what it reports for real-world
 //! shapes of video, and the one clear sentence (exit 3) for each kind of bad input.
 
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
 mod common;
 
 use common::{media_dir, pattern, probe_json, run, synth};

@@ -1,0 +1,356 @@
+//! One chunk of video: seek to the key frame before the chunk, decode once, turn the
+//! source's timing into the plan's constant frame rate, scale to every rung, encode, and
+//! package each rung as CMAF fragments (one per GOP) placed on the global timeline.
+//!
+//! Every chunk is encoded the same way from a closed GOP, so the encoder's B-frame delay
+//! is the same in every chunk and every chunk's init segment is byte-identical.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ffmpeg_next::{self as ff, format::Pixel, software::scaling};
+
+use crate::media::encoder::{self, EncoderError};
+use crate::package::cmaf::{self, CmafError};
+use crate::plan::{Chunk, Plan};
+use crate::preset::Preset;
+
+/// Why a chunk could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("chunk {chunk}: {context}: {source}")]
+    Libav { chunk: u32, context: &'static str, source: ff::Error },
+    #[error("chunk {chunk}, rung v{rung}: {source}")]
+    Encoder { chunk: u32, rung: usize, source: EncoderError },
+    #[error("chunk {chunk}, rung v{rung}: the muxed output is not the expected CMAF: {source}")]
+    Package { chunk: u32, rung: usize, source: CmafError },
+    #[error("chunk {chunk}, rung v{rung}: expected {expected} fragments (one per GOP), the muxer wrote {found}")]
+    FragmentCount { chunk: u32, rung: usize, expected: usize, found: usize },
+    #[error("chunk {chunk}: scratch file {path}: {source}")]
+    Scratch { chunk: u32, path: String, source: std::io::Error },
+    #[error("chunk {0}: interrupted")]
+    Interrupted(u32),
+}
+
+/// One segment of one rung, ready to store as `v<rung>/seg_<index>.m4s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedSegment {
+    /// Global segment number.
+    pub index: u32,
+    pub bytes: Vec<u8>,
+    /// `tfdt` of the segment's first fragment, in the track timescale.
+    pub decode_time: u64,
+    /// In the track timescale.
+    pub duration: u64,
+    /// Byte ranges (within `bytes`) of each GOP's key frame with its `moof`, for the
+    /// I-frame playlist.
+    pub key_frames: Vec<std::ops::Range<usize>>,
+}
+
+/// One rung's share of a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RungChunk {
+    pub rung: usize,
+    /// `init.mp4`: identical in every chunk.
+    pub init: Vec<u8>,
+    pub timescale: u32,
+    pub segments: Vec<EncodedSegment>,
+}
+
+/// Track timescale for a frame rate: a whole number of ticks per frame, at least 10 000
+/// ticks per second (25 fps → 10000, 30000/1001 → 30000).
+pub fn timescale_for(plan: &Plan) -> (u32, u32) {
+    let (num, den) = (plan.fps.num(), plan.fps.den());
+    let k = 10_000u32.div_ceil(num).max(1);
+    (num * k, den * k)
+}
+
+struct RungPipeline {
+    index: usize,
+    scaler: scaling::Context,
+    scaled: ff::frame::Video,
+    encoder: ff::encoder::video::Encoder,
+    output: ff::format::context::Output,
+    path: std::path::PathBuf,
+    /// B-frame delay in frames, learnt from the first packet.
+    delay: Option<i64>,
+    packets: usize,
+}
+
+/// Encodes `chunk` of the plan for every rung. Scratch files go in `scratch`.
+pub fn encode_chunk(
+    input: &Path,
+    plan: &Plan,
+    preset: &Preset,
+    chunk: &Chunk,
+    scratch: &Path,
+    encoder_threads: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<RungChunk>, ChunkError> {
+    crate::media::init();
+    let c = chunk.index;
+    let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
+    let mut ictx = ff::format::input(&input).map_err(libav("opening the input"))?;
+    let stream = ictx.stream(plan.source.video_stream).ok_or(ChunkError::Libav {
+        chunk: c,
+        context: "finding the video stream",
+        source: ff::Error::StreamNotFound,
+    })?;
+    let time_base = f64::from(stream.time_base());
+    let origin = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+    let mut context =
+        ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
+    // SAFETY: plain field of a context not yet opened.
+    unsafe { (*context.as_mut_ptr()).max_pixels = crate::probe::Limits::default().max_pixels as i64 };
+    context.set_threading(ff::codec::threading::Config {
+        kind: ff::codec::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    let mut decoder = context.decoder().video().map_err(libav("opening the decoder"))?;
+
+    let fps = plan.fps.as_f64();
+    let frame_seconds = 1.0 / fps;
+    if chunk.start_frame > 0 {
+        // Seek to the key frame at or before the chunk's start (in AV_TIME_BASE units).
+        let start = origin as f64 * time_base + chunk.start_frame as f64 * frame_seconds;
+        let ts = (start * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+        ictx.seek(ts, ..ts).map_err(libav("seeking"))?;
+    }
+
+    let (timescale, ticks_per_frame) = timescale_for(plan);
+    let mut rungs = plan
+        .rungs
+        .iter()
+        .map(|r| {
+            let preset_rung =
+                preset.rungs.iter().find(|p| p.name == r.name).expect("planned rungs come from the preset");
+            let mut spec = preset.encoder_spec(preset_rung, plan.fps, plan.gop_frames, encoder_threads);
+            spec.width = r.width;
+            spec.height = r.height;
+            let encoder =
+                encoder::open_video(&spec).map_err(|source| ChunkError::Encoder { chunk: c, rung: r.index, source })?;
+            let path = scratch.join(format!("chunk{c}-v{}.mp4", r.index));
+            let output = open_muxer(&path, &encoder, timescale).map_err(libav("opening the muxer"))?;
+            Ok(RungPipeline {
+                index: r.index,
+                scaler: scaling::Context::get(
+                    Pixel::YUV420P,
+                    2,
+                    2,
+                    Pixel::YUV420P,
+                    r.width,
+                    r.height,
+                    scaling::Flags::BICUBIC,
+                )
+                .map_err(libav("creating a scaler"))?,
+                scaled: ff::frame::Video::empty(),
+                encoder,
+                output,
+                path,
+                delay: None,
+                packets: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, ChunkError>>()?;
+
+    let video_index = plan.source.video_stream;
+    let mut next_slot = chunk.start_frame;
+    let mut held: Option<ff::frame::Video> = None;
+    let mut decoded = ff::frame::Video::empty();
+    let emit = |frame: &ff::frame::Video, slot: u64, rungs: &mut Vec<RungPipeline>| -> Result<(), ChunkError> {
+        let local = (slot - chunk.start_frame) as i64;
+        for r in rungs.iter_mut() {
+            feed_rung(r, frame, local, chunk, plan, ticks_per_frame)?;
+        }
+        Ok(())
+    };
+    // Slot n shows the latest source frame at or before n/fps (plus half a frame):
+    // frames are duplicated over gaps and dropped when the source runs faster.
+    let place = |frame: ff::frame::Video,
+                 next_slot: &mut u64,
+                 held: &mut Option<ff::frame::Video>,
+                 rungs: &mut Vec<RungPipeline>| {
+        let t = frame.timestamp().map_or(0.0, |ts| (ts - origin) as f64 * time_base);
+        while *next_slot < chunk.end_frame && (*next_slot as f64 + 0.5) * frame_seconds <= t {
+            emit(held.as_ref().unwrap_or(&frame), *next_slot, rungs)?;
+            *next_slot += 1;
+        }
+        *held = Some(frame);
+        Ok::<(), ChunkError>(())
+    };
+    for (s, packet) in ictx.packets() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ChunkError::Interrupted(c));
+        }
+        if s.index() != video_index {
+            continue;
+        }
+        decoder.send_packet(&packet).map_err(libav("decoding"))?;
+        loop {
+            match decoder.receive_frame(&mut decoded) {
+                Ok(()) => {
+                    let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
+                    place(frame, &mut next_slot, &mut held, &mut rungs)?;
+                }
+                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => break,
+                Err(e) => return Err(ChunkError::Libav { chunk: c, context: "decoding", source: e }),
+            }
+        }
+        if next_slot >= chunk.end_frame {
+            break;
+        }
+    }
+    if next_slot < chunk.end_frame {
+        decoder.send_eof().map_err(libav("flushing the decoder"))?;
+        while decoder.receive_frame(&mut decoded).is_ok() {
+            let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
+            place(frame, &mut next_slot, &mut held, &mut rungs)?;
+        }
+    }
+    // The source ended early: hold its last frame to the end of the grid.
+    while next_slot < chunk.end_frame {
+        let Some(last) = held.as_ref() else { break };
+        emit(last, next_slot, &mut rungs)?;
+        next_slot += 1;
+    }
+    rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect()
+}
+
+fn open_muxer(
+    path: &Path,
+    encoder: &ff::encoder::video::Encoder,
+    timescale: u32,
+) -> Result<ff::format::context::Output, ff::Error> {
+    let mut output = ff::format::output_as(&path, "mp4")?;
+    let mut stream = output.add_stream(ff::encoder::find(ff::codec::Id::None))?;
+    stream.set_parameters(encoder);
+    stream.set_time_base(ff::Rational::new(1, timescale as i32));
+    let mut options = ff::Dictionary::new();
+    options.set("movflags", "empty_moov+default_base_moof+frag_custom+skip_trailer");
+    options.set("video_track_timescale", &timescale.to_string());
+    output.write_header_with(options)?;
+    Ok(output)
+}
+
+fn feed_rung(
+    r: &mut RungPipeline,
+    frame: &ff::frame::Video,
+    local: i64,
+    chunk: &Chunk,
+    plan: &Plan,
+    ticks_per_frame: u32,
+) -> Result<(), ChunkError> {
+    let c = chunk.index;
+    let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
+    if r.scaler.input().width != frame.width()
+        || r.scaler.input().height != frame.height()
+        || r.scaler.input().format != frame.format()
+    {
+        let out = r.scaler.output();
+        r.scaler = scaling::Context::get(
+            frame.format(),
+            frame.width(),
+            frame.height(),
+            out.format,
+            out.width,
+            out.height,
+            scaling::Flags::BICUBIC,
+        )
+        .map_err(libav("creating a scaler"))?;
+    }
+    r.scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
+    r.scaled.set_pts(Some(local));
+    // A key frame opens every GOP: the grid is the plan's, not the encoder's.
+    let key = local % i64::from(plan.gop_frames) == 0;
+    r.scaled.set_kind(if key { ff::picture::Type::I } else { ff::picture::Type::None });
+    r.encoder.send_frame(&r.scaled).map_err(libav("encoding"))?;
+    drain_packets(r, chunk, ticks_per_frame)
+}
+
+fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> Result<(), ChunkError> {
+    let c = chunk.index;
+    let mut packet = ff::Packet::empty();
+    loop {
+        match r.encoder.receive_packet(&mut packet) {
+            Ok(()) => {
+                let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().unwrap_or(0));
+                let delay = *r.delay.get_or_insert(pts - dts);
+                // Local decode times start at 0; presentation is `delay` frames later.
+                let tick = i64::from(ticks_per_frame);
+                packet.set_pts(Some((pts + delay) * tick));
+                packet.set_dts(Some((dts + delay) * tick));
+                packet.set_duration(tick);
+                packet.set_stream(0);
+                if packet.is_key() && r.packets > 0 {
+                    // SAFETY: a NULL packet asks the muxer (frag_custom) to close the fragment.
+                    let ret = unsafe { ff::ffi::av_write_frame(r.output.as_mut_ptr(), std::ptr::null_mut()) };
+                    if ret < 0 {
+                        return Err(ChunkError::Libav {
+                            chunk: c,
+                            context: "closing a fragment",
+                            source: ff::Error::from(ret),
+                        });
+                    }
+                }
+                packet.write(&mut r.output).map_err(|source| ChunkError::Libav {
+                    chunk: c,
+                    context: "muxing",
+                    source,
+                })?;
+                r.packets += 1;
+            }
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
+            Err(source) => return Err(ChunkError::Libav { chunk: c, context: "encoding", source }),
+        }
+    }
+}
+
+fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame: u32) -> Result<RungChunk, ChunkError> {
+    let c = chunk.index;
+    r.encoder.send_eof().map_err(|source| ChunkError::Libav { chunk: c, context: "flushing the encoder", source })?;
+    drain_packets(&mut r, chunk, ticks_per_frame)?;
+    r.output.write_trailer().map_err(|source| ChunkError::Libav {
+        chunk: c,
+        context: "finishing the muxer",
+        source,
+    })?;
+    drop(r.output);
+    let scratch_err = |source| ChunkError::Scratch { chunk: c, path: r.path.display().to_string(), source };
+    let mut bytes = std::fs::read(&r.path).map_err(scratch_err)?;
+    std::fs::remove_file(&r.path).map_err(scratch_err)?;
+    let package = |source| ChunkError::Package { chunk: c, rung: r.index, source };
+    let mut split = cmaf::split(&bytes).map_err(package)?;
+    let timescale = cmaf::timescale(&bytes, split.init.clone()).map_err(package)?;
+    let frames = chunk.end_frame - chunk.start_frame;
+    let expected = frames.div_ceil(u64::from(plan.gop_frames)) as usize;
+    if split.fragments.len() != expected {
+        return Err(ChunkError::FragmentCount { chunk: c, rung: r.index, expected, found: split.fragments.len() });
+    }
+    let shift = chunk.start_frame * u64::from(ticks_per_frame);
+    for f in split.fragments.iter_mut() {
+        cmaf::shift_decode_time(&mut bytes, f, shift).map_err(package)?;
+    }
+    let gops_per_segment = (plan.segment_frames / plan.gop_frames) as usize;
+    let segments = split
+        .fragments
+        .chunks(gops_per_segment)
+        .zip(chunk.first_segment..chunk.end_segment)
+        .map(|(fragments, index)| {
+            let mut seg = Vec::new();
+            let mut key_frames = Vec::new();
+            for f in fragments {
+                key_frames.push(seg.len()..seg.len() + f.first_sample_end);
+                seg.extend_from_slice(&bytes[f.range.clone()]);
+            }
+            EncodedSegment {
+                index,
+                bytes: seg,
+                decode_time: fragments[0].decode_time,
+                duration: fragments.iter().map(|f| f.duration).sum(),
+                key_frames,
+            }
+        })
+        .collect();
+    Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, segments })
+}

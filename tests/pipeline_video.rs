@@ -1,0 +1,114 @@
+//! Chunked video encoding: chunks encoded separately fit together into one stream —
+//! identical init segments, a continuous timeline, an IDR at every segment start — and
+//! the frame count matches the plan. ffprobe is the independent judge.
+
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use ladder::pipeline::video::{self, RungChunk};
+
+fn plan_with_chunk_segments(
+    input: &std::path::Path,
+    chunk_segments: u32,
+) -> (ladder::plan::Plan, ladder::preset::Preset) {
+    let text = ladder::preset::builtin_text("small")
+        .unwrap()
+        .replace("chunk_segments = 5", &format!("chunk_segments = {chunk_segments}"));
+    let preset = ladder::preset::load_str(&text, "small").unwrap();
+    let probe = ladder::probe::probe(input, &ladder::probe::Limits::default()).unwrap();
+    (ladder::plan::plan(&probe, &preset).unwrap(), preset)
+}
+
+fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Plan, Vec<Vec<RungChunk>>) {
+    let (plan, preset) = plan_with_chunk_segments(input, chunk_segments);
+    let scratch = tempfile::tempdir().unwrap();
+    let cancel = AtomicBool::new(false);
+    let chunks = plan
+        .chunks
+        .iter()
+        .map(|c| video::encode_chunk(input, &plan, &preset, c, scratch.path(), 0, &cancel).unwrap())
+        .collect();
+    (plan, chunks)
+}
+
+/// ffprobe's (key flag, pts seconds) of every video packet of a file.
+fn packets(file: &std::path::Path) -> Vec<(bool, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (pts, flags) = l.split_once(',').unwrap();
+            (flags.starts_with('K'), pts.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn chunks_encoded_apart_make_one_continuous_stream() {
+    // 14 s at 25 fps: segments of 6, 6 and 2 s; one chunk per segment.
+    let input = common::pattern("source14.mp4", "640x360", "25", "14", &[]);
+    let (plan, chunks) = encode_all(&input, 1);
+    assert_eq!(chunks.len(), 3);
+    let rungs = plan.rungs.len();
+    assert_eq!(rungs, 2, "640x360 source: the 360p and 240p rungs");
+    let (timescale, ticks) = video::timescale_for(&plan);
+    for rung in 0..rungs {
+        let init = &chunks[0][rung].init;
+        let mut stream = init.clone();
+        for (c, chunk) in chunks.iter().enumerate() {
+            let r = &chunk[rung];
+            assert_eq!(&r.init, init, "rung {rung}: chunk {c}'s init segment differs from chunk 0's");
+            assert_eq!(r.timescale, timescale);
+            for s in &r.segments {
+                let planned = &plan.segments[s.index as usize];
+                assert_eq!(s.decode_time, planned.start_frame * u64::from(ticks), "segment {} tfdt", s.index);
+                assert_eq!(s.duration, u64::from(planned.frames) * u64::from(ticks), "segment {} duration", s.index);
+                assert_eq!(s.key_frames.len() as u64, u64::from(planned.frames).div_ceil(50));
+                stream.extend_from_slice(&s.bytes);
+            }
+        }
+        let file = common::media_dir().join(format!("joined-v{rung}.mp4"));
+        std::fs::write(&file, &stream).unwrap();
+        let packets = packets(&file);
+        assert_eq!(packets.len() as u64, plan.total_frames, "rung {rung}: every planned frame, once");
+        let mut pts: Vec<f64> = packets.iter().map(|p| p.1).collect();
+        pts.sort_by(f64::total_cmp);
+        let first = pts[0];
+        for (i, t) in pts.iter().enumerate() {
+            assert!(
+                (t - first - i as f64 / 25.0).abs() < 1e-3,
+                "rung {rung}: frame {i} at {t}, expected constant rate"
+            );
+        }
+        // Key frames exactly at GOP starts (every 2 s), so every segment starts with one.
+        let keys: Vec<f64> = packets.iter().filter(|p| p.0).map(|p| p.1 - first).collect();
+        assert_eq!(keys.len(), 7, "{keys:?}");
+        for (i, k) in keys.iter().enumerate() {
+            assert!((k - 2.0 * i as f64).abs() < 1e-3, "key frame {i} at {k}");
+        }
+    }
+}
+
+#[test]
+fn one_chunk_or_many_gives_the_same_grid() {
+    let input = common::pattern("source14b.mp4", "640x360", "25", "14", &[]);
+    let (_, many) = encode_all(&input, 1);
+    let (_, one) = encode_all(&input, 5);
+    assert_eq!(one.len(), 1);
+    for rung in 0..one[0].len() {
+        assert_eq!(one[0][rung].init, many[0][rung].init);
+        let grid = |chunks: &[Vec<RungChunk>]| -> Vec<(u32, u64, u64)> {
+            chunks.iter().flat_map(|c| c[rung].segments.iter().map(|s| (s.index, s.decode_time, s.duration))).collect()
+        };
+        assert_eq!(grid(&one), grid(&many));
+    }
+}
