@@ -279,10 +279,18 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
         return (fps, "preset".to_owned());
     }
     let v = &probe.video;
+    let standard_nominal =
+        v.nominal_fps.filter(|n| STANDARD_RATES.iter().any(|&(a, b)| FrameRate::new(a, b) == Some(*n)));
     let (source, mut reason) = if v.variable_frame_rate {
-        match v.average_fps.or(v.nominal_fps) {
-            Some(avg) => (snap(avg), "source (variable rate, average snapped to a standard rate)".to_owned()),
-            None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
+        // A recorder's nominal rate (30, 25…) is what the stream is meant to be; jitter
+        // and gaps only lower the average. Odd nominal rates (1000, 90000) are time bases.
+        if let Some(n) = standard_nominal {
+            (n, "source (variable rate, nominal)".to_owned())
+        } else {
+            match v.average_fps.or(v.nominal_fps) {
+                Some(avg) => (snap(avg), "source (variable rate, average snapped to a standard rate)".to_owned()),
+                None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
+            }
         }
     } else {
         match v.nominal_fps.or(v.average_fps) {

@@ -112,3 +112,50 @@ fn one_chunk_or_many_gives_the_same_grid() {
         assert_eq!(grid(&one), grid(&many));
     }
 }
+
+#[test]
+fn variable_frame_rate_input_becomes_constant_rate_with_the_planned_frame_count() {
+    // 30 fps with every 7th frame dropped and timestamps kept: gaps, as WebRTC egress has.
+    let input = common::synth(
+        "vfr-source.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "8",
+            "-vf",
+            "select='not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
+    let (plan, chunks) = encode_all(&input, 1);
+    assert!(plan.source.variable_frame_rate);
+    let rate = plan.fps.as_f64();
+    let mut stream = chunks[0][0].init.clone();
+    for c in &chunks {
+        for s in &c[0].segments {
+            stream.extend_from_slice(&s.bytes);
+        }
+    }
+    let file = common::media_dir().join("vfr-joined.mp4");
+    std::fs::write(&file, &stream).unwrap();
+    let mut pts: Vec<f64> = packets(&file).iter().map(|p| p.1).collect();
+    pts.sort_by(f64::total_cmp);
+    assert_eq!(pts.len() as u64, plan.total_frames);
+    let span = pts[pts.len() - 1] - pts[0] + 1.0 / rate;
+    assert!(
+        (span - plan.duration_seconds).abs() < 1.0 / rate,
+        "output lasts {span} s, planned {}",
+        plan.duration_seconds
+    );
+    for w in pts.windows(2) {
+        assert!((w[1] - w[0] - 1.0 / rate).abs() < 1e-3, "constant rate expected, got a step of {}", w[1] - w[0]);
+    }
+}

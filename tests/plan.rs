@@ -100,3 +100,31 @@ fn the_text_plan_names_the_output_folders() {
     assert!(stdout.contains("v0       720p       1280x720"), "{stdout}");
     assert!(stdout.contains("a0       AAC-LC 48000 Hz 2 ch 128 kbit/s"), "{stdout}");
 }
+
+#[test]
+fn a_variable_rate_recording_keeps_its_nominal_rate() {
+    // 30 fps with every 7th frame dropped: the average falls to 25.7, the intent is 30.
+    let vfr = synth(
+        "vfr-plan.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "8",
+            "-vf",
+            "select='not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
+    let plan = plan_json(&vfr, "small");
+    assert_eq!(plan["source"]["variable_frame_rate"], true);
+    assert_eq!(plan["fps"], "30");
+    assert_eq!(plan["total_frames"], 240);
+}
