@@ -115,26 +115,7 @@ fn one_chunk_or_many_gives_the_same_grid() {
 
 #[test]
 fn variable_frame_rate_input_becomes_constant_rate_with_the_planned_frame_count() {
-    // 30 fps with every 7th frame dropped and timestamps kept: gaps, as WebRTC egress has.
-    let input = common::synth(
-        "vfr-source.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "8",
-            "-vf",
-            "select='not(eq(mod(n\\,7)\\,3))'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ],
-    );
+    let input = common::vfr_source("vfr-source.mp4", "8");
     let (plan, chunks) = encode_all(&input, 1);
     assert!(plan.source.variable_frame_rate);
     let rate = plan.fps.as_f64();

@@ -104,25 +104,7 @@ fn the_text_plan_names_the_output_folders() {
 #[test]
 fn a_variable_rate_recording_keeps_its_nominal_rate() {
     // 30 fps with every 7th frame dropped: the average falls to 25.7, the intent is 30.
-    let vfr = synth(
-        "vfr-plan.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "8",
-            "-vf",
-            "select='not(eq(mod(n\\,7)\\,3))'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ],
-    );
+    let vfr = common::vfr_source("vfr-plan.mp4", "8");
     let plan = plan_json(&vfr, "small");
     assert_eq!(plan["source"]["variable_frame_rate"], true);
     assert_eq!(plan["fps"], "30");

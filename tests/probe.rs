@@ -26,25 +26,7 @@ fn reports_the_bundled_sample_as_ffprobe_would() {
 #[test]
 fn variable_frame_rate_is_detected() {
     // Every 7th frame dropped, timestamps kept: the gaps a WebRTC recording has.
-    let f = synth(
-        "vfr.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-t",
-            "6",
-            "-vf",
-            "select='not(eq(mod(n\\,7)\\,3))'",
-            "-fps_mode",
-            "vfr",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-        ],
-    );
+    let f = common::vfr_source("vfr.mp4", "6");
     let p = probe_json(&f);
     assert_eq!(p["video"]["variable_frame_rate"], true, "{p:#}");
     let cfr = probe_json(&pattern("cfr.mp4", "320x240", "30", "2", &[]));

@@ -68,6 +68,30 @@ pub fn pattern(name: &str, size: &str, rate: &str, seconds: &str, extra: &[&str]
     synth(name, &args)
 }
 
+/// 30 fps with every 7th frame dropped and the timestamps kept: the gaps of a WebRTC
+/// recording. Its average rate is 25.7 while its nominal rate stays 30.
+pub fn vfr_source(name: &str, seconds: &str) -> PathBuf {
+    synth(
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            seconds,
+            "-vf",
+            "select='not(eq(mod(n\\,7)\\,3))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    )
+}
+
 /// Runs `ladder <args>` and returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::cargo_bin("ladder").expect("built").args(args).output().expect("runs");
