@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // SVT-AV1 prints its banner to stdout unless told otherwise (1 = errors only).
+    if std::env::var_os("SVT_LOG").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("SVT_LOG", "1") };
+    }
     let cli = ladder::cli::Cli::parse();
     ladder::cli::init_logging(&cli.global);
     match ladder::cli::run(cli) {

@@ -224,7 +224,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         _ => "unknown",
     };
     let interlaced = scan.interlaced || matches!(field_order, "tff" | "bff");
-    let variable_frame_rate = is_variable(&scan.pts, time_base, nominal_fps, average_fps);
+    let variable_frame_rate = is_variable(&scan.pts, nominal_fps, average_fps);
 
     let (mut display_width, mut display_height) = if sar.0 > sar.1 {
         ((u64::from(width) * u64::from(sar.0) / u64::from(sar.1)) as u32, height)
@@ -451,7 +451,7 @@ fn scan_video(
 
 /// Variable when more than 1 % of the frame intervals stray over 10 % from the typical one,
 /// or when the average rate disagrees with the nominal one by over 1 %.
-fn is_variable(pts: &[i64], time_base: ff::Rational, nominal: Option<FrameRate>, average: Option<FrameRate>) -> bool {
+fn is_variable(pts: &[i64], nominal: Option<FrameRate>, average: Option<FrameRate>) -> bool {
     if let (Some(n), Some(a)) = (nominal, average)
         && (n.as_f64() - a.as_f64()).abs() / n.as_f64() > 0.01
     {
@@ -469,7 +469,6 @@ fn is_variable(pts: &[i64], time_base: ff::Rational, nominal: Option<FrameRate>,
     let typical = by_size[by_size.len() / 2] as f64;
     // A time base coarser than a tenth of a frame cannot tell jitter from rounding.
     let tolerance = (typical * 0.1).max(1.0);
-    let _ = time_base;
     let strays = deltas.iter().filter(|&&d| (d as f64 - typical).abs() > tolerance).count();
     strays * 100 > deltas.len()
 }
@@ -558,26 +557,22 @@ fn kind_name(t: media::Type) -> &'static str {
 mod tests {
     use super::*;
 
-    fn tb() -> ff::Rational {
-        ff::Rational::new(1, 1000)
-    }
-
     #[test]
     fn steady_millisecond_timestamps_are_constant_rate() {
         // 30 fps in a 1/1000 time base alternates 33 and 34 ms.
         let pts: Vec<i64> = (0..300).map(|i| i * 1000 / 30).collect();
-        assert!(!is_variable(&pts, tb(), FrameRate::new(30, 1), FrameRate::new(30, 1)));
+        assert!(!is_variable(&pts, FrameRate::new(30, 1), FrameRate::new(30, 1)));
     }
 
     #[test]
     fn jittery_timestamps_are_variable() {
         let pts: Vec<i64> = (0..300).map(|i| i * 33 + if i % 7 == 0 { 15 } else { 0 }).collect();
-        assert!(is_variable(&pts, tb(), None, None));
+        assert!(is_variable(&pts, None, None));
     }
 
     #[test]
     fn average_far_from_nominal_is_variable() {
         let pts: Vec<i64> = (0..10).map(|i| i * 40).collect();
-        assert!(is_variable(&pts, tb(), FrameRate::new(30, 1), FrameRate::new(24, 1)));
+        assert!(is_variable(&pts, FrameRate::new(30, 1), FrameRate::new(24, 1)));
     }
 }

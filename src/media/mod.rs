@@ -21,11 +21,6 @@ pub fn init() {
             _ => ffmpeg_next::util::log::Level::Quiet,
         };
         ffmpeg_next::util::log::set_level(level);
-        // SVT-AV1 logs to stdout on its own unless told otherwise (1 = errors only).
-        if std::env::var_os("SVT_LOG").is_none() {
-            // SAFETY: called once, before any encoder thread exists.
-            unsafe { std::env::set_var("SVT_LOG", "1") };
-        }
     });
 }
 
