@@ -19,28 +19,7 @@ fn plan_json(path: &std::path::Path, preset: &str) -> serde_json::Value {
 
 /// A flat-colour source (cheap to make at any size) with a tone.
 fn source(name: &str, size: &str, rate: &str, seconds: &str) -> std::path::PathBuf {
-    let video = format!("color=c=0x3366aa:size={size}:rate={rate}");
-    synth(
-        name,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            &video,
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=sample_rate=48000",
-            "-t",
-            seconds,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
-    )
+    common::with_tone(name, &format!("color=c=0x3366aa:size={size}:rate={rate}"), seconds, &[])
 }
 
 #[test]

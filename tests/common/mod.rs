@@ -41,29 +41,14 @@ pub fn synth(name: &str, args: &[&str]) -> PathBuf {
 
 /// A test pattern of `size` at `rate` for `seconds`, H.264 (ultrafast) with a tone, in MP4.
 pub fn pattern(name: &str, size: &str, rate: &str, seconds: &str, extra: &[&str]) -> PathBuf {
-    let video = format!("testsrc2=size={size}:rate={rate}");
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        &video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        seconds,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "96k",
-    ];
+    with_tone(name, &format!("testsrc2=size={size}:rate={rate}"), seconds, extra)
+}
+
+/// The lavfi `video` source for `seconds`, H.264 (ultrafast) with a 48 kHz AAC tone, in MP4.
+pub fn with_tone(name: &str, video: &str, seconds: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"];
+    args.extend_from_slice(&["-t", seconds, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
+    args.extend_from_slice(&["-c:a", "aac", "-b:a", "96k"]);
     args.extend_from_slice(extra);
     synth(name, &args)
 }
