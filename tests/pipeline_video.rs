@@ -140,3 +140,84 @@ fn variable_frame_rate_input_becomes_constant_rate_with_the_planned_frame_count(
         assert!((w[1] - w[0] - 1.0 / rate).abs() < 1e-3, "constant rate expected, got a step of {}", w[1] - w[0]);
     }
 }
+
+/// The mean luma of the top and bottom halves of the first frame of a file.
+fn top_and_bottom_brightness(file: &std::path::Path, width: usize, height: usize) -> (f64, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout.len(), width * height, "{}", String::from_utf8_lossy(&out.stderr));
+    let half = width * height / 2;
+    let mean = |px: &[u8]| px.iter().map(|&p| f64::from(p)).sum::<f64>() / px.len() as f64;
+    (mean(&out.stdout[..half]), mean(&out.stdout[half..]))
+}
+
+#[test]
+fn a_rotated_phone_recording_is_encoded_upright() {
+    // Left half white, right half black, stored landscape with a 90° clockwise display
+    // matrix: upright, the white half is on top.
+    let coded = common::synth(
+        "halves.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=white:size=320x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:size=320x360:rate=25",
+            "-filter_complex",
+            "hstack",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+    );
+    let input = common::rotate_mp4(&coded, "halves-rotated.mp4", 90);
+    let (plan, chunks) = encode_all(&input, 1);
+    let rung = &plan.rungs[0];
+    assert_eq!((rung.width, rung.height), (360, 640));
+    let mut stream = chunks[0][0].init.clone();
+    stream.extend_from_slice(&chunks[0][0].segments[0].bytes);
+    let file = common::media_dir().join("upright.mp4");
+    std::fs::write(&file, &stream).unwrap();
+    let (top, bottom) = top_and_bottom_brightness(&file, 360, 640);
+    assert!(top > 200.0 && bottom < 50.0, "top {top}, bottom {bottom}: the picture is not upright");
+}
+
+#[test]
+fn interlaced_sources_are_deinterlaced_frame_for_frame() {
+    let input = common::synth(
+        "interlaced-source.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=720x576:rate=25",
+            "-t",
+            "3",
+            "-vf",
+            "setfield=tff",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-flags",
+            "+ildct+ilme",
+        ],
+    );
+    let (plan, chunks) = encode_all(&input, 1);
+    assert!(plan.deinterlace);
+    let mut stream = chunks[0][0].init.clone();
+    stream.extend_from_slice(&chunks[0][0].segments[0].bytes);
+    let file = common::media_dir().join("deinterlaced.mp4");
+    std::fs::write(&file, &stream).unwrap();
+    assert_eq!(packets(&file).len() as u64, plan.total_frames, "one output frame per source frame");
+}

@@ -108,6 +108,9 @@ pub fn encode_chunk(
         ..Default::default()
     });
     let mut decoder = context.decoder().video().map_err(libav("opening the decoder"))?;
+    let mut picture =
+        picture_filter(plan, &decoder, stream.time_base()).map_err(libav("building the picture filter"))?;
+    let mut filtered = ff::frame::Video::empty();
 
     let fps = plan.fps.as_f64();
     let frame_seconds = 1.0 / fps;
@@ -171,7 +174,7 @@ pub fn encode_chunk(
                  next_slot: &mut u64,
                  held: &mut Option<ff::frame::Video>,
                  rungs: &mut Vec<RungPipeline>| {
-        let t = frame.timestamp().map_or(0.0, |ts| (ts - origin) as f64 * time_base);
+        let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - origin) as f64 * time_base);
         while *next_slot < chunk.end_frame && (*next_slot as f64 + 0.5) * frame_seconds <= t {
             emit(held.as_ref().unwrap_or(&frame), *next_slot, rungs)?;
             *next_slot += 1;
@@ -189,10 +192,19 @@ pub fn encode_chunk(
         decoder.send_packet(&packet).map_err(libav("decoding"))?;
         loop {
             match decoder.receive_frame(&mut decoded) {
-                Ok(()) => {
-                    let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
-                    place(frame, &mut next_slot, &mut held, &mut rungs)?;
-                }
+                Ok(()) => match picture.as_mut() {
+                    None => {
+                        let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
+                        place(frame, &mut next_slot, &mut held, &mut rungs)?;
+                    }
+                    Some(graph) => {
+                        push_picture(graph, Some(&decoded)).map_err(libav("filtering"))?;
+                        while pull_picture(graph, &mut filtered) {
+                            let frame = std::mem::replace(&mut filtered, ff::frame::Video::empty());
+                            place(frame, &mut next_slot, &mut held, &mut rungs)?;
+                        }
+                    }
+                },
                 Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => break,
                 Err(e) => return Err(ChunkError::Libav { chunk: c, context: "decoding", source: e }),
             }
@@ -204,8 +216,20 @@ pub fn encode_chunk(
     if next_slot < chunk.end_frame {
         decoder.send_eof().map_err(libav("flushing the decoder"))?;
         while decoder.receive_frame(&mut decoded).is_ok() {
-            let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
-            place(frame, &mut next_slot, &mut held, &mut rungs)?;
+            match picture.as_mut() {
+                None => {
+                    let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
+                    place(frame, &mut next_slot, &mut held, &mut rungs)?;
+                }
+                Some(graph) => push_picture(graph, Some(&decoded)).map_err(libav("filtering"))?,
+            }
+        }
+        if let Some(graph) = picture.as_mut() {
+            push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
+            while pull_picture(graph, &mut filtered) {
+                let frame = std::mem::replace(&mut filtered, ff::frame::Video::empty());
+                place(frame, &mut next_slot, &mut held, &mut rungs)?;
+            }
         }
     }
     // The source ended early: hold its last frame to the end of the grid.
@@ -215,6 +239,64 @@ pub fn encode_chunk(
         next_slot += 1;
     }
     rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect()
+}
+
+/// The filters decoded pictures need before scaling: deinterlacing (yadif, a frame per
+/// frame, as the ffmpeg CLI and MediaConvert default to) and the display rotation, so a
+/// portrait phone recording is encoded upright. `None` when the source needs neither.
+fn picture_filter(
+    plan: &Plan,
+    decoder: &ff::decoder::Video,
+    time_base: ff::Rational,
+) -> Result<Option<ff::filter::Graph>, ff::Error> {
+    let mut steps = Vec::new();
+    if plan.deinterlace {
+        steps.push("yadif=mode=send_frame:parity=auto:deint=all");
+    }
+    match plan.source.rotation {
+        90 => steps.push("transpose=clock"),
+        180 => steps.push("hflip,vflip"),
+        270 => steps.push("transpose=cclock"),
+        _ => {}
+    }
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let format: ff::ffi::AVPixelFormat = decoder.format().into();
+    let sar = decoder.aspect_ratio();
+    let (sar_num, sar_den) = if sar.numerator() > 0 { (sar.numerator(), sar.denominator()) } else { (1, 1) };
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={sar_num}/{sar_den}",
+        decoder.width(),
+        decoder.height(),
+        format as i32,
+        time_base.numerator(),
+        time_base.denominator()
+    );
+    let mut graph = ff::filter::Graph::new();
+    let buffer = ff::filter::find("buffer").ok_or(ff::Error::FilterNotFound)?;
+    let sink = ff::filter::find("buffersink").ok_or(ff::Error::FilterNotFound)?;
+    graph.add(&buffer, "in", &args)?;
+    graph.add(&sink, "out", "")?;
+    graph.output("in", 0)?.input("out", 0)?.parse(&steps.join(","))?;
+    graph.validate()?;
+    Ok(Some(graph))
+}
+
+/// Gives the picture filter a decoded frame; `None` flushes it at the end of the input.
+fn push_picture(graph: &mut ff::filter::Graph, frame: Option<&ff::frame::Video>) -> Result<(), ff::Error> {
+    let mut input = graph.get("in").expect("the graph was built with an \"in\" buffer");
+    let mut source = input.source();
+    match frame {
+        Some(f) => source.add(f),
+        None => source.flush(),
+    }
+}
+
+/// Takes the next filtered frame, if one is ready.
+fn pull_picture(graph: &mut ff::filter::Graph, frame: &mut ff::frame::Video) -> bool {
+    let mut output = graph.get("out").expect("the graph was built with an \"out\" sink");
+    output.sink().frame(frame).is_ok()
 }
 
 fn open_muxer(
