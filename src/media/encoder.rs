@@ -268,6 +268,12 @@ fn close_unused(mut encoder: encoder::video::Encoder) {
     }
 }
 
+/// Whether the linked libav has an encoder of this name.
+pub fn is_available(name: &str) -> bool {
+    super::init();
+    encoder::find_by_name(name).is_some()
+}
+
 /// Settings of the AAC encoder.
 #[derive(Debug, Clone)]
 pub struct AudioEncoderSpec {

@@ -67,7 +67,10 @@ pub fn timescale_for(plan: &Plan) -> (u32, u32) {
 
 struct RungPipeline {
     index: usize,
-    scaler: scaling::Context,
+    width: u32,
+    height: u32,
+    /// Made from the first frame's format, remade if the source's changes mid-stream.
+    scaler: Option<scaling::Context>,
     scaled: ff::frame::Video,
     encoder: ff::encoder::video::Encoder,
     output: ff::format::context::Output,
@@ -110,10 +113,8 @@ pub fn encode_chunk(
     let mut decoder = context.decoder().video().map_err(libav("opening the decoder"))?;
     let mut picture =
         picture_filter(plan, &decoder, stream.time_base()).map_err(libav("building the picture filter"))?;
-    let mut filtered = ff::frame::Video::empty();
 
-    let fps = plan.fps.as_f64();
-    let frame_seconds = 1.0 / fps;
+    let frame_seconds = 1.0 / plan.fps.as_f64();
     if chunk.start_frame > 0 {
         // Seek to the key frame at or before the chunk's start (in AV_TIME_BASE units).
         let start = origin as f64 * time_base + chunk.start_frame as f64 * frame_seconds;
@@ -137,16 +138,9 @@ pub fn encode_chunk(
             let output = open_muxer(&path, &encoder, timescale).map_err(libav("opening the muxer"))?;
             Ok(RungPipeline {
                 index: r.index,
-                scaler: scaling::Context::get(
-                    Pixel::YUV420P,
-                    2,
-                    2,
-                    Pixel::YUV420P,
-                    r.width,
-                    r.height,
-                    scaling::Flags::BICUBIC,
-                )
-                .map_err(libav("creating a scaler"))?,
+                width: r.width,
+                height: r.height,
+                scaler: None,
                 scaled: ff::frame::Video::empty(),
                 encoder,
                 output,
@@ -158,29 +152,13 @@ pub fn encode_chunk(
         .collect::<Result<Vec<_>, ChunkError>>()?;
 
     let video_index = plan.source.video_stream;
-    let mut next_slot = chunk.start_frame;
-    let mut held: Option<ff::frame::Video> = None;
-    let mut decoded = ff::frame::Video::empty();
-    let emit = |frame: &ff::frame::Video, slot: u64, rungs: &mut Vec<RungPipeline>| -> Result<(), ChunkError> {
+    let mut slots = Slots::new(chunk, plan.fps.as_f64(), origin, time_base);
+    let mut emit = |frame: &ff::frame::Video, slot: u64| -> Result<(), ChunkError> {
         let local = (slot - chunk.start_frame) as i64;
         for r in rungs.iter_mut() {
             feed_rung(r, frame, local, chunk, plan, ticks_per_frame)?;
         }
         Ok(())
-    };
-    // Slot n shows the latest source frame at or before n/fps (plus half a frame):
-    // frames are duplicated over gaps and dropped when the source runs faster.
-    let place = |frame: ff::frame::Video,
-                 next_slot: &mut u64,
-                 held: &mut Option<ff::frame::Video>,
-                 rungs: &mut Vec<RungPipeline>| {
-        let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - origin) as f64 * time_base);
-        while *next_slot < chunk.end_frame && (*next_slot as f64 + 0.5) * frame_seconds <= t {
-            emit(held.as_ref().unwrap_or(&frame), *next_slot, rungs)?;
-            *next_slot += 1;
-        }
-        *held = Some(frame);
-        Ok::<(), ChunkError>(())
     };
     for (s, packet) in ictx.packets() {
         if cancel.load(Ordering::Relaxed) {
@@ -190,54 +168,20 @@ pub fn encode_chunk(
             continue;
         }
         decoder.send_packet(&packet).map_err(libav("decoding"))?;
-        loop {
-            match decoder.receive_frame(&mut decoded) {
-                Ok(()) => match picture.as_mut() {
-                    None => {
-                        let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
-                        place(frame, &mut next_slot, &mut held, &mut rungs)?;
-                    }
-                    Some(graph) => {
-                        push_picture(graph, Some(&decoded)).map_err(libav("filtering"))?;
-                        while pull_picture(graph, &mut filtered) {
-                            let frame = std::mem::replace(&mut filtered, ff::frame::Video::empty());
-                            place(frame, &mut next_slot, &mut held, &mut rungs)?;
-                        }
-                    }
-                },
-                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => break,
-                Err(e) => return Err(ChunkError::Libav { chunk: c, context: "decoding", source: e }),
-            }
-        }
-        if next_slot >= chunk.end_frame {
+        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
+        if slots.is_full() {
             break;
         }
     }
-    if next_slot < chunk.end_frame {
+    if !slots.is_full() {
         decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            match picture.as_mut() {
-                None => {
-                    let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
-                    place(frame, &mut next_slot, &mut held, &mut rungs)?;
-                }
-                Some(graph) => push_picture(graph, Some(&decoded)).map_err(libav("filtering"))?,
-            }
-        }
+        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
         if let Some(graph) = picture.as_mut() {
             push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
-            while pull_picture(graph, &mut filtered) {
-                let frame = std::mem::replace(&mut filtered, ff::frame::Video::empty());
-                place(frame, &mut next_slot, &mut held, &mut rungs)?;
-            }
+            drain_picture(c, graph, &mut |f| slots.place(f, &mut emit))?;
         }
     }
-    // The source ended early: hold its last frame to the end of the grid.
-    while next_slot < chunk.end_frame {
-        let Some(last) = held.as_ref() else { break };
-        emit(last, next_slot, &mut rungs)?;
-        next_slot += 1;
-    }
+    slots.fill_to_end(&mut emit)?;
     rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect()
 }
 
@@ -283,6 +227,103 @@ fn picture_filter(
     Ok(Some(graph))
 }
 
+type OnFrame<'a> = dyn FnMut(ff::frame::Video) -> Result<(), ChunkError> + 'a;
+
+/// Maps source frames to the plan's constant-rate slots: slot n shows the latest source
+/// frame at or before n/fps (plus half a frame), so frames are duplicated over gaps and
+/// dropped when the source runs faster.
+struct Slots {
+    /// Next slot to fill; `end` is exclusive.
+    next: u64,
+    end: u64,
+    held: Option<ff::frame::Video>,
+    origin: i64,
+    time_base: f64,
+    frame_seconds: f64,
+}
+
+impl Slots {
+    fn new(chunk: &Chunk, fps: f64, origin: i64, time_base: f64) -> Self {
+        Self { next: chunk.start_frame, end: chunk.end_frame, held: None, origin, time_base, frame_seconds: 1.0 / fps }
+    }
+
+    fn is_full(&self) -> bool {
+        self.next >= self.end
+    }
+
+    /// Takes the next source frame (in presentation order), emitting every slot that
+    /// ends before it.
+    fn place(
+        &mut self,
+        frame: ff::frame::Video,
+        emit: &mut impl FnMut(&ff::frame::Video, u64) -> Result<(), ChunkError>,
+    ) -> Result<(), ChunkError> {
+        let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - self.origin) as f64 * self.time_base);
+        while !self.is_full() && (self.next as f64 + 0.5) * self.frame_seconds <= t {
+            emit(self.held.as_ref().unwrap_or(&frame), self.next)?;
+            self.next += 1;
+        }
+        self.held = Some(frame);
+        Ok(())
+    }
+
+    /// The source ended early: holds its last frame to the end of the chunk.
+    fn fill_to_end(
+        &mut self,
+        emit: &mut impl FnMut(&ff::frame::Video, u64) -> Result<(), ChunkError>,
+    ) -> Result<(), ChunkError> {
+        while let (false, Some(last)) = (self.is_full(), self.held.as_ref()) {
+            emit(last, self.next)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Hands every frame the decoder has ready, through the picture filter when there is one,
+/// to `on_frame`.
+fn receive_frames(
+    chunk: u32,
+    decoder: &mut ff::decoder::Video,
+    mut picture: Option<&mut ff::filter::Graph>,
+    on_frame: &mut OnFrame<'_>,
+) -> Result<(), ChunkError> {
+    let mut decoded = ff::frame::Video::empty();
+    loop {
+        match decoder.receive_frame(&mut decoded) {
+            Ok(()) => {
+                let frame = std::mem::replace(&mut decoded, ff::frame::Video::empty());
+                match picture.as_deref_mut() {
+                    None => on_frame(frame)?,
+                    Some(graph) => {
+                        push_picture(graph, Some(&frame)).map_err(|source| ChunkError::Libav {
+                            chunk,
+                            context: "filtering",
+                            source,
+                        })?;
+                        drain_picture(chunk, graph, on_frame)?;
+                    }
+                }
+            }
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
+            Err(source) => return Err(ChunkError::Libav { chunk, context: "decoding", source }),
+        }
+    }
+}
+
+/// Hands every frame the picture filter has ready to `on_frame`.
+fn drain_picture(chunk: u32, graph: &mut ff::filter::Graph, on_frame: &mut OnFrame<'_>) -> Result<(), ChunkError> {
+    let mut filtered = ff::frame::Video::empty();
+    loop {
+        let mut output = graph.get("out").expect("the graph was built with an \"out\" sink");
+        match output.sink().frame(&mut filtered) {
+            Ok(()) => on_frame(std::mem::replace(&mut filtered, ff::frame::Video::empty()))?,
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
+            Err(source) => return Err(ChunkError::Libav { chunk, context: "filtering", source }),
+        }
+    }
+}
+
 /// Gives the picture filter a decoded frame; `None` flushes it at the end of the input.
 fn push_picture(graph: &mut ff::filter::Graph, frame: Option<&ff::frame::Video>) -> Result<(), ff::Error> {
     let mut input = graph.get("in").expect("the graph was built with an \"in\" buffer");
@@ -291,12 +332,6 @@ fn push_picture(graph: &mut ff::filter::Graph, frame: Option<&ff::frame::Video>)
         Some(f) => source.add(f),
         None => source.flush(),
     }
-}
-
-/// Takes the next filtered frame, if one is ready.
-fn pull_picture(graph: &mut ff::filter::Graph, frame: &mut ff::frame::Video) -> bool {
-    let mut output = graph.get("out").expect("the graph was built with an \"out\" sink");
-    output.sink().frame(frame).is_ok()
 }
 
 fn open_muxer(
@@ -325,23 +360,23 @@ fn feed_rung(
 ) -> Result<(), ChunkError> {
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
-    if r.scaler.input().width != frame.width()
-        || r.scaler.input().height != frame.height()
-        || r.scaler.input().format != frame.format()
-    {
-        let out = r.scaler.output();
-        r.scaler = scaling::Context::get(
-            frame.format(),
-            frame.width(),
-            frame.height(),
-            out.format,
-            out.width,
-            out.height,
+    let source = (frame.format(), frame.width(), frame.height());
+    let stale = r.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source);
+    if stale {
+        let fresh = scaling::Context::get(
+            source.0,
+            source.1,
+            source.2,
+            Pixel::YUV420P,
+            r.width,
+            r.height,
             scaling::Flags::BICUBIC,
         )
         .map_err(libav("creating a scaler"))?;
+        r.scaler = Some(fresh);
     }
-    r.scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
+    let scaler = r.scaler.as_mut().expect("made just above when missing");
+    scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
     r.scaled.set_pts(Some(local));
     // A key frame opens every GOP: the grid is the plan's, not the encoder's.
     let key = local % i64::from(plan.gop_frames) == 0;

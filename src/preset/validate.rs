@@ -546,12 +546,7 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
             format!("audio codec {codec:?} is not supported"),
             "use \"aac\" (AAC-LC, which every HLS and DASH player plays)",
         );
-    } else if ffmpeg_next::encoder::find_by_name({
-        crate::media::init();
-        "aac"
-    })
-    .is_none()
-    {
+    } else if !encoder::is_available("aac") {
         r.fail(
             path("audio.codec"),
             "the linked libav has no aac encoder",
