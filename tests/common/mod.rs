@@ -117,3 +117,5 @@ pub fn rotate_mp4(src: &Path, name: &str, degrees: u32) -> PathBuf {
     std::fs::write(&out, bytes).expect("writable");
     out
 }
+
+pub mod playlist;
