@@ -1,0 +1,442 @@
+//! HLS playlists (RFC 8216) for a finished ladder: a media playlist per track, an I-frame
+//! playlist per video rung, and the master playlist naming them all.
+//!
+//! These are pure functions of the [`TrackSummary`]s: the same ladder always gives the
+//! same bytes, so reruns and concurrent assemblers write identical files. URIs are relative
+//! to the playlist's own folder (`<dir>/index.m3u8` names `seg_0.m4s`, the master at the
+//! output root names `v0/index.m3u8`).
+
+use std::fmt::Write as _;
+
+use super::track::{INIT_FILE, TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
+
+/// Every playlist declares version 7: fMP4 segments with `EXT-X-MAP` in a media playlist
+/// need 6+ (RFC 8216 §7), and 7 is what Apple's authoring spec asks for with CMAF.
+const VERSION: u32 = 7;
+
+/// The file name of a track's media playlist inside its folder.
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+/// The file name of a video rung's I-frame playlist inside its folder.
+pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
+/// The file name of the master playlist at the output root.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// The `GROUP-ID` tying the video variants to the audio rendition.
+const AUDIO_GROUP: &str = "audio";
+
+/// One entry of a media or I-frame playlist, before formatting.
+struct Entry {
+    /// Ticks from the track's start to this entry's start.
+    start: u64,
+    duration: u64,
+    /// `<length>@<offset>`, for I-frame entries.
+    byte_range: Option<(u64, u64)>,
+    uri: String,
+}
+
+/// The VOD media playlist of one track (`<dir>/index.m3u8`).
+///
+/// `EXTINF` values are exact to the microsecond and never drift: each is the difference
+/// of the rounded start and end times, so they add up to the track's duration (rounded
+/// once) however many segments there are.
+pub fn media_playlist(track: &TrackSummary) -> String {
+    let mut start = 0;
+    let entries: Vec<Entry> = track
+        .segments
+        .iter()
+        .map(|s| {
+            let entry = Entry { start, duration: s.duration, byte_range: None, uri: s.file_name() };
+            start += s.duration;
+            entry
+        })
+        .collect();
+    playlist(track.timescale, &entries, false)
+}
+
+/// The I-frame playlist of a video rung (`<dir>/iframes.m3u8`): one entry per key frame,
+/// naming its bytes (the key frame with its `moof`) inside the segment file, lasting until
+/// the next key frame (see [`TrackSummary::key_frame_spans`] for how that time is known).
+pub fn iframe_playlist(track: &TrackSummary) -> String {
+    let entries: Vec<Entry> = track
+        .key_frame_spans()
+        .into_iter()
+        .map(|k| Entry {
+            start: k.start,
+            duration: k.duration,
+            byte_range: Some((k.range.length, k.range.offset)),
+            uri: format!("seg_{}.m4s", k.segment),
+        })
+        .collect();
+    playlist(track.timescale, &entries, true)
+}
+
+fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
+    // Rounded times of the entries' edges; an EXTINF is the difference of two of them.
+    let extinf: Vec<u64> = entries
+        .iter()
+        .map(|e| ticks_to_micros(e.start + e.duration, timescale) - ticks_to_micros(e.start, timescale))
+        .collect();
+    // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer must be at most the
+    // target duration. Half rounds up, as the RFC's "nearest" is read by Apple's validator.
+    let target = extinf.iter().map(|&us| us.saturating_add(500_000) / 1_000_000).max().unwrap_or(0).max(1);
+
+    let mut out = String::new();
+    line(&mut out, "#EXTM3U");
+    line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
+    line(&mut out, &format!("#EXT-X-TARGETDURATION:{target}"));
+    line(&mut out, "#EXT-X-MEDIA-SEQUENCE:0");
+    line(&mut out, "#EXT-X-PLAYLIST-TYPE:VOD");
+    if iframes_only {
+        line(&mut out, "#EXT-X-I-FRAMES-ONLY");
+    }
+    line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
+    line(&mut out, &format!("#EXT-X-MAP:URI=\"{INIT_FILE}\""));
+    for (entry, us) in entries.iter().zip(extinf) {
+        line(&mut out, &format!("#EXTINF:{},", micros_fixed6(us)));
+        if let Some((length, offset)) = entry.byte_range {
+            line(&mut out, &format!("#EXT-X-BYTERANGE:{length}@{offset}"));
+        }
+        line(&mut out, &entry.uri);
+    }
+    line(&mut out, "#EXT-X-ENDLIST");
+    out
+}
+
+/// The master playlist (`master.m3u8` at the output root): the audio rendition, one
+/// variant per video rung in the order given, then one I-frame stream per rung.
+///
+/// `BANDWIDTH` is the measured peak video bitrate plus the measured peak audio bitrate:
+/// the peaks of the two need not fall in the same segment, so their sum is an upper bound
+/// of any segment's combined rate, which is what RFC 8216 asks `BANDWIDTH` to be.
+/// `AVERAGE-BANDWIDTH` is the sum of the measured averages.
+pub fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> String {
+    let mut out = String::new();
+    line(&mut out, "#EXTM3U");
+    line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
+    line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
+
+    if let Some(a) = audio {
+        let (language, name, channels) = match &a.kind {
+            TrackKind::Audio { language, name, channels, .. } => (language.as_str(), name.as_str(), *channels),
+            TrackKind::Video { .. } => ("und", a.dir.as_str(), 2),
+        };
+        line(
+            &mut out,
+            &format!(
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME={},LANGUAGE={},DEFAULT=YES,AUTOSELECT=YES,\
+                 CHANNELS=\"{channels}\",URI={}",
+                quoted(name),
+                quoted(language),
+                quoted(&format!("{}/{MEDIA_PLAYLIST}", a.dir)),
+            ),
+        );
+    }
+
+    let (audio_peak, audio_average) = audio.map_or((0, 0), |a| (a.peak_bitrate(), a.average_bitrate()));
+    for v in video {
+        let codecs = match audio {
+            Some(a) => format!("{},{}", v.codec, a.codec),
+            None => v.codec.clone(),
+        };
+        let mut tag = format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
+            v.peak_bitrate() + audio_peak,
+            v.average_bitrate() + audio_average,
+            quoted(&codecs)
+        );
+        if let TrackKind::Video { width, height, fps } = &v.kind {
+            let thousandths = (u64::from(fps.num()) * 2000 + u64::from(fps.den())) / (2 * u64::from(fps.den()));
+            let _ =
+                write!(tag, ",RESOLUTION={width}x{height},FRAME-RATE={}.{:03}", thousandths / 1000, thousandths % 1000);
+        }
+        if audio.is_some() {
+            let _ = write!(tag, ",AUDIO=\"{AUDIO_GROUP}\"");
+        }
+        // Stated rather than left out: without it a player assumes captions may be in the
+        // video and may show a captions menu for nothing.
+        tag.push_str(",CLOSED-CAPTIONS=NONE");
+        line(&mut out, &tag);
+        line(&mut out, &format!("{}/{MEDIA_PLAYLIST}", v.dir));
+    }
+
+    for v in video {
+        let mut tag = format!(
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
+            v.iframe_peak_bitrate(),
+            v.iframe_average_bitrate(),
+            quoted(&v.codec)
+        );
+        if let TrackKind::Video { width, height, .. } = &v.kind {
+            let _ = write!(tag, ",RESOLUTION={width}x{height}");
+        }
+        let _ = write!(tag, ",URI={}", quoted(&format!("{}/{IFRAME_PLAYLIST}", v.dir)));
+        line(&mut out, &tag);
+    }
+    out
+}
+
+fn line(out: &mut String, text: &str) {
+    out.push_str(text);
+    out.push('\n');
+}
+
+/// An RFC 8216 quoted-string. It has no escape mechanism and may not hold `"`, CR or LF,
+/// so those (and other control characters) are replaced rather than breaking the playlist.
+fn quoted(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    format!("\"{clean}\"")
+}
+
+/// The integration tests' playlist parser, so that unit and integration tests read
+/// playlists back the same way.
+#[cfg(test)]
+#[path = "../../tests/common/playlist.rs"]
+mod parser;
+
+#[cfg(test)]
+mod tests {
+    use super::parser::{self, MasterPlaylist, MediaPlaylist};
+    use super::*;
+    use crate::package::track::fixture;
+    use crate::rate::FrameRate;
+
+    fn seconds(ticks: u64, timescale: u32) -> f64 {
+        ticks as f64 / f64::from(timescale)
+    }
+
+    /// Bit/s of each segment, measured independently of the code under test.
+    fn segment_rates(track: &TrackSummary) -> Vec<f64> {
+        track.segments.iter().map(|s| s.size as f64 * 8.0 / seconds(s.duration, track.timescale)).collect()
+    }
+
+    fn average_rate(track: &TrackSummary) -> f64 {
+        let bytes: u64 = track.segments.iter().map(|s| s.size).sum();
+        let ticks: u64 = track.segments.iter().map(|s| s.duration).sum();
+        bytes as f64 * 8.0 / seconds(ticks, track.timescale)
+    }
+
+    fn media(track: &TrackSummary) -> MediaPlaylist {
+        parser::parse_media(&media_playlist(track)).expect("a well-formed media playlist")
+    }
+
+    fn master(video: &[TrackSummary], audio: Option<&TrackSummary>) -> MasterPlaylist {
+        parser::parse_master(&master_playlist(video, audio)).expect("a well-formed master playlist")
+    }
+
+    /// RFC 8216 §4.3.3.1, and no larger than it needs to be.
+    fn assert_target_duration_fits(p: &MediaPlaylist) {
+        let target = p.target_duration.expect("EXT-X-TARGETDURATION");
+        let rounded: Vec<u64> = p.segments.iter().map(|s| s.duration.round() as u64).collect();
+        assert!(rounded.iter().all(|&r| r <= target), "rounded EXTINFs {rounded:?} exceed target {target}");
+        assert_eq!(Some(&target), rounded.iter().max(), "target duration is the longest rounded EXTINF");
+    }
+
+    fn assert_vod_header(p: &MediaPlaylist) {
+        assert_eq!(p.version, Some(7));
+        assert_eq!(p.media_sequence, Some(0));
+        assert_eq!(p.playlist_type.as_deref(), Some("VOD"));
+        assert!(p.independent_segments);
+        assert!(p.end_list);
+        assert_eq!(p.map_uri.as_deref(), Some("init.mp4"));
+        assert_eq!(p.other_tags, Vec::<String>::new());
+    }
+
+    #[test]
+    fn media_playlists_list_every_segment_with_exact_durations() {
+        let mut tracks = fixture::video_rungs();
+        tracks.push(fixture::audio());
+        for track in &tracks {
+            let p = media(track);
+            assert_vod_header(&p);
+            assert!(!p.iframes_only);
+            assert_eq!(p.segments.len(), fixture::SEGMENTS, "{}", track.dir);
+            let mut start = 0;
+            for (segment, entry) in track.segments.iter().zip(&p.segments) {
+                assert_eq!(entry.uri, format!("seg_{}.m4s", segment.index));
+                assert_eq!(entry.byte_range, None);
+                let digits = entry.duration_text.split_once('.').map(|(_, d)| d.len());
+                assert_eq!(digits, Some(6), "EXTINF {} has six decimals", entry.duration_text);
+                // Each EXTINF is its segment's duration to the microsecond…
+                let exact = seconds(segment.duration, track.timescale);
+                assert!((entry.duration - exact).abs() <= 1e-6 + 1e-9, "{} vs {exact}", entry.duration);
+                start += segment.duration;
+            }
+            // … and together they add up to the track without drift.
+            let total = seconds(start, track.timescale);
+            assert!((p.duration() - total).abs() <= 1e-6, "{}: {} vs {total}", track.dir, p.duration());
+            assert_target_duration_fits(&p);
+        }
+    }
+
+    #[test]
+    fn audio_extinf_rounding_does_not_drift() {
+        // 281-frame AAC segments are 5.994666… s: rounded one by one, 13 of them would be
+        // off by several microseconds in total.
+        let audio = fixture::audio();
+        let p = media(&audio);
+        let durations: Vec<&str> = p.segments.iter().map(|s| s.duration_text.as_str()).collect();
+        assert_eq!(&durations[..4], ["6.016000", "5.994667", "5.994666", "5.994667"]);
+        assert!((p.duration() - 74.56).abs() < 1e-9, "{}", p.duration());
+    }
+
+    #[test]
+    fn target_duration_is_the_longest_extinf_rounded_to_nearest() {
+        let mut track = fixture::video_rungs().remove(0);
+        // 6.4 s rounds down to 6; 6.5 s rounds up to 7.
+        track.segments[3].duration = 6 * 12_800 + 5_120;
+        assert_eq!(media(&track).target_duration, Some(6));
+        track.segments[3].duration = 6 * 12_800 + 6_400;
+        assert_eq!(media(&track).target_duration, Some(7));
+    }
+
+    #[test]
+    fn iframe_playlists_name_each_key_frame_for_its_gop() {
+        for track in &fixture::video_rungs() {
+            let p = parser::parse_media(&iframe_playlist(track)).expect("a well-formed I-frame playlist");
+            assert_vod_header(&p);
+            assert!(p.iframes_only);
+            let expected: Vec<(String, parser::ByteRange)> = track
+                .segments
+                .iter()
+                .flat_map(|s| {
+                    s.key_frames.iter().map(|k| {
+                        (format!("seg_{}.m4s", s.index), parser::ByteRange { length: k.length, offset: k.offset })
+                    })
+                })
+                .collect();
+            let found: Vec<(String, parser::ByteRange)> = p
+                .segments
+                .iter()
+                .map(|e| (e.uri.clone(), e.byte_range.expect("every I-frame entry has a byte range")))
+                .collect();
+            assert_eq!(found, expected);
+            // 2 s GOPs, and the short last segment's two key frames share its 2.56 s.
+            assert!(p.segments[..36].iter().all(|e| e.duration_text == "2.000000"));
+            assert_eq!(p.segments[36].duration_text, "1.280000");
+            assert_eq!(p.segments[37].duration_text, "1.280000");
+            let total = seconds(track.duration(), track.timescale);
+            assert!((p.duration() - total).abs() <= 1e-6, "{} vs {total}", p.duration());
+            assert_target_duration_fits(&p);
+        }
+    }
+
+    #[test]
+    fn master_names_audio_then_each_rung_in_order_then_iframe_streams() {
+        let video = fixture::video_rungs();
+        let audio = fixture::audio();
+        let m = master(&video, Some(&audio));
+        assert_eq!(m.version, Some(7));
+        assert!(m.independent_segments);
+        assert_eq!(m.other_tags, Vec::<String>::new());
+
+        assert_eq!(m.media.len(), 1);
+        let a = &m.media[0];
+        for (name, value) in [
+            ("TYPE", "AUDIO"),
+            ("GROUP-ID", "audio"),
+            ("NAME", "English"),
+            ("LANGUAGE", "en"),
+            ("DEFAULT", "YES"),
+            ("AUTOSELECT", "YES"),
+            ("CHANNELS", "2"),
+            ("URI", "a0/index.m3u8"),
+        ] {
+            assert_eq!(a.get(name), Some(value), "EXT-X-MEDIA {name}");
+        }
+        assert!(a.is_quoted("CHANNELS") && a.is_quoted("URI") && !a.is_quoted("TYPE"));
+
+        let uris: Vec<&str> = m.variants.iter().map(|v| v.uri.as_str()).collect();
+        assert_eq!(uris, ["v0/index.m3u8", "v1/index.m3u8", "v2/index.m3u8"]);
+        let audio_rates = segment_rates(&audio);
+        for (variant, track) in m.variants.iter().zip(&video) {
+            let attrs = &variant.attributes;
+            let bandwidth = attrs.int("BANDWIDTH") as f64;
+            for (i, (v, a)) in segment_rates(track).iter().zip(&audio_rates).enumerate() {
+                assert!(bandwidth >= v + a, "{}: BANDWIDTH {bandwidth} below segment {i}'s {}", track.dir, v + a);
+            }
+            let peaks =
+                segment_rates(track).into_iter().fold(0.0, f64::max) + audio_rates.iter().copied().fold(0.0, f64::max);
+            assert!(bandwidth - peaks < 2.0, "BANDWIDTH {bandwidth} is the sum of the peaks {peaks}, rounded up");
+            let average = average_rate(track) + average_rate(&audio);
+            let stated = attrs.int("AVERAGE-BANDWIDTH") as f64;
+            assert!((0.0..2.0).contains(&(stated - average)), "AVERAGE-BANDWIDTH {stated} vs measured {average}");
+            assert_eq!(attrs.get("CODECS"), Some(format!("{},mp4a.40.2", track.codec).as_str()));
+            assert!(attrs.is_quoted("CODECS"));
+            let TrackKind::Video { width, height, .. } = track.kind else { panic!("video") };
+            assert_eq!(attrs.get("RESOLUTION"), Some(format!("{width}x{height}").as_str()));
+            assert_eq!(attrs.get("FRAME-RATE"), Some("25.000"));
+            assert_eq!(attrs.get("AUDIO"), Some("audio"));
+            assert_eq!(attrs.get("CLOSED-CAPTIONS"), Some("NONE"));
+        }
+
+        assert_eq!(m.iframe_streams.len(), 3);
+        for (attrs, track) in m.iframe_streams.iter().zip(&video) {
+            assert_eq!(attrs.get("URI"), Some(format!("{}/iframes.m3u8", track.dir).as_str()));
+            assert_eq!(attrs.get("CODECS"), Some(track.codec.as_str()));
+            assert!(attrs.get("RESOLUTION").is_some());
+            let bandwidth = attrs.int("BANDWIDTH") as f64;
+            let spans = track.key_frame_spans();
+            for k in &spans {
+                let rate = k.range.length as f64 * 8.0 / seconds(k.duration, track.timescale);
+                assert!(bandwidth >= rate, "I-frame BANDWIDTH {bandwidth} below a key frame's {rate}");
+            }
+            let bytes: u64 = spans.iter().map(|k| k.range.length).sum();
+            let average = bytes as f64 * 8.0 / seconds(track.duration(), track.timescale);
+            let stated = attrs.int("AVERAGE-BANDWIDTH") as f64;
+            assert!((0.0..1.0).contains(&(stated - average)), "I-frame AVERAGE-BANDWIDTH {stated} vs {average}");
+        }
+    }
+
+    #[test]
+    fn master_without_audio_has_no_audio_group() {
+        let video = fixture::video_rungs();
+        let m = master(&video, None);
+        assert!(m.media.is_empty());
+        for (variant, track) in m.variants.iter().zip(&video) {
+            assert_eq!(variant.attributes.get("AUDIO"), None);
+            assert_eq!(variant.attributes.get("CODECS"), Some(track.codec.as_str()));
+            assert_eq!(variant.attributes.int("BANDWIDTH"), track.peak_bitrate());
+        }
+    }
+
+    #[test]
+    fn ntsc_frame_rate_has_three_decimals() {
+        let mut video = fixture::video_rungs();
+        video[0].kind =
+            TrackKind::Video { width: 1280, height: 720, fps: FrameRate::new(30_000, 1001).expect("valid") };
+        video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(60_000, 1001).expect("valid") };
+        let m = master(&video, None);
+        assert_eq!(m.variants[0].attributes.get("FRAME-RATE"), Some("29.970"));
+        assert_eq!(m.variants[1].attributes.get("FRAME-RATE"), Some("59.940"));
+    }
+
+    #[test]
+    fn names_cannot_break_out_of_a_quoted_string() {
+        let mut audio = fixture::audio();
+        audio.kind = TrackKind::Audio {
+            sample_rate: 48_000,
+            channels: 2,
+            language: "en".into(),
+            name: "Director's \"cut\",\nEXT".into(),
+        };
+        let m = master(&fixture::video_rungs(), Some(&audio));
+        assert_eq!(m.media[0].get("NAME"), Some("Director's 'cut', EXT"));
+        assert_eq!(m.media[0].get("URI"), Some("a0/index.m3u8"));
+    }
+
+    #[test]
+    fn snapshots_of_the_synthetic_ladder() {
+        let video = fixture::video_rungs();
+        let audio = fixture::audio();
+        insta::assert_snapshot!("media_playlist_v0", media_playlist(&video[0]));
+        insta::assert_snapshot!("media_playlist_a0", media_playlist(&audio));
+        insta::assert_snapshot!("iframe_playlist_v0", iframe_playlist(&video[0]));
+        insta::assert_snapshot!("master_playlist", master_playlist(&video, Some(&audio)));
+    }
+}
