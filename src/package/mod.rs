@@ -3,5 +3,6 @@
 //! the manifests themselves ([`hls`], [`dash`]) from a [`track::TrackSummary`] per track.
 
 pub mod cmaf;
+pub mod dash;
 pub mod hls;
 pub mod track;
