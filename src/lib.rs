@@ -13,3 +13,4 @@ pub mod preset;
 pub mod probe;
 pub mod quality;
 pub mod rate;
+pub mod thumbs;
