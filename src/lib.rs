@@ -11,4 +11,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod preset;
 pub mod probe;
+pub mod quality;
 pub mod rate;
+pub mod thumbs;
