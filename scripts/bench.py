@@ -129,29 +129,40 @@ def preset_json(ladder_bin: Path, preset: str) -> tuple[dict, str]:
     return raw, f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} (TOML fallback)"
 
 
-def plan_rungs(ladder_bin: Path, preset: str, input_path: Path, preset_rungs: list[dict], src: dict) -> list[dict]:
-    """The rungs that apply to this input: `ladder plan --json` when it works (exact), else the
-    preset's rungs that do not upscale the source."""
-    if ladder_bin.is_file():
-        cmd = [str(ladder_bin), "plan", str(input_path), "--preset", preset, "--json"]
-        res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if res.returncode == 0:
-            try:
-                rungs = json.loads(res.stdout).get("rungs")
-                if rungs and all("width" in r and "height" in r for r in rungs):
-                    by_name = {r["name"]: r for r in preset_rungs}
-                    return [{**by_name.get(r.get("name"), {}), **r} for r in rungs]
-            except (json.JSONDecodeError, AttributeError):
-                pass
-    return [r for r in preset_rungs if r["width"] <= src["width"] and r["height"] <= src["height"]]
+def ladder_plan(ladder_bin: Path, preset: str, input_path: Path) -> dict | None:
+    """`ladder plan --json` for this input: the exact rungs, frame rate and GOP ladder uses."""
+    if not ladder_bin.is_file():
+        return None
+    cmd = [str(ladder_bin), "plan", str(input_path), "--preset", preset, "--json"]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if res.returncode != 0:
+        log(f"bench: `{shlex.join(cmd)}` failed ({res.stderr.strip()}); planning from the preset")
+        return None
+    try:
+        plan = json.loads(res.stdout)
+        if plan["rungs"] and all("width" in r and "height" in r for r in plan["rungs"]):
+            return plan
+    except (json.JSONDecodeError, KeyError, TypeError):
+        pass
+    log("bench: unexpected `ladder plan --json` output; planning from the preset")
+    return None
 
 
 def resolve_ladder(ladder_bin: Path, preset: str, input_path: Path, src: dict) -> Ladder:
     p, source = preset_json(ladder_bin, preset)
     video, seg, audio = p["video"], p["segments"], p.get("audio", {})
     thumbs = p.get("thumbnails", {})
-    fps = frame_rate(video.get("fps")) or min(src["fps"], frame_rate(video.get("max_fps")) or 60.0)
-    rungs = plan_rungs(ladder_bin, preset, input_path, p["rungs"], src)
+    plan = ladder_plan(ladder_bin, preset, input_path)
+    if plan:
+        source += " + `ladder plan --json`"
+        by_name = {r["name"]: r for r in p["rungs"]}
+        rungs = [by_name.get(r.get("name"), {}) | r for r in plan["rungs"]]
+        fps = frame_rate(plan.get("fps")) or src["fps"]
+        gop_frames = plan.get("gop_frames") or round(seg["gop_seconds"] * fps)
+    else:  # the same rules, roughly: never upscale, the source's rate up to max_fps
+        rungs = [r for r in p["rungs"] if r["width"] <= src["width"] and r["height"] <= src["height"]]
+        fps = frame_rate(video.get("fps")) or min(src["fps"], frame_rate(video.get("max_fps")) or 60.0)
+        gop_frames = round(seg["gop_seconds"] * fps)
     return Ladder(
         preset=p.get("name", preset),
         source=source,
@@ -161,10 +172,10 @@ def resolve_ladder(ladder_bin: Path, preset: str, input_path: Path, src: dict) -
         speed=video.get("speed"),
         rate_control=video.get("rate_control") or {"mode": "cvbr"},
         fps=fps,
-        gop_frames=round(seg["gop_seconds"] * fps),
+        gop_frames=gop_frames,
         segment_seconds=seg["segment_seconds"],
         rungs=[
-            Rung(i, r.get("name", f"v{i}"), r["width"], r["height"], r["bitrate_kbps"], r["maxrate_kbps"], r["bufsize_kbit"])
+            Rung(r.get("index", i), r.get("name", f"v{i}"), r["width"], r["height"], r["bitrate_kbps"], r["maxrate_kbps"], r["bufsize_kbit"])
             for i, r in enumerate(rungs)
         ],
         audio_kbps=audio.get("bitrate_kbps", 128),
@@ -625,18 +636,17 @@ def main() -> int:
             head = ["rung", "size", "target"] + [f"{n} kbit/s" for n in names_q] + [f"{n} PSNR-Y" for n in names_q]
             head += [f"{n} SSIM-Y" for n in names_q]
             rows = [head]
-            for r in ladder.rungs:
+            for k, r in enumerate(ladder.rungs):
                 row = [f"v{r.index} {r.name}", f"{r.width}x{r.height}", f"{r.bitrate_kbps}"]
-                row += [fmt(qual[n][r.index]["kbps"], ".0f") for n in names_q]
-                row += [fmt(qual[n][r.index]["psnr_y"], ".2f") for n in names_q]
-                row += [fmt(qual[n][r.index]["ssim_y"], ".4f") for n in names_q]
+                row += [fmt(qual[n][k]["kbps"], ".0f") for n in names_q]
+                row += [fmt(qual[n][k]["psnr_y"], ".2f") for n in names_q]
+                row += [fmt(qual[n][k]["ssim_y"], ".4f") for n in names_q]
                 rows.append(row)
             print()
             print(table(rows, right=set(range(2, len(head)))))
             print("(kbit/s = segment bytes x 8 / playlist duration; PSNR/SSIM vs the source scaled bicubic to the rung size)")
             for n in names_q:
-                for r in ladder.rungs:
-                    qr = qual[n][r.index]
+                for r, qr in zip(ladder.rungs, qual[n]):
                     if qr["frames"] is not None and abs(qr["frames"] - expected) > 1:
                         print(f"note: {n} v{r.index} has {qr['frames']} frames, the source {expected}")
                     if qr["psnr_y"] is None:
