@@ -219,20 +219,23 @@ def ladder_contender(ladder_bin: Path, ladder: Ladder, input_path: Path, jobs: i
     return Contender("ladder", unavailable, command, lambda out, r: out / f"v{r.index}" / "index.m3u8")
 
 
-def ffmpeg_command(ladder: Ladder, input_path: Path, out: Path) -> list[str]:
+def ffmpeg_command(ladder: Ladder, input_path: Path, has_audio: bool, out: Path) -> list[str]:
     """ONE ffmpeg process: decode once, split, scale (bicubic), encode every rung with the
-    preset's settings, one AAC rendition in its own group, CMAF HLS; plus the thumbnails."""
-    n = len(ladder.rungs)
+    preset's settings, one AAC rendition in its own group, CMAF HLS; plus the thumbnails.
+    Stream specifiers (`-b:v:K`) count output video streams; folders are named v<rung index>."""
+    rungs = list(enumerate(ladder.rungs))
     thumbs = ladder.thumbs_interval is not None and ladder.thumbs_width
-    graph = [f"[0:v]split={n + (1 if thumbs else 0)}" + "".join(f"[s{r.index}]" for r in ladder.rungs) + ("[st]" if thumbs else "")]
-    graph += [f"[s{r.index}]scale={r.width}:{r.height}:flags=bicubic[v{r.index}]" for r in ladder.rungs]
+    split = "".join(f"[s{k}]" for k, _ in rungs) + ("[st]" if thumbs else "")
+    graph = [f"[0:v]split={len(rungs) + (1 if thumbs else 0)}{split}"]
+    graph += [f"[s{k}]scale={r.width}:{r.height}:flags=bicubic[v{k}]" for k, r in rungs]
     if thumbs:
         graph.append(f"[st]fps=1/{ladder.thumbs_interval:g},scale={ladder.thumbs_width}:-2:flags=bicubic[th]")
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(input_path)]
     cmd += ["-filter_complex", ";".join(graph)]
-    for r in ladder.rungs:
-        cmd += ["-map", f"[v{r.index}]"]
-    cmd += ["-map", "0:a:0"]
+    for k, _ in rungs:
+        cmd += ["-map", f"[v{k}]"]
+    if has_audio:
+        cmd += ["-map", "0:a:0"]
     cmd += ["-c:v", ladder.encoder, "-pix_fmt", "yuv420p", "-r", f"{ladder.fps:g}"]
     if ladder.speed:
         cmd += ["-preset", ladder.speed]
@@ -245,12 +248,14 @@ def ffmpeg_command(ladder: Ladder, input_path: Path, out: Path) -> list[str]:
     if ladder.encoder == "libx264":
         cmd += ["-x264-params", "scenecut=0:open-gop=0"]
     crf = ladder.rate_control.get("crf") if ladder.rate_control.get("mode") == "capped_crf" else None
-    for r in ladder.rungs:
-        i = r.index
-        cmd += [f"-crf:v:{i}", f"{crf:g}"] if crf is not None else [f"-b:v:{i}", f"{r.bitrate_kbps}k"]
-        cmd += [f"-maxrate:v:{i}", f"{r.maxrate_kbps}k", f"-bufsize:v:{i}", f"{r.bufsize_kbit}k"]
-    cmd += ["-c:a", "aac", "-b:a", f"{ladder.audio_kbps}k", "-ar", str(ladder.audio_rate), "-ac", str(ladder.audio_channels)]
-    var_map = [f"v:{r.index},agroup:aud,name:v{r.index}" for r in ladder.rungs] + ["a:0,agroup:aud,name:a0"]
+    for k, r in rungs:
+        cmd += [f"-crf:v:{k}", f"{crf:g}"] if crf is not None else [f"-b:v:{k}", f"{r.bitrate_kbps}k"]
+        cmd += [f"-maxrate:v:{k}", f"{r.maxrate_kbps}k", f"-bufsize:v:{k}", f"{r.bufsize_kbit}k"]
+    agroup = ",agroup:aud" if has_audio else ""
+    var_map = [f"v:{k}{agroup},name:v{r.index}" for k, r in rungs]
+    if has_audio:
+        cmd += ["-c:a", "aac", "-b:a", f"{ladder.audio_kbps}k", "-ar", str(ladder.audio_rate), "-ac", str(ladder.audio_channels)]
+        var_map.append("a:0,agroup:aud,name:a0")
     cmd += [
         "-f", "hls", "-hls_time", f"{ladder.segment_seconds:g}", "-hls_playlist_type", "vod",
         "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
@@ -262,20 +267,20 @@ def ffmpeg_command(ladder: Ladder, input_path: Path, out: Path) -> list[str]:
     return cmd
 
 
-def ffmpeg_contender(ladder: Ladder, input_path: Path) -> Contender:
+def ffmpeg_contender(ladder: Ladder, input_path: Path, has_audio: bool) -> Contender:
     return Contender(
         "ffmpeg",
         lambda: None if shutil.which("ffmpeg") else "ffmpeg is not on PATH (run scripts/deps.sh)",
-        lambda out: ffmpeg_command(ladder, input_path, out),
+        lambda out: ffmpeg_command(ladder, input_path, has_audio, out),
         lambda out, r: out / f"v{r.index}" / "index.m3u8",
         lambda out: (out / "thumbs").mkdir(parents=True, exist_ok=True),
     )
 
 
-def contenders(args, ladder_bin: Path, ladder: Ladder, input_path: Path) -> list[Contender]:
+def contenders(args, ladder_bin: Path, ladder: Ladder, input_path: Path, src: dict) -> list[Contender]:
     """Everything compared, in the order each round runs them. The first is the subject, the
     last the baseline the ratios divide by."""
-    return [ladder_contender(ladder_bin, ladder, input_path, args.jobs), ffmpeg_contender(ladder, input_path)]
+    return [ladder_contender(ladder_bin, ladder, input_path, args.jobs), ffmpeg_contender(ladder, input_path, src["has_audio"])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +338,11 @@ def probe(path: Path) -> dict:
     if not info.get("streams"):
         die(f"{path} has no video stream")
     s = info["streams"][0]
+    audio = run_quiet([
+        "ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=index", "-of", "csv=p=0", str(path),
+    ]).stdout.strip()  # fmt: skip
     return {
+        "has_audio": bool(audio),
         "width": s["width"],
         "height": s["height"],
         "fps": frame_rate(s["r_frame_rate"]),
@@ -524,7 +533,7 @@ def main() -> int:
     if not ladder.rungs:
         die("no rung of the preset applies to this input")
 
-    every = contenders(args, ladder_bin, ladder, input_path)
+    every = contenders(args, ladder_bin, ladder, input_path, src)
     if args.only:
         every = [c for c in every if c.name in args.only]
     active, skipped = [], {}
