@@ -1,0 +1,174 @@
+//! Where a recording comes from and where its ladder goes: a local path, or (with the
+//! storage issue) `s3://bucket/prefix`. Everything the pipeline stores goes through
+//! [`Output`], addressed by keys relative to the output root (`v0/seg_3.m4s`), so the
+//! pipeline does not care which kind of location it writes to.
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// A parsed `INPUT` or `--out` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl Location {
+    /// Parses `s3://bucket/prefix` or a local path.
+    pub fn parse(text: &str) -> Result<Self, StorageError> {
+        match text.strip_prefix("s3://") {
+            None => Ok(Self::Local(PathBuf::from(text))),
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(StorageError::BadLocation(text.to_owned()));
+                }
+                Ok(Self::S3 { bucket: bucket.to_owned(), prefix: prefix.trim_end_matches('/').to_owned() })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Local(path) => write!(f, "{}", path.display()),
+            Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// A storage failure. Missing objects and refused writes name the key and the location.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0:?} is not a location: use a local path or s3://bucket/prefix")]
+    BadLocation(String),
+    #[error("{0}: S3 locations are not supported by this build yet; use a local path")]
+    Unsupported(String),
+    #[error("{location}: {action} {key}: {source}")]
+    Io { location: String, action: &'static str, key: String, source: std::io::Error },
+}
+
+impl StorageError {
+    /// Whether retrying may help (exit 4) rather than the call being wrong (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::BadLocation(_) | Self::Unsupported(_))
+    }
+}
+
+/// Where a run stores its files. Writes are atomic: a reader sees the whole file or none.
+pub trait Output: Send + Sync {
+    /// Stores `bytes` under `key`, replacing what was there.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError>;
+    /// The stored object's size, `None` when there is none.
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    /// Removes `key` if it exists (outputs only: an input location is never written).
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// The stored object, `None` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Where this is, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Opens the output for a location.
+pub fn open_output(location: &Location) -> Result<Box<dyn Output>, StorageError> {
+    match location {
+        Location::Local(root) => Ok(Box::new(LocalOutput { root: root.clone() })),
+        Location::S3 { .. } => Err(StorageError::Unsupported(location.to_string())),
+    }
+}
+
+/// The input as a local file ladder can open.
+pub fn local_input(location: &Location) -> Result<&Path, StorageError> {
+    match location {
+        Location::Local(path) => Ok(path),
+        Location::S3 { .. } => Err(StorageError::Unsupported(location.to_string())),
+    }
+}
+
+/// A local folder. Files are written beside their final name and renamed into place, so an
+/// interrupted write never leaves a partial file under a real name.
+#[derive(Debug)]
+pub struct LocalOutput {
+    root: PathBuf,
+}
+
+impl LocalOutput {
+    fn io(&self, action: &'static str, key: &str) -> impl FnOnce(std::io::Error) -> StorageError {
+        let (location, key) = (self.root.display().to_string(), key.to_owned());
+        move |source| StorageError::Io { location, action, key, source }
+    }
+}
+
+impl Output for LocalOutput {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let path = self.root.join(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(self.io("creating the folder of", key))?;
+        let mut file = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(self.io("creating a temporary file for", key))?;
+        file.write_all(bytes).map_err(self.io("writing", key))?;
+        file.as_file().sync_data().map_err(self.io("syncing", key))?;
+        file.persist(&path).map_err(|e| e.error).map_err(self.io("renaming into place", key))?;
+        Ok(())
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        match std::fs::metadata(self.root.join(key)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("reading the size of", key)(e)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match std::fs::remove_file(self.root.join(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("removing", key)(e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match std::fs::read(self.root.join(key)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("reading", key)(e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_local_paths_and_s3_urls() {
+        assert_eq!(Location::parse("out/x").unwrap(), Location::Local("out/x".into()));
+        assert_eq!(
+            Location::parse("s3://media/rec/1/").unwrap(),
+            Location::S3 { bucket: "media".into(), prefix: "rec/1".into() }
+        );
+        assert!(matches!(Location::parse("s3:///x"), Err(StorageError::BadLocation(_))));
+    }
+
+    #[test]
+    fn local_writes_are_whole_and_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = LocalOutput { root: dir.path().join("ladder") };
+        out.put("v0/seg_1.m4s", b"abc").unwrap();
+        out.put("v0/seg_1.m4s", b"abcd").unwrap();
+        assert_eq!(out.get("v0/seg_1.m4s").unwrap().unwrap(), b"abcd");
+        assert_eq!(out.size("v0/seg_1.m4s").unwrap(), Some(4));
+        assert_eq!(out.size("v0/seg_2.m4s").unwrap(), None);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("ladder/v0")).unwrap().map(|e| e.unwrap()).collect();
+        assert_eq!(names.len(), 1, "only the file itself: {names:?}");
+    }
+}
