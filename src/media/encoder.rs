@@ -89,6 +89,8 @@ pub enum EncoderError {
     WrongCodec { encoder: String, expected: &'static str, actual: String },
     #[error("encoder {encoder} rejected its settings: {source}")]
     Open { encoder: String, source: ff::Error },
+    #[error("encoder {encoder} failed: {source}")]
+    Failed { encoder: String, source: ff::Error },
     #[error("encoder {encoder} does not know option {key:?}")]
     UnknownOption { encoder: String, key: String, source_key: OptionSource },
 }

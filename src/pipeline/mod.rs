@@ -1,4 +1,54 @@
 //! The transcode: per chunk, demux and decode once, make every rung's frames, encode and
-//! package them as CMAF segments on the plan's global grid.
+//! package them as CMAF segments on the plan's global grid ([`video`]); the audio once for
+//! the whole recording, cut on the same grid ([`audio`]).
 
+pub mod audio;
 pub mod video;
+
+use std::path::Path;
+
+use ffmpeg_next as ff;
+
+/// One segment of one track, ready to store as `<track>/seg_<index>.m4s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedSegment {
+    /// Global segment number.
+    pub index: u32,
+    pub bytes: Vec<u8>,
+    /// `tfdt` of the segment's first fragment, in the track timescale.
+    pub decode_time: u64,
+    /// In the track timescale.
+    pub duration: u64,
+    /// Byte ranges (within `bytes`) of each GOP's key frame with its `moof`, for the
+    /// I-frame playlist. Empty for audio.
+    pub key_frames: Vec<std::ops::Range<usize>>,
+    /// Ticks from the segment's start to each key frame, parallel to `key_frames`.
+    pub key_frame_times: Vec<u64>,
+}
+
+/// Opens libavformat's `mp4` muxer writing fragmented MP4 the way CMAF wants it: an empty
+/// `moov`, `tfdt` in every fragment, fragments cut only where we ask ([`close_fragment`]),
+/// and no `mfra` index at the end (segments are served separately).
+fn open_muxer(
+    path: &Path,
+    parameters: ff::codec::Parameters,
+    timescale: u32,
+) -> Result<ff::format::context::Output, ff::Error> {
+    let mut output = ff::format::output_as(&path, "mp4")?;
+    let mut stream = output.add_stream(ff::encoder::find(ff::codec::Id::None))?;
+    stream.set_parameters(parameters);
+    stream.set_time_base(ff::Rational::new(1, timescale as i32));
+    let mut options = ff::Dictionary::new();
+    options.set("movflags", "empty_moov+default_base_moof+frag_custom+skip_trailer");
+    options.set("video_track_timescale", &timescale.to_string());
+    output.write_header_with(options)?;
+    Ok(output)
+}
+
+/// Ends the current fragment: the next packet starts a new `moof`.
+fn close_fragment(output: &mut ff::format::context::Output) -> Result<(), ff::Error> {
+    // SAFETY: a NULL packet asks the muxer (frag_custom) to flush the fragment; the context
+    // is open and owned by the caller.
+    let ret = unsafe { ff::ffi::av_write_frame(output.as_mut_ptr(), std::ptr::null_mut()) };
+    if ret < 0 { Err(ff::Error::from(ret)) } else { Ok(()) }
+}

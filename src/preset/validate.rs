@@ -529,7 +529,7 @@ fn check_encoder(r: &mut Rules, video: &VideoSettings, segments: SegmentSettings
             EncoderError::UnknownOption { .. } => {
                 format!("remove it (`ffmpeg -h encoder={}` lists its options)", video.encoder)
             }
-            EncoderError::Open { .. } => {
+            EncoderError::Open { .. } | EncoderError::Failed { .. } => {
                 format!("use a value {} accepts (`ffmpeg -h encoder={}`)", video.encoder, video.encoder)
             }
         };

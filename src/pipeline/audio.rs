@@ -1,0 +1,391 @@
+//! The audio rendition: decoded, resampled and AAC-encoded once for the whole recording,
+//! then cut on the plan's segment grid.
+//!
+//! Sync is kept the way players expect from a recording with gaps: every decoded frame is
+//! placed at its timestamp (relative to the first video frame, the output's time zero),
+//! silence fills gaps and overlaps are trimmed; audio is never stretched. The track starts
+//! at the video's presentation delay so both start together.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ffmpeg_next::{self as ff};
+
+use super::{EncodedSegment, close_fragment, open_muxer};
+use crate::media::encoder::{self, AudioEncoderSpec, EncoderError};
+use crate::package::cmaf::{self, CmafError};
+use crate::plan::Plan;
+use crate::preset::Preset;
+
+/// AAC-LC codes 1024 samples per packet.
+const AAC_FRAME: u64 = 1024;
+
+/// Timestamp jitter tolerated before silence is inserted or samples are trimmed, in seconds.
+const SYNC_TOLERANCE_SECONDS: f64 = 0.010;
+
+/// Why the audio could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("audio: {context}: {source}")]
+    Libav { context: &'static str, source: ff::Error },
+    #[error("audio: {0}")]
+    Encoder(#[from] EncoderError),
+    #[error("audio: the muxed output is not the expected CMAF: {0}")]
+    Package(#[from] CmafError),
+    #[error("audio: scratch file {path}: {source}")]
+    Scratch { path: String, source: std::io::Error },
+    #[error("audio: expected {expected} fragments (one per segment), the muxer wrote {found}")]
+    FragmentCount { expected: usize, found: usize },
+    #[error("audio: interrupted")]
+    Interrupted,
+}
+
+/// The encoded audio rendition, ready to store under `a0/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrack {
+    pub init: Vec<u8>,
+    pub timescale: u32,
+    /// In segment order, one per plan segment.
+    pub segments: Vec<EncodedSegment>,
+}
+
+/// Encodes the plan's audio. `delay_seconds` is the video's presentation delay (see
+/// [`super::video::reorder_delay`]): the first audio sample is presented with the first
+/// video frame.
+pub fn encode_audio(
+    input: &Path,
+    plan: &Plan,
+    preset: &Preset,
+    delay_seconds: f64,
+    scratch: &Path,
+    cancel: &AtomicBool,
+) -> Result<AudioTrack, AudioError> {
+    crate::media::init();
+    let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
+    let libav = |context| move |source| AudioError::Libav { context, source };
+    let mut ictx = ff::format::input(&input).map_err(libav("opening the input"))?;
+    let video = ictx
+        .stream(plan.source.video_stream)
+        .ok_or(AudioError::Libav { context: "finding the video stream", source: ff::Error::StreamNotFound })?;
+    let zero = start_seconds(&video);
+    let stream = ictx
+        .stream(audio.source_stream)
+        .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
+    let time_base = f64::from(stream.time_base());
+    let context =
+        ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
+    let mut decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
+
+    let spec = AudioEncoderSpec {
+        encoder: preset.audio.encoder.clone(),
+        bitrate_kbps: audio.bitrate_kbps,
+        sample_rate: audio.sample_rate,
+        channels: audio.channels,
+    };
+    let mut encoder = encoder::open_audio(&spec)?;
+    let rate = u64::from(audio.sample_rate);
+    let path = scratch.join("audio.mp4");
+    let parameters = ff::codec::Parameters::from(&encoder);
+    let mut output = open_muxer(&path, parameters, audio.sample_rate).map_err(libav("opening the muxer"))?;
+
+    let total_samples = (plan.duration_seconds * rate as f64).round() as u64;
+    let mut track = Track {
+        fifo: Fifo::new(audio.channels as usize),
+        resampler: None,
+        total_samples,
+        rate,
+        delay: (delay_seconds * rate as f64).round() as u64,
+        boundaries: segment_boundaries(plan, rate),
+        next_pts: 0,
+        packets: 0,
+    };
+
+    let audio_index = audio.source_stream;
+    let mut frame = ff::frame::Audio::empty();
+    for (s, packet) in ictx.packets() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(AudioError::Interrupted);
+        }
+        if s.index() != audio_index {
+            continue;
+        }
+        decoder.send_packet(&packet).map_err(libav("decoding"))?;
+        while receive_frame(&mut decoder, &mut frame)? {
+            let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
+            track.place(&frame, at)?;
+            track.encode_ready(&mut encoder, &mut output, false)?;
+        }
+        if track.fifo.written >= total_samples {
+            break;
+        }
+    }
+    if track.fifo.written < total_samples {
+        decoder.send_eof().map_err(libav("flushing the decoder"))?;
+        while receive_frame(&mut decoder, &mut frame)? {
+            let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
+            track.place(&frame, at)?;
+        }
+    }
+    // The recording's audio may end before its video: the rest is silence.
+    track.fifo.pad_to(total_samples);
+    track.encode_ready(&mut encoder, &mut output, true)?;
+    encoder.send_eof().map_err(libav("flushing the encoder"))?;
+    track.mux_packets(&mut encoder, &mut output)?;
+    output.write_trailer().map_err(libav("finishing the muxer"))?;
+    drop(output);
+
+    let scratch_err = |source| AudioError::Scratch { path: path.display().to_string(), source };
+    let mut bytes = std::fs::read(&path).map_err(scratch_err)?;
+    std::fs::remove_file(&path).map_err(scratch_err)?;
+    let mut split = cmaf::split(&bytes)?;
+    // The muxer starts the track at decode time 0; it is presented with the video.
+    for f in split.fragments.iter_mut() {
+        cmaf::shift_decode_time(&mut bytes, f, track.delay)?;
+    }
+    let timescale = cmaf::timescale(&bytes, split.init.clone())?;
+    let segments = split
+        .fragments
+        .iter()
+        .zip(&plan.segments)
+        .map(|(f, s)| EncodedSegment {
+            index: s.index,
+            bytes: bytes[f.range.clone()].to_vec(),
+            decode_time: f.decode_time,
+            duration: f.duration,
+            key_frames: Vec::new(),
+            key_frame_times: Vec::new(),
+        })
+        .collect::<Vec<_>>();
+    if split.fragments.len() != plan.segments.len() {
+        return Err(AudioError::FragmentCount { expected: plan.segments.len(), found: split.fragments.len() });
+    }
+    Ok(AudioTrack { init: bytes[split.init].to_vec(), timescale, segments })
+}
+
+/// Seconds of a stream's first timestamp (0 when unknown).
+fn start_seconds(stream: &ff::format::stream::Stream<'_>) -> f64 {
+    match stream.start_time() {
+        ff::ffi::AV_NOPTS_VALUE => 0.0,
+        t => t as f64 * f64::from(stream.time_base()),
+    }
+}
+
+/// The first AAC packet of each segment, plus the end: the audio sample nearest to each
+/// segment's start, rounded to a whole packet (audio can only be cut between packets).
+fn segment_boundaries(plan: &Plan, rate: u64) -> Vec<u64> {
+    plan.segments
+        .iter()
+        .map(|s| ((s.start_seconds * rate as f64) / AAC_FRAME as f64).round() as u64)
+        .chain(std::iter::once(u64::MAX))
+        .collect()
+}
+
+/// Takes the next decoded frame; `false` when the decoder needs more input.
+fn receive_frame(decoder: &mut ff::decoder::Audio, frame: &mut ff::frame::Audio) -> Result<bool, AudioError> {
+    match decoder.receive_frame(frame) {
+        Ok(()) => Ok(true),
+        Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => Ok(false),
+        Err(source) => Err(AudioError::Libav { context: "decoding", source }),
+    }
+}
+
+/// Resampled planar samples waiting for the encoder.
+struct Fifo {
+    channels: Vec<Vec<f32>>,
+    /// Samples ever pushed (the position of the end of the queue on the output timeline).
+    written: u64,
+}
+
+impl Fifo {
+    fn new(channels: usize) -> Self {
+        Self { channels: vec![Vec::new(); channels], written: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.channels[0].len()
+    }
+
+    fn pad_to(&mut self, position: u64) {
+        if position > self.written {
+            let n = (position - self.written) as usize;
+            for c in &mut self.channels {
+                c.resize(c.len() + n, 0.0);
+            }
+            self.written = position;
+        }
+    }
+}
+
+struct Track {
+    fifo: Fifo,
+    /// Made from the first frame, remade if the source's format changes.
+    resampler: Option<Resampler>,
+    total_samples: u64,
+    rate: u64,
+    /// Presentation delay of the video, in samples: where the track starts.
+    delay: u64,
+    /// First packet of each segment, then `u64::MAX`.
+    boundaries: Vec<u64>,
+    /// Next packet's number (packet n holds samples n×1024…).
+    next_pts: u64,
+    /// Packets written to the muxer.
+    packets: u64,
+}
+
+impl Track {
+    /// Resamples `frame` into the queue at its place on the timeline: silence before it when
+    /// it starts after what is queued, its start dropped when it overlaps what is queued (or
+    /// starts before time zero).
+    fn place(&mut self, frame: &ff::frame::Audio, at_seconds: Option<f64>) -> Result<(), AudioError> {
+        let source = (frame.format(), frame.channel_layout().bits(), frame.channels(), frame.rate());
+        if self.resampler.as_ref().is_none_or(|r| r.source != source) {
+            self.resampler = Some(Resampler::new(frame, &self.fifo, self.rate)?);
+        }
+        let mut overlap = 0;
+        if let Some(at) = at_seconds {
+            let drift = at * self.rate as f64 - self.fifo.written as f64;
+            let tolerance = SYNC_TOLERANCE_SECONDS * self.rate as f64;
+            if drift > tolerance {
+                self.fifo.pad_to((at * self.rate as f64).round() as u64);
+            } else if drift < -tolerance {
+                overlap = (-drift).round() as usize;
+            }
+        }
+        let queued = self.fifo.len();
+        let resampler = self.resampler.as_mut().expect("made just above when missing");
+        resampler.convert(frame, &mut self.fifo)?;
+        let dropped = overlap.min(self.fifo.len() - queued);
+        if dropped > 0 {
+            for c in &mut self.fifo.channels {
+                c.drain(queued..queued + dropped);
+            }
+            self.fifo.written -= dropped as u64;
+        }
+        Ok(())
+    }
+
+    /// Encodes every whole AAC frame queued (and, at the end, the last partial one), never
+    /// past the video's duration.
+    fn encode_ready(
+        &mut self,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+        last: bool,
+    ) -> Result<(), AudioError> {
+        let frame_size = AAC_FRAME as usize;
+        loop {
+            let encoded = self.next_pts * AAC_FRAME;
+            if encoded >= self.total_samples {
+                return Ok(());
+            }
+            let wanted = (self.total_samples - encoded).min(AAC_FRAME) as usize;
+            if self.fifo.len() < wanted || (!last && self.fifo.len() < frame_size) {
+                return Ok(());
+            }
+            let take = wanted.min(self.fifo.len());
+            let mut frame = ff::frame::Audio::new(
+                ff::format::Sample::F32(ff::format::sample::Type::Planar),
+                frame_size,
+                encoder.channel_layout(),
+            );
+            frame.set_rate(self.rate as u32);
+            for (i, c) in self.fifo.channels.iter_mut().enumerate() {
+                let plane = frame.plane_mut::<f32>(i);
+                plane[..take].copy_from_slice(&c[..take]);
+                plane[take..].fill(0.0);
+                c.drain(..take);
+            }
+            frame.set_pts(Some((self.next_pts * AAC_FRAME) as i64));
+            self.next_pts += 1;
+            encoder.send_frame(&frame).map_err(|source| AudioError::Libav { context: "encoding", source })?;
+            self.mux_packets(encoder, output)?;
+        }
+    }
+
+    /// Writes every packet the encoder has ready, closing a fragment at each segment start.
+    /// Packets before time zero (the encoder's priming) are dropped: the first packet
+    /// holds the recording's first samples, presented with the first video frame.
+    fn mux_packets(
+        &mut self,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
+        let mut packet = ff::Packet::empty();
+        loop {
+            match encoder.receive_packet(&mut packet) {
+                Ok(()) => {
+                    let pts = packet.pts().unwrap_or(0);
+                    if pts < 0 {
+                        continue;
+                    }
+                    let number = pts as u64 / AAC_FRAME;
+                    if self.packets > 0 && self.boundaries.contains(&number) {
+                        close_fragment(output)
+                            .map_err(|source| AudioError::Libav { context: "closing a fragment", source })?;
+                    }
+                    packet.set_pts(Some(pts));
+                    packet.set_dts(Some(pts));
+                    packet.set_duration(AAC_FRAME as i64);
+                    packet.set_stream(0);
+                    packet.write(output).map_err(|source| AudioError::Libav { context: "muxing", source })?;
+                    self.packets += 1;
+                }
+                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
+                Err(source) => return Err(AudioError::Libav { context: "encoding", source }),
+            }
+        }
+    }
+}
+
+/// libswresample from the source's format to planar float at the output rate and layout,
+/// writing straight into the queue.
+struct Resampler {
+    context: ff::software::resampling::Context,
+    source: (ff::format::Sample, u64, u16, u32),
+}
+
+impl Resampler {
+    fn new(frame: &ff::frame::Audio, fifo: &Fifo, rate: u64) -> Result<Self, AudioError> {
+        let layout = match frame.channel_layout() {
+            l if l.bits() != 0 => l,
+            _ => ff::ChannelLayout::default(i32::from(frame.channels())),
+        };
+        let out_layout = ff::ChannelLayout::default(fifo.channels.len() as i32);
+        let context = ff::software::resampling::Context::get(
+            frame.format(),
+            layout,
+            frame.rate(),
+            ff::format::Sample::F32(ff::format::sample::Type::Planar),
+            out_layout,
+            rate as u32,
+        )
+        .map_err(|source| AudioError::Libav { context: "creating the resampler", source })?;
+        Ok(Self { context, source: (frame.format(), frame.channel_layout().bits(), frame.channels(), frame.rate()) })
+    }
+
+    fn convert(&mut self, frame: &ff::frame::Audio, fifo: &mut Fifo) -> Result<(), AudioError> {
+        let samples = frame.samples() as i32;
+        // SAFETY: the output pointers address `capacity` floats reserved in each channel's
+        // queue; swr_convert writes at most that many and reports how many it wrote. The
+        // input pointers are the decoded frame's planes, valid for `samples` samples.
+        unsafe {
+            let swr = self.context.as_mut_ptr();
+            let capacity = ff::ffi::swr_get_out_samples(swr, samples).max(0) as usize;
+            let mut planes: Vec<*mut u8> = Vec::with_capacity(fifo.channels.len());
+            for c in &mut fifo.channels {
+                c.reserve(capacity);
+                planes.push(c.as_mut_ptr().add(c.len()).cast());
+            }
+            let input = (*frame.as_ptr()).extended_data as *mut *const u8;
+            let n = ff::ffi::swr_convert(swr, planes.as_mut_ptr(), capacity as i32, input, samples);
+            if n < 0 {
+                return Err(AudioError::Libav { context: "resampling", source: ff::Error::from(n) });
+            }
+            for c in &mut fifo.channels {
+                c.set_len(c.len() + n as usize);
+            }
+            fifo.written += n as u64;
+        }
+        Ok(())
+    }
+}
