@@ -7,7 +7,7 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ladder::pipeline::video::{self, RungChunk};
 
@@ -27,11 +27,21 @@ fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Pl
     let (plan, preset) = plan_with_chunk_segments(input, chunk_segments);
     let scratch = tempfile::tempdir().unwrap();
     let cancel = AtomicBool::new(false);
-    let chunks = plan
-        .chunks
-        .iter()
-        .map(|c| video::encode_chunk(input, &plan, &preset, c, scratch.path(), 0, &cancel).unwrap())
-        .collect();
+    let frames_done: Vec<AtomicU64> = plan.rungs.iter().map(|_| AtomicU64::new(0)).collect();
+    let job = video::ChunkJob {
+        input,
+        plan: &plan,
+        preset: &preset,
+        scratch: scratch.path(),
+        encoder_threads: 0,
+        cancel: &cancel,
+        frames_done: &frames_done,
+        quality: false,
+    };
+    let chunks = plan.chunks.iter().map(|c| video::encode_chunk(&job, c).unwrap().rungs).collect();
+    for done in &frames_done {
+        assert_eq!(done.load(Ordering::Relaxed), plan.total_frames, "every rung counts every frame it encoded");
+    }
     (plan, chunks)
 }
 

@@ -57,6 +57,10 @@ pub struct SegmentSummary {
     /// Byte ranges within the segment file of each key frame with its moof (one per GOP), in
     /// order; empty for audio. The I-frame playlist points at these.
     pub key_frames: Vec<ByteRange>,
+    /// Ticks from the segment's start to each key frame, parallel to `key_frames`, when
+    /// known (a short last segment's GOPs are not all equal). Empty: split evenly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_frame_times: Vec<u64>,
 }
 
 /// `length` bytes from `offset` (the HLS `EXT-X-BYTERANGE` `<length>@<offset>`).
@@ -115,23 +119,23 @@ impl TrackSummary {
 
     /// The key frames on the track's timeline, one per entry of the I-frame playlist.
     ///
-    /// The summary records where each key frame's bytes are, not when it is shown, so the
-    /// time is derived from the segment grid: a segment's duration is split evenly, in
-    /// ticks, by its key frame count, and the last key frame of a segment takes the
-    /// remainder. With the fixed GOP every rung is encoded with, this is exact for all but
-    /// a short last segment. Each key frame stands for the time until the next one, so a
-    /// segment without key frames extends the previous one; time before the first key
-    /// frame has no entry.
+    /// Each key frame starts at its recorded time within its segment (`key_frame_times`);
+    /// without one, a segment's duration is split evenly, in ticks, by its key frame count
+    /// (exact with the fixed GOP for all but a short last segment). Each key frame stands
+    /// for the time until the next one, so a segment without key frames extends the
+    /// previous one; time before the first key frame has no entry.
     pub fn key_frame_spans(&self) -> Vec<KeyFrameSpan> {
         let mut spans: Vec<KeyFrameSpan> = Vec::new();
         let mut segment_start = 0u64;
         for segment in &self.segments {
             if let Some(gop) = segment.duration.checked_div(segment.key_frames.len() as u64) {
+                let recorded = segment.key_frame_times.len() == segment.key_frames.len();
                 for (k, range) in segment.key_frames.iter().enumerate() {
+                    let offset = if recorded { segment.key_frame_times[k] } else { k as u64 * gop };
                     spans.push(KeyFrameSpan {
                         segment: segment.index,
                         range: *range,
-                        start: segment_start + k as u64 * gop,
+                        start: segment_start + offset,
                         duration: 0,
                     });
                 }
@@ -215,7 +219,14 @@ pub(crate) mod fixture {
                 let key_frames = (0..gops)
                     .map(|g| ByteRange { offset: size * g / gops, length: size / gops / 10 + 600 + g * 37 })
                     .collect();
-                SegmentSummary { index: i as u32, decode_time: i as u64 * SEGMENT_TICKS, duration, size, key_frames }
+                SegmentSummary {
+                    index: i as u32,
+                    decode_time: i as u64 * SEGMENT_TICKS,
+                    duration,
+                    size,
+                    key_frames,
+                    key_frame_times: Vec::new(),
+                }
             })
             .collect();
         TrackSummary {
@@ -256,6 +267,7 @@ pub(crate) mod fixture {
                     // 128 kbit/s AAC: ~341 bytes a frame, plus moof.
                     size: frames * 341 + 1200 + i % 3,
                     key_frames: Vec::new(),
+                    key_frame_times: Vec::new(),
                 }
             })
             .collect();
@@ -287,6 +299,7 @@ mod tests {
             duration,
             size,
             key_frames: key_frames.iter().map(|&(offset, length)| ByteRange { offset, length }).collect(),
+            key_frame_times: Vec::new(),
         }
     }
 
@@ -330,6 +343,16 @@ mod tests {
         assert_eq!(durations, [333, 333, 334, 500]);
         assert_eq!(spans[2].range, ByteRange { offset: 6000, length: 80 });
         assert_eq!(spans[3].segment, 1);
+    }
+
+    #[test]
+    fn recorded_key_frame_times_win_over_the_even_split() {
+        // A short last segment of 2 s + 0.56 s GOPs.
+        let mut last = segment(0, 2560, 9000, &[(0, 100), (5000, 90)]);
+        last.key_frame_times = vec![0, 2000];
+        let spans = track(vec![last]).key_frame_spans();
+        let durations: Vec<u64> = spans.iter().map(|k| k.duration).collect();
+        assert_eq!(durations, [2000, 560]);
     }
 
     #[test]

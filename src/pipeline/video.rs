@@ -6,14 +6,17 @@
 //! is the same in every chunk and every chunk's init segment is byte-identical.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ffmpeg_next::{self as ff, format::Pixel, software::scaling};
 
+use super::{EncodedSegment, close_fragment, open_muxer};
 use crate::media::encoder::{self, EncoderError};
 use crate::package::cmaf::{self, CmafError};
 use crate::plan::{Chunk, Plan};
 use crate::preset::Preset;
+use crate::quality::QualityTotals;
+use crate::thumbs;
 
 /// Why a chunk could not be encoded.
 #[derive(Debug, thiserror::Error)]
@@ -28,23 +31,12 @@ pub enum ChunkError {
     FragmentCount { chunk: u32, rung: usize, expected: usize, found: usize },
     #[error("chunk {chunk}: scratch file {path}: {source}")]
     Scratch { chunk: u32, path: String, source: std::io::Error },
+    #[error("chunk {chunk}: thumbnail: {source}")]
+    Thumbnail { chunk: u32, source: thumbs::ThumbError },
+    #[error("chunk {chunk}, rung v{rung}: measuring quality: {source}")]
+    Quality { chunk: u32, rung: usize, source: QualityCheckError },
     #[error("chunk {0}: interrupted")]
     Interrupted(u32),
-}
-
-/// One segment of one rung, ready to store as `v<rung>/seg_<index>.m4s`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedSegment {
-    /// Global segment number.
-    pub index: u32,
-    pub bytes: Vec<u8>,
-    /// `tfdt` of the segment's first fragment, in the track timescale.
-    pub decode_time: u64,
-    /// In the track timescale.
-    pub duration: u64,
-    /// Byte ranges (within `bytes`) of each GOP's key frame with its `moof`, for the
-    /// I-frame playlist.
-    pub key_frames: Vec<std::ops::Range<usize>>,
 }
 
 /// One rung's share of a chunk.
@@ -54,7 +46,12 @@ pub struct RungChunk {
     /// `init.mp4`: identical in every chunk.
     pub init: Vec<u8>,
     pub timescale: u32,
+    /// The encoder's reorder delay in frames: presentation starts this many frames after
+    /// decoding. Must equal [`reorder_delay`]'s.
+    pub delay_frames: u32,
     pub segments: Vec<EncodedSegment>,
+    /// With `--quality`: PSNR/SSIM totals of the chunk's frames.
+    pub quality: Option<QualityTotals>,
 }
 
 /// Track timescale for a frame rate: a whole number of ticks per frame, at least 10 000
@@ -63,6 +60,49 @@ pub fn timescale_for(plan: &Plan) -> (u32, u32) {
     let (num, den) = (plan.fps.num(), plan.fps.den());
     let k = 10_000u32.div_ceil(num).max(1);
     (num * k, den * k)
+}
+
+/// The encoder's reorder delay in frames: how far presentation starts after decoding
+/// (x264 with B-frames: 1 or 2). Every chunk's encoders have the same, so it is learnt once,
+/// from a few black frames at the smallest rung's size, before any chunk starts; the audio
+/// track and the DASH manifest are offset by it.
+pub fn reorder_delay(plan: &Plan, preset: &Preset) -> Result<u32, EncoderError> {
+    crate::media::init();
+    let rung = plan.rungs.iter().min_by_key(|r| r.width * r.height).expect("a plan has at least one rung");
+    let preset_rung = preset.rungs.iter().find(|p| p.name == rung.name).expect("planned rungs come from the preset");
+    let mut spec = preset.encoder_spec(preset_rung, plan.fps, plan.gop_frames, 1);
+    spec.width = rung.width;
+    spec.height = rung.height;
+    let mut encoder = encoder::open_video(&spec)?;
+    let mut frame = ff::frame::Video::new(Pixel::YUV420P, rung.width, rung.height);
+    for (plane, value) in [(0, 16u8), (1, 128), (2, 128)] {
+        frame.data_mut(plane).fill(value);
+    }
+    let failed = |source| EncoderError::Failed { encoder: spec.encoder.clone(), source };
+    let mut packet = ff::Packet::empty();
+    let mut sent = 0i64;
+    loop {
+        match encoder.receive_packet(&mut packet) {
+            Ok(()) => {
+                let delay = packet.pts().unwrap_or(0) - packet.dts().unwrap_or(0);
+                // SVT-AV1 must see its frames through before it is closed.
+                encoder.send_eof().map_err(failed)?;
+                while encoder.receive_packet(&mut packet).is_ok() {}
+                return Ok(delay.max(0) as u32);
+            }
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) if sent < i64::from(plan.gop_frames) * 4 => {
+                frame.set_pts(Some(sent));
+                frame.set_kind(if sent == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
+                encoder.send_frame(&frame).map_err(failed)?;
+                sent += 1;
+            }
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) if sent >= 0 => {
+                encoder.send_eof().map_err(failed)?;
+                sent = -1;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
 }
 
 struct RungPipeline {
@@ -78,18 +118,83 @@ struct RungPipeline {
     /// B-frame delay in frames, learnt from the first packet.
     delay: Option<i64>,
     packets: usize,
+    /// With `--quality`.
+    check: Option<QualityCheck>,
 }
 
-/// Encodes `chunk` of the plan for every rung. Scratch files go in `scratch`.
-pub fn encode_chunk(
-    input: &Path,
-    plan: &Plan,
-    preset: &Preset,
-    chunk: &Chunk,
-    scratch: &Path,
-    encoder_threads: usize,
-    cancel: &AtomicBool,
-) -> Result<Vec<RungChunk>, ChunkError> {
+/// Measures a rung's quality in the same pass: its packets are decoded as they leave the
+/// encoder and each picture is compared with the scaled frame the encoder was given.
+struct QualityCheck {
+    decoder: ff::decoder::Video,
+    /// Frames given to the encoder and not yet decoded back, in presentation order.
+    references: std::collections::VecDeque<ff::frame::Video>,
+    decoded: ff::frame::Video,
+    totals: QualityTotals,
+}
+
+impl QualityCheck {
+    fn new(parameters: ff::codec::Parameters) -> Result<Self, ff::Error> {
+        let context = ff::codec::Context::from_parameters(parameters)?;
+        Ok(Self {
+            decoder: context.decoder().video()?,
+            references: std::collections::VecDeque::new(),
+            decoded: ff::frame::Video::empty(),
+            totals: QualityTotals::default(),
+        })
+    }
+
+    /// Decodes `packet` (None: the end) and compares every picture it yields.
+    fn check(&mut self, packet: Option<&ff::Packet>) -> Result<(), QualityCheckError> {
+        match packet {
+            Some(p) => self.decoder.send_packet(p)?,
+            None => self.decoder.send_eof()?,
+        }
+        loop {
+            match self.decoder.receive_frame(&mut self.decoded) {
+                Ok(()) => {
+                    // Decoded pictures come out in presentation order, like the references.
+                    let reference = self.references.pop_front().ok_or(QualityCheckError::Unmatched)?;
+                    self.totals.add_frame(&reference, &self.decoded)?;
+                }
+                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Why a rung's quality could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum QualityCheckError {
+    #[error("decoding the rung's output: {0}")]
+    Decode(#[from] ff::Error),
+    #[error(transparent)]
+    Compare(#[from] crate::quality::QualityError),
+    #[error("the decoder returned more pictures than the encoder was given")]
+    Unmatched,
+}
+
+/// What every chunk of a run shares.
+pub struct ChunkJob<'a> {
+    pub input: &'a Path,
+    pub plan: &'a Plan,
+    pub preset: &'a Preset,
+    /// Scratch folder for the muxers' files.
+    pub scratch: &'a Path,
+    /// Threads each rung's encoder may use.
+    pub encoder_threads: usize,
+    /// Set by a signal or by another chunk's failure: stop soon.
+    pub cancel: &'a AtomicBool,
+    /// Frames encoded so far per rung, in plan order (for progress).
+    pub frames_done: &'a [AtomicU64],
+    /// Decode every rung's output as it is made and measure PSNR/SSIM against the frames
+    /// the encoder was given.
+    pub quality: bool,
+}
+
+/// Encodes `chunk` of the plan for every rung.
+pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, ChunkError> {
+    let ChunkJob { input, plan, preset, scratch, encoder_threads, cancel, frames_done, quality } = *job;
     crate::media::init();
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
@@ -135,7 +240,12 @@ pub fn encode_chunk(
             let encoder =
                 encoder::open_video(&spec).map_err(|source| ChunkError::Encoder { chunk: c, rung: r.index, source })?;
             let path = scratch.join(format!("chunk{c}-v{}.mp4", r.index));
-            let output = open_muxer(&path, &encoder, timescale).map_err(libav("opening the muxer"))?;
+            let parameters = ff::codec::Parameters::from(&encoder);
+            let output = open_muxer(&path, parameters.clone(), timescale).map_err(libav("opening the muxer"))?;
+            let check = match quality {
+                true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
+                false => None,
+            };
             Ok(RungPipeline {
                 index: r.index,
                 width: r.width,
@@ -147,16 +257,20 @@ pub fn encode_chunk(
                 path,
                 delay: None,
                 packets: 0,
+                check,
             })
         })
         .collect::<Result<Vec<_>, ChunkError>>()?;
 
     let video_index = plan.source.video_stream;
     let mut slots = Slots::new(chunk, plan.fps.as_f64(), origin, time_base);
+    let mut thumbnails = Thumbnails::new(plan, chunk);
     let mut emit = |frame: &ff::frame::Video, slot: u64| -> Result<(), ChunkError> {
         let local = (slot - chunk.start_frame) as i64;
-        for r in rungs.iter_mut() {
+        thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
+        for (r, done) in rungs.iter_mut().zip(frames_done) {
             feed_rung(r, frame, local, chunk, plan, ticks_per_frame)?;
+            done.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     };
@@ -182,7 +296,66 @@ pub fn encode_chunk(
         }
     }
     slots.fill_to_end(&mut emit)?;
-    rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect()
+    let rungs = rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect::<Result<_, _>>()?;
+    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
+}
+
+/// A chunk's encoded rungs and the thumbnails taken from its frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkOutput {
+    pub rungs: Vec<RungChunk>,
+    /// `(n, JPEG)` of each still `t_<n>.jpg` due in this chunk.
+    pub stills: Vec<(usize, Vec<u8>)>,
+    pub posters: Vec<PosterCandidate>,
+}
+
+/// A frame that may become the poster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PosterCandidate {
+    /// Output frame number.
+    pub frame: u64,
+    /// Neither near-black nor flat. The first frame of the recording is kept either way,
+    /// as the fallback when no frame is.
+    pub worthy: bool,
+    pub jpeg: Vec<u8>,
+}
+
+/// The thumbnails due in a chunk, taken from the decoded (and rotated, deinterlaced)
+/// frames as they go by: the stills at their planned frames, the first frame (the poster
+/// of last resort) and the first worthy frame from the poster search start on.
+struct Thumbnails<'a> {
+    plan: Option<&'a crate::plan::PlannedThumbnails>,
+    /// Index of the next still due.
+    next_still: usize,
+    stills: Vec<(usize, Vec<u8>)>,
+    posters: Vec<PosterCandidate>,
+    poster_found: bool,
+}
+
+impl<'a> Thumbnails<'a> {
+    fn new(plan: &'a Plan, chunk: &Chunk) -> Self {
+        let t = plan.thumbnails.as_ref();
+        let next_still = t.map_or(0, |t| t.still_frames.partition_point(|&f| f < chunk.start_frame));
+        Self { plan: t, next_still, stills: Vec::new(), posters: Vec::new(), poster_found: false }
+    }
+
+    fn take(&mut self, frame: &ff::frame::Video, slot: u64) -> Result<(), thumbs::ThumbError> {
+        let Some(t) = self.plan else { return Ok(()) };
+        if t.still_frames.get(self.next_still) == Some(&slot) {
+            self.stills.push((self.next_still, thumbs::encode_jpeg(frame, t.width, t.height)?));
+            self.next_still += 1;
+        }
+        let first = slot == 0;
+        if first || (!self.poster_found && slot >= t.poster_search_from_frame) {
+            let worthy = thumbs::is_poster_worthy(frame);
+            if first || worthy {
+                let jpeg = thumbs::encode_jpeg(frame, t.poster_width, t.poster_height)?;
+                self.posters.push(PosterCandidate { frame: slot, worthy, jpeg });
+                self.poster_found |= worthy && slot >= t.poster_search_from_frame;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The filters decoded pictures need before scaling: deinterlacing (yadif, a frame per
@@ -334,22 +507,6 @@ fn push_picture(graph: &mut ff::filter::Graph, frame: Option<&ff::frame::Video>)
     }
 }
 
-fn open_muxer(
-    path: &Path,
-    encoder: &ff::encoder::video::Encoder,
-    timescale: u32,
-) -> Result<ff::format::context::Output, ff::Error> {
-    let mut output = ff::format::output_as(&path, "mp4")?;
-    let mut stream = output.add_stream(ff::encoder::find(ff::codec::Id::None))?;
-    stream.set_parameters(encoder);
-    stream.set_time_base(ff::Rational::new(1, timescale as i32));
-    let mut options = ff::Dictionary::new();
-    options.set("movflags", "empty_moov+default_base_moof+frag_custom+skip_trailer");
-    options.set("video_track_timescale", &timescale.to_string());
-    output.write_header_with(options)?;
-    Ok(output)
-}
-
 fn feed_rung(
     r: &mut RungPipeline,
     frame: &ff::frame::Video,
@@ -381,6 +538,9 @@ fn feed_rung(
     // A key frame opens every GOP: the grid is the plan's, not the encoder's.
     let key = local % i64::from(plan.gop_frames) == 0;
     r.scaled.set_kind(if key { ff::picture::Type::I } else { ff::picture::Type::None });
+    if let Some(check) = r.check.as_mut() {
+        check.references.push_back(r.scaled.clone());
+    }
     r.encoder.send_frame(&r.scaled).map_err(libav("encoding"))?;
     drain_packets(r, chunk, ticks_per_frame)
 }
@@ -391,6 +551,13 @@ fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> R
     loop {
         match r.encoder.receive_packet(&mut packet) {
             Ok(()) => {
+                if let Some(check) = r.check.as_mut() {
+                    check.check(Some(&packet)).map_err(|source| ChunkError::Quality {
+                        chunk: c,
+                        rung: r.index,
+                        source,
+                    })?;
+                }
                 let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().unwrap_or(0));
                 let delay = *r.delay.get_or_insert(pts - dts);
                 // Local decode times start at 0; presentation is `delay` frames later.
@@ -400,15 +567,11 @@ fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> R
                 packet.set_duration(tick);
                 packet.set_stream(0);
                 if packet.is_key() && r.packets > 0 {
-                    // SAFETY: a NULL packet asks the muxer (frag_custom) to close the fragment.
-                    let ret = unsafe { ff::ffi::av_write_frame(r.output.as_mut_ptr(), std::ptr::null_mut()) };
-                    if ret < 0 {
-                        return Err(ChunkError::Libav {
-                            chunk: c,
-                            context: "closing a fragment",
-                            source: ff::Error::from(ret),
-                        });
-                    }
+                    close_fragment(&mut r.output).map_err(|source| ChunkError::Libav {
+                        chunk: c,
+                        context: "closing a fragment",
+                        source,
+                    })?;
                 }
                 packet.write(&mut r.output).map_err(|source| ChunkError::Libav {
                     chunk: c,
@@ -427,6 +590,9 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
     let c = chunk.index;
     r.encoder.send_eof().map_err(|source| ChunkError::Libav { chunk: c, context: "flushing the encoder", source })?;
     drain_packets(&mut r, chunk, ticks_per_frame)?;
+    if let Some(check) = r.check.as_mut() {
+        check.check(None).map_err(|source| ChunkError::Quality { chunk: c, rung: r.index, source })?;
+    }
     r.output.write_trailer().map_err(|source| ChunkError::Libav {
         chunk: c,
         context: "finishing the muxer",
@@ -456,6 +622,7 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
         .map(|(fragments, index)| {
             let mut seg = Vec::new();
             let mut key_frames = Vec::new();
+            let key_frame_times = fragments.iter().map(|f| f.decode_time - fragments[0].decode_time).collect();
             for f in fragments {
                 key_frames.push(seg.len()..seg.len() + f.first_sample_end);
                 seg.extend_from_slice(&bytes[f.range.clone()]);
@@ -466,8 +633,11 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
                 decode_time: fragments[0].decode_time,
                 duration: fragments.iter().map(|f| f.duration).sum(),
                 key_frames,
+                key_frame_times,
             }
         })
         .collect();
-    Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, segments })
+    let delay_frames = r.delay.unwrap_or(0).max(0) as u32;
+    let quality = r.check.map(|check| check.totals);
+    Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
 }
