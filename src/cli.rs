@@ -3,14 +3,19 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::Outcome;
+use crate::location::Location;
 use crate::plan::Plan;
 use crate::preset::{self, Diagnostic, PresetError};
 use crate::probe::{self, Probe};
+use crate::progress::ProgressMode;
+use crate::run::RunRequest;
 
 /// Batch transcoder for recordings of live events: one decode, an ABR ladder in CMAF with
 /// HLS and DASH, thumbnails and a report.
@@ -49,9 +54,52 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Show the work for a recording: rungs that apply, frame rate, segments, chunks, thumbnails.
     Plan(PlanArgs),
+    /// Transcode a recording into an ABR ladder: CMAF segments, HLS and DASH manifests,
+    /// thumbnails and report.json.
+    ///
+    /// The master playlist is written last: its presence means the output is complete. A
+    /// rerun with the same input, preset and output reuses the chunks already finished.
+    /// SIGINT/SIGTERM stop within seconds with exit code 5; a second signal exits at once.
+    Run(RunArgs),
     /// List, show, check and describe presets.
     #[command(subcommand)]
     Presets(PresetsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recording: a local path.
+    pub input: String,
+    /// Output folder.
+    #[arg(long, short, env = "LADDER_OUT")]
+    pub out: String,
+    #[command(flatten)]
+    pub preset: PresetArgs,
+    /// Chunks encoded at once [default: the CPUs this process may use, cgroup quota included].
+    #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Folder for intermediate files [default: a temporary folder, removed afterwards].
+    #[arg(long, env = "LADDER_SCRATCH")]
+    pub scratch: Option<PathBuf>,
+    /// Also measure PSNR and SSIM of every rung against the source, in the same pass.
+    #[arg(long)]
+    pub quality: bool,
+    /// Print the final summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Progress display: bars on a terminal, periodic lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto, env = "LADDER_PROGRESS")]
+    pub progress: ProgressArg,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProgressArg {
+    Auto,
+    Bars,
+    Lines,
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 write_plan(&mut out, &plan)?;
             }
         }
+        Command::Run(args) => return run_ladder(&mut out, &args),
         Command::Presets(PresetsCommand::List { presets_dir, json }) => list_presets(&mut out, &presets_dir, json)?,
         Command::Presets(PresetsCommand::Show { preset, json }) => {
             let preset = load_preset(&preset)?;
@@ -392,4 +441,58 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
+    let preset = load_preset(&args.preset)?;
+    let progress = match args.progress {
+        ProgressArg::Auto if std::io::stderr().is_terminal() => ProgressMode::Bars,
+        ProgressArg::Auto | ProgressArg::Lines => ProgressMode::Lines,
+        ProgressArg::Bars => ProgressMode::Bars,
+        ProgressArg::Off => ProgressMode::Off,
+    };
+    let request = RunRequest {
+        input: Location::parse(&args.input)?,
+        out: Location::parse(&args.out)?,
+        preset,
+        jobs: args.jobs.map(usize::from),
+        scratch: args.scratch.clone(),
+        quality: args.quality,
+        limits: args.limits.limits(),
+        progress,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The second signal exits at once; the first asks the workers to stop.
+        signal_hook::flag::register_conditional_shutdown(signal, Outcome::Interrupted as i32, cancel.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, cancel.clone()).context("installing signal handlers")?;
+    }
+    let summary = crate::run::run(&request, &cancel)?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    } else {
+        writeln!(
+            out,
+            "done: {} ({} rungs, {:.1} s of media in {:.1} s, {:.2}× realtime, {:.1} CPU s)",
+            summary.published,
+            summary.rungs.len(),
+            summary.duration_seconds,
+            summary.wall_seconds,
+            summary.speed,
+            summary.cpu_seconds
+        )?;
+        for r in &summary.rungs {
+            let quality = match (r.psnr_db, r.ssim) {
+                (Some(p), Some(s)) => format!(", PSNR {p:.2} dB, SSIM {s:.4}"),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "  {} {}x{} {}: {:.0} kbit/s average, {:.0} peak, {} segments{quality}",
+                r.dir, r.width, r.height, r.codec, r.average_kbps, r.peak_kbps, r.segments
+            )?;
+        }
+    }
+    Ok(Outcome::Done)
 }

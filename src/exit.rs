@@ -37,6 +37,12 @@ pub struct UsageError(pub String);
 /// failure permanent would lose a recording.
 pub fn classify(err: &anyhow::Error) -> Outcome {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::run::RunError>() {
+            return e.outcome();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::location::StorageError>() {
+            return if e.is_usage() { Outcome::Usage } else { Outcome::Transient };
+        }
         if cause.is::<PresetError>() || cause.is::<UsageError>() {
             return Outcome::Usage;
         }

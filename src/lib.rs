@@ -1,16 +1,23 @@
 //! `ladder`: a batch transcoder for recordings of live events.
 //!
 //! The data flow (see `ARCHITECTURE.md`): [`probe`] a recording, [`plan`] the work from a
-//! [`preset`], run it, and publish. Media work goes through libav ([`media`]).
+//! [`preset`], [`run`] it (chunks through [`pipeline`], stored at a [`location`] with
+//! [`record`]s), then [`assemble`] and publish. Media work goes through libav ([`media`]).
 
+pub mod assemble;
 pub mod cli;
 pub mod exit;
+pub mod location;
 pub mod media;
 pub mod package;
 pub mod pipeline;
 pub mod plan;
 pub mod preset;
 pub mod probe;
+pub mod progress;
 pub mod quality;
 pub mod rate;
+pub mod record;
+pub mod report;
+pub mod run;
 pub mod thumbs;

@@ -1,0 +1,252 @@
+//! Assembly: from the chunk records (whichever process wrote them) to the media and
+//! I-frame playlists, the DASH MPD, sprites, the WebVTT index and the poster; then, once
+//! everything else is stored, the master playlist ([`publish`]). Deterministic and
+//! idempotent: two processes assembling the same records write the same bytes.
+
+use std::collections::BTreeMap;
+
+use crate::location::{Output, StorageError};
+use crate::package::track::{TrackKind, TrackSummary};
+use crate::package::{dash, hls};
+use crate::plan::Plan;
+use crate::preset::Preset;
+use crate::quality::QualityTotals;
+use crate::record::{ChunkRecord, PosterRecord, TrackRecord};
+use crate::thumbs::{self, ThumbError};
+
+/// Files whose presence means "complete"; removed before a run redoes any work.
+pub const PUBLISHED_KEYS: [&str; 2] = ["master.m3u8", "manifest.mpd"];
+
+/// Why the ladder could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot assemble yet: chunk records missing for chunks {0:?}")]
+    Missing(Vec<u32>),
+    #[error("the chunk records disagree: {0}")]
+    Inconsistent(String),
+    #[error("thumbnails: {0}")]
+    Thumbnails(#[from] ThumbError),
+}
+
+/// The assembled ladder: what the master playlist and the report describe.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    pub video: Vec<TrackSummary>,
+    pub audio: Option<TrackSummary>,
+    /// Per video rung, with `--quality`.
+    pub quality: Vec<Option<QualityTotals>>,
+    /// Read from the first segment (x264 and x265 write their version into it).
+    pub encoder_version: Option<String>,
+    pub hls: bool,
+    pub dash: bool,
+    pub duration_seconds: f64,
+}
+
+/// Writes everything but the published marker. Every chunk of the plan must be recorded.
+pub fn assemble(
+    out: &dyn Output,
+    plan: &Plan,
+    preset: &Preset,
+    records: &BTreeMap<u32, ChunkRecord>,
+    audio: Option<&ChunkRecord>,
+) -> Result<Ladder, AssembleError> {
+    let missing: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
+    if !missing.is_empty() || (plan.audio.is_some() && audio.is_none()) {
+        return Err(AssembleError::Missing(missing));
+    }
+    let mut video = Vec::new();
+    let mut quality = Vec::new();
+    for rung in &plan.rungs {
+        let dir = format!("v{}", rung.index);
+        let parts: Vec<&TrackRecord> =
+            records.values().filter_map(|r| r.tracks.iter().find(|t| t.dir == dir)).collect();
+        let kind = TrackKind::Video { width: rung.width, height: rung.height, fps: plan.fps };
+        video.push(summarise(&dir, kind, &parts, plan)?);
+        quality.push(parts.iter().try_fold(QualityTotals::default(), |mut sum, part| {
+            sum.merge(part.quality.as_ref()?);
+            Some(sum)
+        }));
+    }
+    let audio = match (audio, &plan.audio) {
+        (Some(record), Some(a)) => {
+            let parts: Vec<&TrackRecord> = record.tracks.iter().collect();
+            let kind = TrackKind::Audio {
+                sample_rate: a.sample_rate,
+                channels: a.channels,
+                language: a.language.clone(),
+                name: a.label.clone(),
+            };
+            Some(summarise("a0", kind, &parts, plan)?)
+        }
+        _ => None,
+    };
+
+    let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
+    if hls_on {
+        for track in video.iter().chain(&audio) {
+            out.put(&format!("{}/index.m3u8", track.dir), hls::media_playlist(track).as_bytes())?;
+            if matches!(track.kind, TrackKind::Video { .. }) {
+                out.put(&format!("{}/iframes.m3u8", track.dir), hls::iframe_playlist(track).as_bytes())?;
+            }
+        }
+        if dash_on {
+            out.put("manifest.mpd", dash::mpd(&video, audio.as_ref(), plan.duration_seconds).as_bytes())?;
+        }
+    }
+    if plan.thumbnails.is_some() {
+        assemble_thumbnails(out, plan, records)?;
+    }
+    let encoder_version = match video.first() {
+        Some(v) => out.get(&format!("{}/seg_0.m4s", v.dir))?.and_then(|bytes| encoder_version(&bytes)),
+        None => None,
+    };
+    Ok(Ladder {
+        video,
+        audio,
+        quality,
+        encoder_version,
+        hls: hls_on,
+        dash: dash_on,
+        duration_seconds: plan.duration_seconds,
+    })
+}
+
+/// Writes the marker of a complete ladder (the master playlist, or the MPD when HLS is
+/// off) and returns its key. Call it last, after the report.
+pub fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
+    if ladder.hls {
+        out.put("master.m3u8", hls::master_playlist(&ladder.video, ladder.audio.as_ref()).as_bytes())?;
+        Ok("master.m3u8")
+    } else {
+        let mpd = dash::mpd(&ladder.video, ladder.audio.as_ref(), ladder.duration_seconds);
+        out.put("manifest.mpd", mpd.as_bytes())?;
+        Ok("manifest.mpd")
+    }
+}
+
+/// One track from its parts in chunk order, checked to fit together: the same init
+/// segment, contiguous segment numbers, and each segment starting where the last ended.
+fn summarise(dir: &str, kind: TrackKind, parts: &[&TrackRecord], plan: &Plan) -> Result<TrackSummary, AssembleError> {
+    let disagree = |what: String| AssembleError::Inconsistent(format!("{dir}: {what}"));
+    let first = parts.first().ok_or_else(|| disagree("no chunk has this track".into()))?;
+    let mut segments = Vec::with_capacity(plan.segments.len());
+    for part in parts {
+        if part.init.sha256 != first.init.sha256 || part.timescale != first.timescale || part.codec != first.codec {
+            return Err(disagree("chunks were encoded with different settings (init segments differ)".into()));
+        }
+        if part.presentation_offset != first.presentation_offset {
+            return Err(disagree("chunks start presentation at different offsets".into()));
+        }
+        segments.extend(part.segments.iter().map(|s| s.summary.clone()));
+    }
+    for (n, pair) in segments.windows(2).enumerate() {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.index != a.index + 1 || b.decode_time != a.decode_time + a.duration {
+            return Err(disagree(format!(
+                "segment {} (decode time {}) does not follow segment {} (ends at {}), position {n}",
+                b.index,
+                b.decode_time,
+                a.index,
+                a.decode_time + a.duration
+            )));
+        }
+    }
+    if segments.len() != plan.segments.len() {
+        return Err(disagree(format!("{} segments, the plan has {}", segments.len(), plan.segments.len())));
+    }
+    Ok(TrackSummary {
+        dir: dir.to_owned(),
+        kind,
+        codec: first.codec.clone(),
+        timescale: first.timescale,
+        presentation_offset: first.presentation_offset,
+        segments,
+    })
+}
+
+/// Sprites from the stored stills, their WebVTT index, and the poster.
+fn assemble_thumbnails(
+    out: &dyn Output,
+    plan: &Plan,
+    records: &BTreeMap<u32, ChunkRecord>,
+) -> Result<(), AssembleError> {
+    let t = plan.thumbnails.as_ref().expect("called only when the plan has thumbnails");
+    let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
+    let mut stills = Vec::with_capacity(t.still_frames.len());
+    for n in 0..t.still_frames.len() {
+        let key = still_key(n);
+        let bytes = out.get(&key)?.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?;
+        stills.push(bytes);
+    }
+    for (k, tiles) in stills.chunks(per_sprite).enumerate() {
+        let sprite = thumbs::compose_sprite(tiles, t.sprite_columns, t.sprite_rows, t.width, t.height)?;
+        out.put(&format!("thumbs/sprite_{k}.jpg"), &sprite)?;
+    }
+    let fps = plan.fps.as_f64();
+    let seconds: Vec<f64> = t.still_frames.iter().map(|&f| f as f64 / fps).collect();
+    let vtt = thumbs::thumbs_vtt(&seconds, plan.duration_seconds, t.sprite_columns, t.sprite_rows, t.width, t.height);
+    out.put("thumbs/thumbs.vtt", vtt.as_bytes())?;
+
+    let poster = choose_poster(records.values().flat_map(|r| &r.posters))
+        .ok_or_else(|| AssembleError::Inconsistent("no chunk kept a poster candidate".into()))?;
+    let bytes = out
+        .get(&poster.file.key)?
+        .ok_or_else(|| AssembleError::Inconsistent(format!("{} is missing", poster.file.key)))?;
+    out.put("thumbs/poster.jpg", &bytes)?;
+    Ok(())
+}
+
+/// The earliest worthy candidate (chunks only keep candidates from the search start on),
+/// else the first frame.
+fn choose_poster<'a>(candidates: impl Iterator<Item = &'a PosterRecord>) -> Option<&'a PosterRecord> {
+    let all: Vec<&PosterRecord> = candidates.collect();
+    all.iter().filter(|p| p.worthy).min_by_key(|p| p.frame).or_else(|| all.iter().min_by_key(|p| p.frame)).copied()
+}
+
+/// `thumbs/t_<n>.jpg`.
+pub fn still_key(n: usize) -> String {
+    format!("thumbs/t_{n}.jpg")
+}
+
+/// The encoder's own version string from its SEI message, e.g. `x264 core 164 r3095 baf4ae5`.
+fn encoder_version(segment: &[u8]) -> Option<String> {
+    for tag in [b"x264 - core ".as_slice(), b"x265 (build ".as_slice()] {
+        if let Some(at) = segment.windows(tag.len()).position(|w| w == tag) {
+            let text: String = segment[at..]
+                .iter()
+                .take(80)
+                .take_while(|b| b.is_ascii_graphic() || **b == b' ')
+                .map(|&b| b as char)
+                .collect();
+            return Some(text.split(" - ").take(2).collect::<Vec<_>>().join(" ").trim().to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::FileRecord;
+
+    fn poster(frame: u64, worthy: bool) -> PosterRecord {
+        PosterRecord { frame, worthy, file: FileRecord { key: format!("p{frame}"), size: 1, sha256: String::new() } }
+    }
+
+    #[test]
+    fn the_earliest_worthy_poster_wins_else_the_first_frame() {
+        let c = [poster(0, false), poster(900, true), poster(50, true)];
+        assert_eq!(choose_poster(c.iter()).unwrap().frame, 50);
+        let c = [poster(75, false), poster(0, false)];
+        assert_eq!(choose_poster(c.iter()).unwrap().frame, 0);
+    }
+
+    #[test]
+    fn encoder_versions_are_read_from_sei_text() {
+        let seg = b"\0\0junkx264 - core 164 r3095 baf4ae5 - H.264/MPEG-4 AVC codec - Copyleft";
+        assert_eq!(encoder_version(seg).unwrap(), "x264 core 164 r3095 baf4ae5");
+        assert_eq!(encoder_version(b"nothing here"), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! Progress of a run: `indicatif` bars on a terminal (overall and per rung: frames, fps,
+//! speed × realtime, ETA), plain periodic lines otherwise (logs of a pod), or nothing.
+//! Workers only bump atomic counters; a display thread reads them.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::Plan;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Bars,
+    /// One line to stderr every `LINE_INTERVAL`.
+    Lines,
+    Off,
+}
+
+const LINE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What workers report.
+#[derive(Debug)]
+pub struct Counters {
+    /// Frames encoded per rung, in plan order (frames of reused chunks included).
+    pub frames: Vec<AtomicU64>,
+    pub total_frames: u64,
+}
+
+/// A running display; [`Progress::finish`] stops it.
+pub struct Progress {
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    display: Option<JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Starts showing progress of `plan`; `done_frames` were done by earlier runs.
+    pub fn start(mode: ProgressMode, plan: &Plan, done_frames: u64) -> Self {
+        let counters = Arc::new(Counters {
+            frames: plan.rungs.iter().map(|_| AtomicU64::new(done_frames)).collect(),
+            total_frames: plan.total_frames,
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let labels: Vec<String> = plan.rungs.iter().map(|r| format!("v{} {}x{}", r.index, r.width, r.height)).collect();
+        let fps = plan.fps.as_f64();
+        let display = match mode {
+            ProgressMode::Off => None,
+            ProgressMode::Bars => {
+                let (c, s) = (counters.clone(), stop.clone());
+                Some(std::thread::spawn(move || show_bars(&c, &s, &labels, fps, done_frames)))
+            }
+            ProgressMode::Lines => {
+                let (c, s) = (counters.clone(), stop.clone());
+                Some(std::thread::spawn(move || show_lines(&c, &s, fps, done_frames)))
+            }
+        };
+        Self { counters, stop, display }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Stops the display (after drawing the last state).
+    pub fn finish(mut self) {
+        self.stop_display();
+    }
+
+    fn stop_display(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.display.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop_display();
+    }
+}
+
+/// Frames per second and speed (× realtime) since the display started.
+fn rates(frames: u64, since: Instant, fps: f64) -> (f64, f64) {
+    let seconds = since.elapsed().as_secs_f64().max(1e-3);
+    let per_second = frames as f64 / seconds;
+    (per_second, per_second / fps)
+}
+
+fn show_bars(counters: &Counters, stop: &AtomicBool, labels: &[String], fps: f64, done_frames: u64) {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let rungs = counters.frames.len() as u64;
+    let overall_style = ProgressStyle::with_template(
+        "{prefix:>16} [{elapsed_precise}] {wide_bar:.cyan/blue} {percent:>3}% {msg} ETA {eta}",
+    )
+    .expect("a fixed, valid template");
+    let rung_style = ProgressStyle::with_template("{prefix:>16} {bar:30.green/white} {pos}/{len} frames {msg}")
+        .expect("a fixed, valid template");
+    let overall = multi.add(ProgressBar::new(counters.total_frames * rungs));
+    overall.set_style(overall_style);
+    overall.set_prefix("all rungs");
+    overall.set_position(done_frames * rungs);
+    overall.reset_eta();
+    let bars: Vec<ProgressBar> = labels
+        .iter()
+        .map(|label| {
+            let bar = multi.add(ProgressBar::new(counters.total_frames));
+            bar.set_style(rung_style.clone());
+            bar.set_prefix(label.clone());
+            bar
+        })
+        .collect();
+    let start = Instant::now();
+    loop {
+        let finished = stop.load(Ordering::Relaxed);
+        let mut sum = 0;
+        for (bar, frames) in bars.iter().zip(&counters.frames) {
+            let n = frames.load(Ordering::Relaxed);
+            sum += n;
+            let (per_second, speed) = rates(n.saturating_sub(done_frames), start, fps);
+            bar.set_position(n);
+            bar.set_message(format!("{per_second:.0} fps, {speed:.1}× realtime"));
+        }
+        overall.set_position(sum);
+        let (per_second, speed) = rates(sum.saturating_sub(done_frames * rungs), start, fps * rungs as f64);
+        overall.set_message(format!("{per_second:.0} frames/s, {speed:.2}× realtime"));
+        if finished {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for bar in &bars {
+        bar.finish();
+    }
+    overall.finish();
+}
+
+fn show_lines(counters: &Counters, stop: &AtomicBool, fps: f64, done_frames: u64) {
+    let start = Instant::now();
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if last.elapsed() < LINE_INTERVAL {
+            continue;
+        }
+        last = Instant::now();
+        // The slowest rung decides when the run ends.
+        let frames = counters.frames.iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
+        let total = counters.total_frames.max(1);
+        let (per_second, speed) = rates(frames.saturating_sub(done_frames), start, fps);
+        let left = total.saturating_sub(frames) as f64 / per_second.max(1e-3);
+        let _ = writeln!(
+            std::io::stderr(),
+            "progress: {frames}/{total} frames ({:.1}%), {per_second:.1} fps, {speed:.2}× realtime, ETA {left:.0} s",
+            frames as f64 * 100.0 / total as f64
+        );
+    }
+}

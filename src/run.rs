@@ -1,0 +1,460 @@
+//! `ladder run`: the whole job. Probe and plan, skip what earlier runs recorded, encode
+//! the remaining chunks (and the audio) on a rayon pool sized to the CPUs this process may
+//! use, store each chunk's files and then its record as soon as it finishes, and assemble
+//! the manifests, thumbnails and report, the master playlist last.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::assemble::{self, AssembleError};
+use crate::location::{self, Location, Output, StorageError};
+use crate::media::encoder::EncoderError;
+use crate::package::cmaf;
+use crate::package::track::{ByteRange, SegmentSummary};
+use crate::pipeline::EncodedSegment;
+use crate::pipeline::audio::{self, AudioError, AudioTrack};
+use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
+use crate::plan::{Plan, PlanError};
+use crate::preset::Preset;
+use crate::probe::{Limits, ProbeError};
+use crate::progress::{Progress, ProgressMode};
+use crate::record::{self, ChunkRecord, FileRecord, PosterRecord, SegmentRecord, TrackRecord};
+use crate::report::{self, Report, Stage};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub input: Location,
+    pub out: Location,
+    pub preset: Preset,
+    /// Chunks encoded at once; default: the CPUs this process may use.
+    pub jobs: Option<usize>,
+    /// Where muxers write; default: a temporary folder, removed afterwards.
+    pub scratch: Option<PathBuf>,
+    /// Measure PSNR and SSIM of every rung against the source.
+    pub quality: bool,
+    pub limits: Limits,
+    pub progress: ProgressMode,
+}
+
+/// Why a run failed. [`RunError::outcome`] maps it to the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error("preparing the encoders: {0}")]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    #[error("scratch folder {path}: {source}")]
+    Scratch { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Inconsistent(String),
+    #[error("interrupted: finished chunks are recorded in the output; run the same command again to finish")]
+    Interrupted,
+}
+
+impl RunError {
+    /// The exit code for this failure.
+    pub fn outcome(&self) -> crate::exit::Outcome {
+        use crate::exit::Outcome;
+        match self {
+            Self::Probe(e) if e.is_transient() => Outcome::Transient,
+            Self::Probe(_) | Self::Plan(_) => Outcome::BadInput,
+            Self::Storage(e) if e.is_usage() => Outcome::Usage,
+            Self::Interrupted | Self::Chunk(ChunkError::Interrupted(_)) | Self::Audio(AudioError::Interrupted) => {
+                Outcome::Interrupted
+            }
+            // A stream libav cannot decode past a point: retrying will not help.
+            Self::Chunk(ChunkError::Libav { source: ffmpeg_next::Error::InvalidData, .. })
+            | Self::Audio(AudioError::Libav { source: ffmpeg_next::Error::InvalidData, .. }) => Outcome::BadInput,
+            _ => Outcome::Transient,
+        }
+    }
+}
+
+/// What `--json` prints and the CLI summarises.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub output: String,
+    /// The master playlist (or the MPD when HLS is off): its presence means complete.
+    pub published: String,
+    pub duration_seconds: f64,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    /// Media seconds per wall second.
+    pub speed: f64,
+    pub chunks_encoded: Vec<u32>,
+    pub chunks_reused: Vec<u32>,
+    pub rungs: Vec<report::RungReport>,
+}
+
+/// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
+/// seconds, keeps what is recorded, publishes nothing and returns `Interrupted`.
+pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let cpu_at_start = report::cpu_seconds();
+    let mut stages = Vec::new();
+    let out = location::open_output(&req.out)?;
+    let input = location::local_input(&req.input)?;
+
+    let probe = timed(&mut stages, "probe", || crate::probe::probe(input, &req.limits))?;
+    let plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
+    let plan_id = record::plan_id(&plan);
+    let input_hash = std::thread::spawn({
+        let input = input.to_owned();
+        move || report::file_sha256(&input)
+    });
+
+    // Which parts earlier runs finished, for this very plan.
+    let mut records = BTreeMap::new();
+    for chunk in &plan.chunks {
+        if let Some(r) = ChunkRecord::load_valid(out.as_ref(), &plan_id, Some(chunk.index))? {
+            records.insert(chunk.index, r);
+        }
+    }
+    let mut audio_record = match plan.audio {
+        Some(_) => ChunkRecord::load_valid(out.as_ref(), &plan_id, None)?,
+        None => None,
+    };
+    let pending: Vec<&crate::plan::Chunk> = plan.chunks.iter().filter(|c| !records.contains_key(&c.index)).collect();
+    let audio_pending = plan.audio.is_some() && audio_record.is_none();
+    let reused: Vec<u32> = records.keys().copied().collect();
+    if !pending.is_empty() || audio_pending {
+        // Whatever was published before (another plan, or files since lost) is not complete now.
+        for key in assemble::PUBLISHED_KEYS {
+            out.delete(key)?;
+        }
+    }
+    let plan_json = serde_json::to_vec_pretty(&plan).expect("a plan is plain data and always serialises");
+    out.put(record::PLAN_KEY, &plan_json)?;
+    if !reused.is_empty() {
+        tracing::info!(chunks = ?reused, "reusing chunks finished by an earlier run");
+    }
+
+    let delay = timed(&mut stages, "encoder setup", || video::reorder_delay(&plan, &req.preset))?;
+    let cpus = report::available_cpus();
+    let jobs = req.jobs.unwrap_or(cpus).max(1);
+    let concurrent = jobs.min(pending.len() + usize::from(audio_pending)).max(1);
+    let encoder_threads = (cpus / concurrent).max(1);
+    let scratch = Scratch::new(req.scratch.as_deref())?;
+    let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
+    let progress = Progress::start(req.progress, &plan, done_frames);
+    let encode_started = (Instant::now(), report::cpu_seconds());
+    tracing::info!(chunks = pending.len(), jobs, encoder_threads, cpus, "encoding");
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("ladder-chunk-{i}"))
+        .build()
+        .map_err(|e| RunError::Inconsistent(format!("starting {jobs} worker threads: {e}")))?;
+    let job = ChunkJob {
+        input,
+        plan: &plan,
+        preset: &req.preset,
+        scratch: scratch.path(),
+        encoder_threads,
+        cancel,
+        frames_done: &progress.counters().frames,
+        quality: req.quality,
+    };
+    let mut first_error: Option<RunError> = None;
+    let mut encoded = Vec::new();
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<Finished>();
+        let (job, pending) = (&job, &pending);
+        let pool = &pool;
+        s.spawn(move || {
+            // FIFO: chunks start in order (the audio first), so an interrupted run has
+            // finished the start of the recording.
+            pool.scope_fifo(move |ps| {
+                if audio_pending {
+                    let tx = tx.clone();
+                    ps.spawn_fifo(move |_| {
+                        let t = Instant::now();
+                        let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
+                        let result = audio::encode_audio(
+                            job.input,
+                            job.plan,
+                            job.preset,
+                            delay_seconds,
+                            job.scratch,
+                            job.cancel,
+                        );
+                        let _ = tx.send(Finished::Audio(result, t.elapsed()));
+                    });
+                }
+                for chunk in pending.iter().copied() {
+                    let tx = tx.clone();
+                    ps.spawn_fifo(move |_| {
+                        if job.cancel.load(Ordering::Relaxed) {
+                            let _ = tx.send(Finished::Chunk(
+                                chunk.index,
+                                Err(ChunkError::Interrupted(chunk.index)),
+                                Duration::ZERO,
+                            ));
+                            return;
+                        }
+                        let t = Instant::now();
+                        let result = video::encode_chunk(job, chunk);
+                        let _ = tx.send(Finished::Chunk(chunk.index, result, t.elapsed()));
+                    });
+                }
+            });
+        });
+        // Store each part as it finishes, while the others encode.
+        for finished in rx {
+            let stored = match finished {
+                Finished::Chunk(c, result, took) => result.map_err(RunError::from).and_then(|output| {
+                    let record = store_chunk(out.as_ref(), &plan, &plan_id, c, output, delay, took)?;
+                    records.insert(c, record);
+                    encoded.push(c);
+                    Ok(())
+                }),
+                Finished::Audio(result, took) => result.map_err(RunError::from).and_then(|track| {
+                    audio_record = Some(store_audio(out.as_ref(), &plan_id, track, took)?);
+                    Ok(())
+                }),
+            };
+            if let Err(e) = stored {
+                // The first real failure is what the user needs; stop the other workers.
+                let interrupted = e.outcome() == crate::exit::Outcome::Interrupted;
+                if first_error.as_ref().is_none_or(|f| f.outcome() == crate::exit::Outcome::Interrupted && !interrupted)
+                {
+                    first_error = Some(e);
+                }
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    progress.finish();
+    stages.push(Stage::since("encode", encode_started));
+    encoded.sort_unstable();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(RunError::Interrupted);
+    }
+
+    let assemble_started = (Instant::now(), report::cpu_seconds());
+    let ladder = assemble::assemble(out.as_ref(), &plan, &req.preset, &records, audio_record.as_ref())?;
+    stages.push(Stage::since("assemble", assemble_started));
+    let input_sha256 = input_hash.join().map_err(|_| RunError::Inconsistent("hashing the input panicked".into()))?;
+    let input_sha256 =
+        input_sha256.map_err(|source| RunError::Scratch { path: input.display().to_string(), source })?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = report::cpu_seconds() - cpu_at_start;
+    let report = Report::new(report::ReportInputs {
+        input: &req.input,
+        probe: &probe,
+        input_sha256,
+        plan: &plan,
+        plan_id: &plan_id,
+        encoder: &req.preset.video.encoder,
+        ladder: &ladder,
+        stages,
+        wall_seconds,
+        cpu_seconds,
+        cpus,
+        jobs,
+        encoder_threads,
+        encoded: &encoded,
+        reused: &reused,
+    });
+    let report_json = serde_json::to_vec_pretty(&report).expect("a report is plain data and always serialises");
+    out.put(report::REPORT_KEY, &report_json)?;
+    let published = assemble::publish(out.as_ref(), &ladder)?;
+    Ok(RunSummary {
+        output: req.out.to_string(),
+        published: format!("{}/{published}", req.out.to_string().trim_end_matches('/')),
+        duration_seconds: plan.duration_seconds,
+        wall_seconds,
+        cpu_seconds,
+        speed: plan.duration_seconds / wall_seconds.max(1e-9),
+        chunks_encoded: encoded,
+        chunks_reused: reused,
+        rungs: report.rungs.clone(),
+    })
+}
+
+enum Finished {
+    Chunk(u32, Result<ChunkOutput, ChunkError>, Duration),
+    Audio(Result<AudioTrack, AudioError>, Duration),
+}
+
+fn timed<T, E>(stages: &mut Vec<Stage>, name: &'static str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let start = (Instant::now(), report::cpu_seconds());
+    let result = f();
+    stages.push(Stage::since(name, start));
+    result
+}
+
+fn chunk_frames(plan: &Plan, chunk: Option<u32>) -> u64 {
+    chunk.and_then(|c| plan.chunks.get(c as usize)).map_or(0, |c| c.end_frame - c.start_frame)
+}
+
+/// Stores a chunk's segments (and the init segment, identical in every chunk), then its
+/// record.
+fn store_chunk(
+    out: &dyn Output,
+    plan: &Plan,
+    plan_id: &str,
+    chunk: u32,
+    output: ChunkOutput,
+    delay: u32,
+    took: Duration,
+) -> Result<ChunkRecord, RunError> {
+    let (_, ticks_per_frame) = video::timescale_for(plan);
+    let mut tracks = Vec::new();
+    for rung in output.rungs {
+        if rung.delay_frames != delay {
+            return Err(RunError::Inconsistent(format!(
+                "chunk {chunk}, rung v{}: the encoder delays presentation by {} frames, not {delay} like the others",
+                rung.rung, rung.delay_frames
+            )));
+        }
+        let dir = format!("v{}", rung.rung);
+        let codec = cmaf::codec_string(&rung.init, 0..rung.init.len())
+            .map_err(|e| RunError::Inconsistent(format!("chunk {chunk}, {dir}: {e}")))?;
+        let (init, segments) = store_track(out, &dir, &rung.init, &rung.segments)?;
+        tracks.push(TrackRecord {
+            dir,
+            codec,
+            timescale: rung.timescale,
+            presentation_offset: u64::from(delay) * u64::from(ticks_per_frame),
+            init,
+            segments,
+            quality: rung.quality,
+        });
+    }
+    let mut stills = Vec::with_capacity(output.stills.len());
+    for (n, jpeg) in &output.stills {
+        let key = assemble::still_key(*n);
+        out.put(&key, jpeg)?;
+        stills.push(FileRecord::of(key, jpeg));
+    }
+    let mut posters = Vec::with_capacity(output.posters.len());
+    for p in &output.posters {
+        // Candidates stay out of the published tree; assembly copies the chosen one.
+        let key = format!(".ladder/posters/{}.jpg", p.frame);
+        out.put(&key, &p.jpeg)?;
+        posters.push(PosterRecord { frame: p.frame, worthy: p.worthy, file: FileRecord::of(key, &p.jpeg) });
+    }
+    let record = ChunkRecord {
+        version: record::RECORD_VERSION,
+        plan_id: plan_id.to_owned(),
+        chunk: Some(chunk),
+        tracks,
+        stills,
+        posters,
+        encode_seconds: took.as_secs_f64(),
+    };
+    record.store(out)?;
+    tracing::info!(chunk, seconds = took.as_secs_f64(), "chunk stored");
+    Ok(record)
+}
+
+fn store_audio(out: &dyn Output, plan_id: &str, track: AudioTrack, took: Duration) -> Result<ChunkRecord, RunError> {
+    let codec =
+        cmaf::codec_string(&track.init, 0..track.init.len()).map_err(|e| RunError::Inconsistent(format!("a0: {e}")))?;
+    let offset = track.segments.first().map_or(0, |s| s.decode_time);
+    let (init, segments) = store_track(out, "a0", &track.init, &track.segments)?;
+    let record = ChunkRecord {
+        version: record::RECORD_VERSION,
+        plan_id: plan_id.to_owned(),
+        chunk: None,
+        tracks: vec![TrackRecord {
+            dir: "a0".into(),
+            codec,
+            timescale: track.timescale,
+            presentation_offset: offset,
+            init,
+            segments,
+            quality: None,
+        }],
+        stills: Vec::new(),
+        posters: Vec::new(),
+        encode_seconds: took.as_secs_f64(),
+    };
+    record.store(out)?;
+    Ok(record)
+}
+
+/// Stores a track's init segment (once: it is the same in every chunk) and segments.
+fn store_track(
+    out: &dyn Output,
+    dir: &str,
+    init: &[u8],
+    segments: &[EncodedSegment],
+) -> Result<(FileRecord, Vec<SegmentRecord>), RunError> {
+    let init_key = format!("{dir}/init.mp4");
+    if out.size(&init_key)? != Some(init.len() as u64) {
+        out.put(&init_key, init)?;
+    }
+    let mut stored = Vec::with_capacity(segments.len());
+    for s in segments {
+        out.put(&format!("{dir}/seg_{}.m4s", s.index), &s.bytes)?;
+        stored.push(SegmentRecord {
+            summary: SegmentSummary {
+                index: s.index,
+                decode_time: s.decode_time,
+                duration: s.duration,
+                size: s.bytes.len() as u64,
+                key_frames: s
+                    .key_frames
+                    .iter()
+                    .map(|r| ByteRange { offset: r.start as u64, length: (r.end - r.start) as u64 })
+                    .collect(),
+                key_frame_times: s.key_frame_times.clone(),
+            },
+            sha256: record::sha256_hex(&s.bytes),
+        });
+    }
+    Ok((FileRecord::of(init_key, init), stored))
+}
+
+/// The scratch folder: the one asked for, or a temporary one removed afterwards.
+enum Scratch {
+    Given(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl Scratch {
+    fn new(given: Option<&Path>) -> Result<Self, RunError> {
+        let err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| RunError::Scratch { path, source }
+        };
+        match given {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(err(dir))?;
+                Ok(Self::Given(dir.to_owned()))
+            }
+            None => {
+                let dir = tempfile::Builder::new().prefix("ladder-").tempdir().map_err(err(&std::env::temp_dir()))?;
+                Ok(Self::Temporary(dir))
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(p) => p,
+            Self::Temporary(t) => t.path(),
+        }
+    }
+}
