@@ -15,8 +15,8 @@ build: deps
 
 ## Runs ladder on the bundled sample with the default preset.
 demo: build
-	$(LADDER) probe $(SAMPLE)
-	$(LADDER) plan $(SAMPLE)
+	$(LADDER) run $(SAMPLE) --out target/demo
+	@echo "master playlist: target/demo/master.m3u8"
 
 ## Runs every test (unit, integration on synthesised media, preset fixtures).
 test: deps
