@@ -473,3 +473,66 @@ fn quality_is_measured_in_the_same_pass_and_agrees_with_ffmpeg() {
     assert!((psnr - theirs).abs() < 0.5, "ladder {psnr:.2} dB, ffmpeg {theirs:.2} dB");
     assert!(ssim > 0.8 && ssim <= 1.0, "{ssim}");
 }
+
+#[test]
+fn ten_bit_and_odd_sized_sources_give_even_8_bit_rungs() {
+    let ten_bit = common::synth(
+        "tenbit.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p10le",
+        ],
+    );
+    let odd = common::synth(
+        "odd.mkv",
+        &["-f", "lavfi", "-i", "testsrc2=size=639x359:rate=25", "-t", "2", "-c:v", "ffv1", "-pix_fmt", "yuv444p"],
+    );
+    for input in [ten_bit, odd] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        run_ok(&input, &out, &common::repo("presets/small.toml"), &[]);
+        for v in master(&out).variants {
+            let dir = v.uri.trim_end_matches("/index.m3u8");
+            let whole = whole_track(&out, dir);
+            let text = ffprobe(
+                &["-select_streams", "v:0", "-show_entries", "stream=pix_fmt,profile", "-of", "csv=p=0"],
+                &whole,
+            );
+            assert_eq!(text.trim(), "High,yuv420p", "{} {dir}", input.display());
+            let (w, h) = size(&whole);
+            assert!(w % 2 == 0 && h % 2 == 0 && w <= 640 && h <= 360, "{w}x{h}");
+            assert_eq!(frames(&whole).len(), 50);
+        }
+    }
+}
+
+#[test]
+fn hevc_and_av1_presets_make_ladders_players_can_name() {
+    let input = common::pattern("small4.mp4", "320x240", "25", "2", &[]);
+    for (preset, codec, sample_entry) in [("hevc", "hvc1.", "hevc"), ("av1", "av01.", "av1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let mut args = vec!["run", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend(["--preset", preset, "--progress", "off", "--json"]);
+        let (code, stdout, stderr) = common::run(&args);
+        assert_eq!(code, 0, "{preset}: {stderr}");
+        let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(summary["published"].as_str().unwrap().ends_with("master.m3u8"));
+        let v = &master(&out).variants[0];
+        assert!(v.attributes.req("CODECS").starts_with(codec), "{preset}: {}", v.attributes.req("CODECS"));
+        let whole = whole_track(&out, v.uri.trim_end_matches("/index.m3u8"));
+        let name = ffprobe(&["-select_streams", "v:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0"], &whole);
+        assert_eq!(name.trim(), sample_entry);
+        let f = frames(&whole);
+        assert_eq!(f.len(), 50, "{preset}");
+        assert!(f[0].1, "{preset}: starts with a key frame");
+    }
+}

@@ -36,7 +36,15 @@ fn open_muxer(
 ) -> Result<ff::format::context::Output, ff::Error> {
     let mut output = ff::format::output_as(&path, "mp4")?;
     let mut stream = output.add_stream(ff::encoder::find(ff::codec::Id::None))?;
+    let hevc = parameters.id() == ff::codec::Id::HEVC;
     stream.set_parameters(parameters);
+    if hevc {
+        // `hvc1`, not libavformat's default `hev1`: parameter sets in the sample entry only,
+        // as Apple's HLS authoring spec requires for fMP4 HEVC.
+        // SAFETY: the stream was just added and its codecpar is allocated; the header is not
+        // written yet.
+        unsafe { (*(*stream.as_mut_ptr()).codecpar).codec_tag = u32::from_le_bytes(*b"hvc1") };
+    }
     stream.set_time_base(ff::Rational::new(1, timescale as i32));
     let mut options = ff::Dictionary::new();
     options.set("movflags", "empty_moov+default_base_moof+frag_custom+skip_trailer");
