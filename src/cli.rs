@@ -9,13 +9,13 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::exit::Outcome;
+use crate::exit::{Outcome, UsageError};
 use crate::location::Location;
 use crate::plan::Plan;
 use crate::preset::{self, Diagnostic, PresetError};
 use crate::probe::{self, Probe};
 use crate::progress::ProgressMode;
-use crate::run::RunRequest;
+use crate::run::{RunRequest, Shard};
 
 /// Batch transcoder for recordings of live events: one decode, an ABR ladder in CMAF with
 /// HLS and DASH, thumbnails and a report.
@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// Print the final summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Do only shard i of N (chunk c belongs to shard c mod N); the last shard to finish
+    /// publishes. In an Indexed Job: `JOB_COMPLETION_INDEX` with `LADDER_SHARDS=N`.
+    #[arg(long, env = "LADDER_SHARD", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// Progress display: bars on a terminal, periodic lines otherwise.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto, env = "LADDER_PROGRESS")]
     pub progress: ProgressArg,
@@ -460,6 +464,10 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
         quality: args.quality,
         limits: args.limits.limits(),
         progress,
+        shard: match args.shard {
+            Some(shard) => shard,
+            None => shard_from_job_env()?,
+        },
     };
     let cancel = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -471,11 +479,19 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
     let summary = crate::run::run(&request, &cancel)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    } else if summary.published.is_none() {
+        writeln!(
+            out,
+            "shard {} done ({} chunks encoded); chunks {:?} are left to other shards, the last to finish publishes",
+            request.shard,
+            summary.chunks_encoded.len(),
+            summary.waiting_for
+        )?;
     } else {
         writeln!(
             out,
             "done: {} ({} rungs, {:.1} s of media in {:.1} s, {:.2}× realtime, {:.1} CPU s)",
-            summary.published,
+            summary.published.as_deref().unwrap_or_default(),
             summary.rungs.len(),
             summary.duration_seconds,
             summary.wall_seconds,
@@ -495,4 +511,14 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// The shard of a pod in an Indexed Job: `JOB_COMPLETION_INDEX` (set by Kubernetes) of
+/// `LADDER_SHARDS` (set by `ladder dispatch`); the whole job otherwise.
+fn shard_from_job_env() -> anyhow::Result<Shard> {
+    let (Ok(index), Ok(count)) = (std::env::var("JOB_COMPLETION_INDEX"), std::env::var("LADDER_SHARDS")) else {
+        return Ok(Shard::ALL);
+    };
+    Shard::parse(&format!("{index}/{count}"))
+        .map_err(|e| UsageError(format!("JOB_COMPLETION_INDEX / LADDER_SHARDS: {e}")).into())
 }

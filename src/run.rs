@@ -40,6 +40,49 @@ pub struct RunRequest {
     pub quality: bool,
     pub limits: Limits,
     pub progress: ProgressMode,
+    /// This process's share of the chunks.
+    pub shard: Shard,
+}
+
+/// A share of a plan's chunks: chunk `c` belongs to shard `c % count`, the audio to shard
+/// 0. Any shard that finds every record present assembles and publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole job.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Parses `i/N` (0 ≤ i < N).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (i, n) = text.split_once('/').ok_or_else(|| format!("shard {text:?} is not i/N (e.g. 0/4)"))?;
+        let index: u32 = i.trim().parse().map_err(|_| format!("shard index {i:?} is not a number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("shard count {n:?} is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index must be below the count (0/{count} … {}/{count})",
+                count.max(1) - 1
+            ));
+        }
+        Ok(Self { index, count })
+    }
+
+    pub fn owns_chunk(self, chunk: u32) -> bool {
+        chunk % self.count == self.index
+    }
+
+    pub fn owns_audio(self) -> bool {
+        self.index == 0
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// Why a run failed. [`RunError::outcome`] maps it to the exit code.
@@ -91,7 +134,10 @@ impl RunError {
 pub struct RunSummary {
     pub output: String,
     /// The master playlist (or the MPD when HLS is off): its presence means complete.
-    pub published: String,
+    /// `None` when this shard finished its share and others are still working.
+    pub published: Option<String>,
+    /// Chunks still left to other shards (when nothing was published).
+    pub waiting_for: Vec<u32>,
     pub duration_seconds: f64,
     pub wall_seconds: f64,
     pub cpu_seconds: f64,
@@ -130,10 +176,13 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         Some(_) => ChunkRecord::load_valid(out.as_ref(), &plan_id, None)?,
         None => None,
     };
-    let pending: Vec<&crate::plan::Chunk> = plan.chunks.iter().filter(|c| !records.contains_key(&c.index)).collect();
-    let audio_pending = plan.audio.is_some() && audio_record.is_none();
+    let unfinished = plan.chunks.iter().any(|c| !records.contains_key(&c.index));
+    let audio_unfinished = plan.audio.is_some() && audio_record.is_none();
+    let pending: Vec<&crate::plan::Chunk> =
+        plan.chunks.iter().filter(|c| !records.contains_key(&c.index) && req.shard.owns_chunk(c.index)).collect();
+    let audio_pending = audio_unfinished && req.shard.owns_audio();
     let reused: Vec<u32> = records.keys().copied().collect();
-    if !pending.is_empty() || audio_pending {
+    if unfinished || audio_unfinished {
         // Whatever was published before (another plan, or files since lost) is not complete now.
         for key in assemble::PUBLISHED_KEYS {
             out.delete(key)?;
@@ -148,13 +197,14 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let delay = timed(&mut stages, "encoder setup", || video::reorder_delay(&plan, &req.preset))?;
     let cpus = report::available_cpus();
     let jobs = req.jobs.unwrap_or(cpus).max(1);
-    let concurrent = jobs.min(pending.len() + usize::from(audio_pending)).max(1);
-    let encoder_threads = (cpus / concurrent).max(1);
+    // One thread per encoder, whatever the machine: a chunk's bytes are then the same
+    // whichever process, shard or rerun encodes it. Parallelism comes from chunks.
+    let encoder_threads = 1;
     let scratch = Scratch::new(req.scratch.as_deref())?;
     let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
     let progress = Progress::start(req.progress, &plan, done_frames);
     let encode_started = (Instant::now(), report::cpu_seconds());
-    tracing::info!(chunks = pending.len(), jobs, encoder_threads, cpus, "encoding");
+    tracing::info!(chunks = pending.len(), jobs, cpus, shard = %req.shard, "encoding");
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -174,7 +224,9 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let mut first_error: Option<RunError> = None;
     let mut encoded = Vec::new();
     std::thread::scope(|s| {
-        let (tx, rx) = mpsc::channel::<Finished>();
+        // Bounded: a worker whose chunk is not stored yet waits, so memory stays flat when
+        // storing is slower than encoding.
+        let (tx, rx) = mpsc::sync_channel::<Finished>(jobs);
         let (job, pending) = (&job, &pending);
         let pool = &pool;
         s.spawn(move || {
@@ -250,6 +302,34 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         return Err(RunError::Interrupted);
     }
 
+    // Chunks other shards own: published only when every record is there.
+    for chunk in &plan.chunks {
+        if !records.contains_key(&chunk.index)
+            && let Some(r) = ChunkRecord::load_valid(out.as_ref(), &plan_id, Some(chunk.index))?
+        {
+            records.insert(chunk.index, r);
+        }
+    }
+    if audio_record.is_none() && plan.audio.is_some() {
+        audio_record = ChunkRecord::load_valid(out.as_ref(), &plan_id, None)?;
+    }
+    let waiting_for: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
+    if !waiting_for.is_empty() || (plan.audio.is_some() && audio_record.is_none()) {
+        tracing::info!(shard = %req.shard, ?waiting_for, "this shard's share is done; the last shard to finish publishes");
+        return Ok(RunSummary {
+            output: req.out.to_string(),
+            published: None,
+            waiting_for,
+            duration_seconds: plan.duration_seconds,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: report::cpu_seconds() - cpu_at_start,
+            speed: plan.duration_seconds / started.elapsed().as_secs_f64().max(1e-9),
+            chunks_encoded: encoded,
+            chunks_reused: reused,
+            rungs: Vec::new(),
+        });
+    }
+
     let assemble_started = (Instant::now(), report::cpu_seconds());
     let ladder = assemble::assemble(out.as_ref(), &plan, &req.preset, &records, audio_record.as_ref())?;
     stages.push(Stage::since("assemble", assemble_started));
@@ -280,7 +360,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let published = assemble::publish(out.as_ref(), &ladder)?;
     Ok(RunSummary {
         output: req.out.to_string(),
-        published: format!("{}/{published}", req.out.to_string().trim_end_matches('/')),
+        published: Some(format!("{}/{published}", req.out.to_string().trim_end_matches('/'))),
+        waiting_for: Vec::new(),
         duration_seconds: plan.duration_seconds,
         wall_seconds,
         cpu_seconds,
