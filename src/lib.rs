@@ -4,6 +4,7 @@
 //! [`preset`], run it, and publish. Media work goes through libav ([`media`]).
 
 pub mod cli;
+pub mod dispatch;
 pub mod exit;
 pub mod media;
 pub mod package;
@@ -12,3 +13,4 @@ pub mod plan;
 pub mod preset;
 pub mod probe;
 pub mod rate;
+pub mod serve;
