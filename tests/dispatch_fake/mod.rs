@@ -49,7 +49,8 @@ pub struct FakeApi {
 }
 
 impl FakeApi {
-    /// Starts the fake on 127.0.0.1 with an ephemeral port.
+    /// Starts the fake on 127.0.0.1 with an ephemeral port, on a runtime of its own (so it
+    /// works from sync tests and from inside `#[tokio::test]` alike).
     pub fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let inner = Arc::new(Mutex::new(Inner::default()));
@@ -57,9 +58,13 @@ impl FakeApi {
             .route("/apis/batch/v1/namespaces/{ns}/jobs", get(list_or_watch).post(create))
             .route("/apis/batch/v1/namespaces/{ns}/jobs/{name}", get(read))
             .with_state(inner.clone());
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
         Self { addr, inner, runtime: Some(runtime) }
     }
 
@@ -79,11 +84,9 @@ impl FakeApi {
         path
     }
 
-    /// A kube client for in-process use.
+    /// A kube client for in-process use; call it inside the test's runtime.
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url().parse().unwrap());
-        let _guard = self.runtime.as_ref().unwrap().enter();
-        kube::Client::try_from(config).unwrap()
+        kube::Client::try_from(kube::Config::new(self.url().parse().unwrap())).unwrap()
     }
 
     /// Makes creating a Job in `namespace` fail as a full ResourceQuota does.
