@@ -11,7 +11,8 @@ use assert_cmd::Command;
 use dispatch_fake::{Ending, FakeApi};
 use k8s_openapi::api::batch::v1::Job;
 
-/// The example inputs; `jobs/overlays/example/job.yaml` is what they print.
+/// The example inputs with the example dispatcher config; `jobs/overlays/example/job.yaml`
+/// is what they print (`tests/jobs.rs`).
 pub const EXAMPLE: &[&str] = &[
     "dispatch",
     "s3://acme-recordings/rooms/standup/2026-11-25.mp4",
@@ -21,10 +22,8 @@ pub const EXAMPLE: &[&str] = &[
     "acme",
     "--preset",
     "small",
-    "--image",
-    "registry.example.com/ladder:0.1.0",
-    "--storage-secret",
-    "ladder-storage",
+    "--config",
+    "jobs/overlays/example/ladder.toml",
 ];
 
 fn ladder() -> Command {

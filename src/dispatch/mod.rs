@@ -40,7 +40,7 @@ fn hint(code: u16, reason: &str, message: &str, namespace: &str) -> String {
         format!(" — the tenant's ResourceQuota in {namespace} is full; retry when running Jobs finish, or raise it")
     } else if code == 403 {
         format!(" — the dispatcher's ServiceAccount needs the Role from jobs/ in {namespace}")
-    } else if code == 404 && reason == "NotFound" {
+    } else if code == 404 && reason == "NotFound" && message.contains("namespaces") {
         format!(" — namespace {namespace} may not exist: onboard the tenant with jobs/tenant")
     } else {
         String::new()

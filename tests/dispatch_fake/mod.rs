@@ -166,7 +166,7 @@ async fn create(State(inner): State<Shared>, Path(ns): Path<String>, body: Bytes
     if inner.quota_full.contains(&ns) {
         // What the API server says when a ResourceQuota counts Jobs (`count/jobs.batch`).
         let message = format!(
-            "jobs.batch \"{name}\" is forbidden: exceeded quota: ladder-quota, requested: count/jobs.batch=1, used: count/jobs.batch=20, limited: count/jobs.batch=20"
+            "jobs.batch \"{name}\" is forbidden: exceeded quota: ladder-jobs, requested: count/jobs.batch=1, used: count/jobs.batch=20, limited: count/jobs.batch=20"
         );
         return status(
             StatusCode::FORBIDDEN,
