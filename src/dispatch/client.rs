@@ -45,6 +45,8 @@ pub struct Finished {
 /// A client from the usual places: in-cluster service account, else `KUBECONFIG` or
 /// `~/.kube/config`.
 pub async fn client() -> Result<kube::Client, DispatchError> {
+    // Err only means a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     kube::Client::try_default().await.map_err(|e| DispatchError::Connect { message: format!("{e:#}") })
 }
 
