@@ -164,7 +164,8 @@ async fn the_same_event_twice_makes_one_job() {
 #[tokio::test]
 async fn s3_rejections() {
     let fake = FakeApi::start();
-    let app = serve::router(state(&fake));
+    let state = state(&fake);
+    let app = serve::router(state.clone());
     let event = s3_event("acme-recordings", "a.mp4");
     let cases: Vec<Case> = vec![
         ("missing header", vec![], event.clone(), StatusCode::UNAUTHORIZED),
@@ -179,6 +180,7 @@ async fn s3_rejections() {
     }
     assert!(fake.jobs().is_empty());
     assert_eq!(fake.creates(), 0);
+    assert_eq!(state.metrics.events("s3", "too_large"), 1);
 }
 
 #[tokio::test]

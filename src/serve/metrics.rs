@@ -14,7 +14,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one webhook request: `hook` is `s3`, `livekit` or `generic`; `outcome` is
     /// `created`, `existing`, `duplicate`, `ignored`, `unauthorized`, `replay`, `malformed`,
-    /// `unknown_route` or `dispatch_failed`.
+    /// `too_large`, `timeout`, `unknown_route` or `dispatch_failed`.
     pub fn event(&self, hook: &'static str, outcome: &'static str) {
         *self.events.lock().expect("no panics while counting").entry((hook, outcome)).or_default() += 1;
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -134,6 +134,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/hooks/generic", post(generic_hook))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_page))
+        // The hooks read their bodies themselves, with this limit, to answer 413 as JSON
+        // and count it; the default limit guards anything else.
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -210,7 +212,32 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn s3_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The whole body, at most `max_body_bytes` of it, within [`BODY_TIMEOUT`].
+async fn read_body(state: &AppState, hook: &'static str, body: Body) -> Result<Bytes, Response> {
+    let limit = state.limits.max_body_bytes;
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => {
+            state.metrics.event(hook, "too_large");
+            let message = format!("body larger than {limit} bytes (or cut off)");
+            Err(json(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({ "outcome": "too_large", "error": message })))
+        }
+        Err(_) => {
+            state.metrics.event(hook, "timeout");
+            let message = format!("body not received within {} s", BODY_TIMEOUT.as_secs());
+            Err(json(StatusCode::REQUEST_TIMEOUT, &serde_json::json!({ "outcome": "timeout", "error": message })))
+        }
+    }
+}
+
+/// How long a sender may take to deliver a body; a slow one must not hold a connection.
+const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn s3_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, "s3", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let result = async {
         verify::token(header_str(&headers, "authorization"), &state.secrets.s3_tokens)?;
         Ok(events::s3(&body, &state.config)?)
@@ -219,7 +246,11 @@ async fn s3_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     finish(&state, "s3", None, result).await
 }
 
-async fn livekit_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn livekit_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, "livekit", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let secrets = &state.secrets;
     let now = now_unix();
     let auth = header_str(&headers, "authorization");
@@ -236,7 +267,11 @@ async fn livekit_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     finish(&state, "livekit", Some(sig), recordings).await
 }
 
-async fn generic_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn generic_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, "generic", body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let timestamp = header_str(&headers, "x-ladder-timestamp");
     let signature = header_str(&headers, "x-ladder-signature");
     let sig = match verify::generic(timestamp, signature, &body, &state.secrets.generic, now_unix()) {
