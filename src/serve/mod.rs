@@ -234,16 +234,15 @@ async fn read_body(state: &AppState, hook: &'static str, body: Body) -> Result<B
 const BODY_TIMEOUT: Duration = Duration::from_secs(15);
 
 async fn s3_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    // The token is in a header: refuse a stranger before reading the body at all.
+    if let Err(e) = verify::token(header_str(&headers, "authorization"), &state.secrets.s3_tokens) {
+        return finish(&state, "s3", None, Err(e.into())).await;
+    }
     let body = match read_body(&state, "s3", body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let result = async {
-        verify::token(header_str(&headers, "authorization"), &state.secrets.s3_tokens)?;
-        Ok(events::s3(&body, &state.config)?)
-    }
-    .await;
-    finish(&state, "s3", None, result).await
+    finish(&state, "s3", None, events::s3(&body, &state.config).map_err(Into::into)).await
 }
 
 async fn livekit_hook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -318,12 +317,13 @@ async fn finish(
         return json(StatusCode::OK, &serde_json::json!({ "outcome": "ignored", "jobs": [] }));
     }
     let mut jobs = Vec::new();
-    let mut worst = "created";
+    // `created` only if every recording made a new Job; else the first other answer.
+    let mut summary = "created";
     for rec in recordings {
         match dispatch_one(state, &rec).await {
             Ok((namespace, name, word)) => {
-                if word != "created" && worst == "created" {
-                    worst = word;
+                if word != "created" && summary == "created" {
+                    summary = word;
                 }
                 jobs.push(
                     serde_json::json!({ "namespace": namespace, "name": name, "outcome": word, "input": rec.input }),
@@ -344,8 +344,8 @@ async fn finish(
             }
         }
     }
-    state.metrics.event(hook, worst);
-    json(StatusCode::OK, &serde_json::json!({ "outcome": worst, "jobs": jobs }))
+    state.metrics.event(hook, summary);
+    json(StatusCode::OK, &serde_json::json!({ "outcome": summary, "jobs": jobs }))
 }
 
 async fn dispatch_one(state: &AppState, rec: &Recording) -> Result<(String, String, &'static str), Rejection> {
@@ -408,7 +408,7 @@ async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
-/// Keys remembered until a deadline; bounded so a flood cannot exhaust memory.
+/// Keys remembered until a deadline; expired keys are pruned whenever the map grows large.
 #[derive(Debug, Default)]
 struct Expiring {
     entries: HashMap<Vec<u8>, Instant>,
