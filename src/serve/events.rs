@@ -27,6 +27,8 @@ pub enum EventError {
     UnknownTenant(String),
     #[error("preset {0:?} is not a preset name")]
     BadPreset(String),
+    #[error("bucket {bucket:?} belongs to tenant {owner:?}, not {tenant:?}")]
+    ForeignBucket { bucket: String, owner: String, tenant: String },
 }
 
 /// File extensions of recordings. Other objects (ladder's own outputs written back to a
@@ -187,6 +189,12 @@ pub fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording, EventE
         Some((b, k)) => (b.to_owned(), k.to_owned()),
         None => (String::new(), event.input.clone()),
     };
+    // One tenant's signed event must not transcode another tenant's recordings.
+    if let Some(owner) = config.buckets.get(&bucket)
+        && *owner != event.tenant
+    {
+        return Err(EventError::ForeignBucket { bucket, owner: owner.clone(), tenant: event.tenant });
+    }
     let mut rec = route(config, &event.tenant, &bucket, &key, event.preset)?;
     rec.input = event.input;
     if let Some(output) = event.output {
@@ -301,6 +309,16 @@ mod tests {
             assert_eq!(locate(loc, &c).unwrap(), ("acme-rec".to_owned(), "r/a.mp4".to_owned()), "{loc}");
         }
         assert_eq!(locate("https://other.s3.amazonaws.com/a.mp4", &c), Err(EventError::UnknownBucket("other".into())));
+    }
+
+    #[test]
+    fn generic_events_stay_in_their_tenants_buckets() {
+        let mut c = config();
+        c.tenants.insert("globex".into(), TenantRoute { output: "s3://globex-vod/{stem}".into(), preset: None });
+        let body = br#"{"tenant":"globex","input":"s3://acme-rec/secret.mp4"}"#;
+        assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
+        let body = br#"{"tenant":"globex","input":"s3://shared/talk.mp4"}"#;
+        assert_eq!(generic(body, &c).unwrap().output, "s3://globex-vod/talk");
     }
 
     #[test]

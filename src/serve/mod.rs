@@ -193,7 +193,10 @@ impl From<EventError> for Rejection {
     fn from(e: EventError) -> Self {
         match e {
             EventError::Malformed { .. } => Self::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
-            EventError::UnknownBucket(_) | EventError::UnknownTenant(_) | EventError::BadPreset(_) => {
+            EventError::UnknownBucket(_)
+            | EventError::UnknownTenant(_)
+            | EventError::BadPreset(_)
+            | EventError::ForeignBucket { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_route", e.to_string())
             }
         }
