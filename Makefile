@@ -1,5 +1,5 @@
 # The two quick-start commands (see README.md) and the benchmark.
-.PHONY: demo test deps build lint bench
+.PHONY: demo test deps build lint bench validate-manifests jobs-example
 
 SAMPLE := media/bbb-720p25-5s.mp4
 LADDER := target/release/ladder
@@ -29,3 +29,16 @@ lint: deps
 ## Benchmarks `ladder run` against the equivalent single-process ffmpeg command (not a test).
 bench: build
 	$(PYTHON) scripts/bench.py $(BENCH_ARGS)
+
+## Validates jobs/ and the Jobs `ladder dispatch --dry-run` prints against the Kubernetes
+## OpenAPI schema (strict, 1.33); installs kubernetes-validate into a venv on first use.
+validate-manifests: deps
+	scripts/validate-manifests.sh
+
+## Regenerates jobs/overlays/example/job.yaml (tests/jobs.rs checks it is current).
+jobs-example:
+	@{ sed -n '/^#/p;/^[^#]/q' jobs/overlays/example/job.yaml; \
+	  cargo run --locked --quiet -- dispatch s3://acme-recordings/rooms/standup/2026-11-25.mp4 \
+	    --out s3://acme-vod/rooms/standup/2026-11-25 --tenant acme --preset small \
+	    --config jobs/overlays/example/ladder.toml --dry-run; } > jobs/overlays/example/job.yaml.new
+	mv jobs/overlays/example/job.yaml.new jobs/overlays/example/job.yaml

@@ -16,6 +16,7 @@ use crate::preset::{self, Diagnostic, PresetError};
 use crate::probe::{self, Probe};
 use crate::progress::ProgressMode;
 use crate::run::{RunRequest, Shard};
+use crate::{dispatch, serve};
 
 /// Batch transcoder for recordings of live events: one decode, an ABR ladder in CMAF with
 /// HLS and DASH, thumbnails and a report.
@@ -64,6 +65,143 @@ pub enum Command {
     /// List, show, check and describe presets.
     #[command(subcommand)]
     Presets(PresetsCommand),
+    /// Create the Kubernetes Job that transcodes a recording (or print it with --dry-run).
+    ///
+    /// The Job is named from a hash of tenant, input and preset: dispatching the same
+    /// recording again reports the existing Job instead of making another.
+    Dispatch(DispatchArgs),
+    /// Receive webhooks (S3/MinIO, LiveKit, generic HMAC) and dispatch a Job per recording.
+    ///
+    /// Secrets come from the environment only: LADDER_S3_TOKENS, LADDER_LIVEKIT_API_KEY,
+    /// LADDER_LIVEKIT_API_SECRET, LADDER_WEBHOOK_SECRETS (comma-separated lists rotate).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DispatchArgs {
+    /// The recording: `s3://bucket/key` (or a path the Job's pod can read).
+    pub input: String,
+    /// Where the outputs go: `s3://bucket/prefix`.
+    #[arg(long)]
+    pub out: String,
+    /// The tenant: its Jobs run in its own namespace.
+    #[arg(long, env = "LADDER_TENANT")]
+    pub tenant: String,
+    /// A built-in preset or one in --presets-dir (the image ships the same presets).
+    #[arg(long, short, env = "LADDER_PRESET")]
+    pub preset: Option<String>,
+    /// Folder of `<name>.toml` presets.
+    #[arg(long, default_value = "presets", env = "LADDER_PRESETS_DIR")]
+    pub presets_dir: PathBuf,
+    /// Split the chunks over N pods of an Indexed Job.
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Print the Job as YAML instead of creating it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After creating it, watch the Job until it completes or fails.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub wait: bool,
+    /// Print JSON instead of text (with --dry-run: the Job as JSON).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
+}
+
+/// Dispatcher settings; each overrides the config file, which overrides the defaults.
+#[derive(Debug, Args)]
+pub struct DispatcherArgs {
+    /// Dispatcher config file (TOML; see jobs/overlays/example/ladder.toml).
+    #[arg(long, env = "LADDER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Image of the transcode Job.
+    #[arg(long, env = "LADDER_IMAGE")]
+    pub image: Option<String>,
+    /// PriorityClass of the transcode pods (low, non-preempting).
+    #[arg(long, env = "LADDER_PRIORITY_CLASS")]
+    pub priority_class: Option<String>,
+    /// Namespace of a tenant's Jobs; `{tenant}` is replaced.
+    #[arg(long, env = "LADDER_NAMESPACE_PATTERN")]
+    pub namespace_pattern: Option<String>,
+    /// ServiceAccount of the transcode pods, in the tenant namespace.
+    #[arg(long, env = "LADDER_SERVICE_ACCOUNT")]
+    pub service_account: Option<String>,
+    /// Secret (in the tenant namespace) whose keys the Job gets as environment (S3 keys).
+    #[arg(long, env = "LADDER_STORAGE_SECRET")]
+    pub storage_secret: Option<String>,
+    /// S3 endpoint for MinIO-style servers, passed on to the Job.
+    #[arg(long, env = "LADDER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Taint of the transcode node pool, `key=value` (tolerated with NoSchedule).
+    #[arg(long, env = "LADDER_POOL_TAINT")]
+    pub pool_taint: Option<String>,
+    /// Node labels the Job requires, `key=value,…`.
+    #[arg(long, env = "LADDER_NODE_SELECTOR", value_delimiter = ',')]
+    pub node_selector: Vec<String>,
+    /// Retries of a failed pod (preemption does not count).
+    #[arg(long, env = "LADDER_BACKOFF_LIMIT")]
+    pub backoff_limit: Option<i32>,
+    /// Seconds after which a Job is stopped whatever its state.
+    #[arg(long, env = "LADDER_ACTIVE_DEADLINE_SECONDS")]
+    pub active_deadline_seconds: Option<i64>,
+    /// Seconds a finished Job is kept before Kubernetes deletes it.
+    #[arg(long, env = "LADDER_TTL_SECONDS_AFTER_FINISHED")]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl DispatcherArgs {
+    /// The one place dispatcher settings are resolved: defaults, file, then these.
+    pub fn resolve(&self) -> anyhow::Result<dispatch::DispatchConfig> {
+        let file = match &self.config {
+            Some(path) => dispatch::DispatchConfig::read_file(path)?,
+            None => dispatch::RawConfig::default(),
+        };
+        let pair = |s: &str, what: &str| -> anyhow::Result<(String, String)> {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| UsageError(format!("{what} {s:?} must be key=value")).into())
+        };
+        let mut pool = dispatch::config::RawPool::default();
+        if let Some(t) = &self.pool_taint {
+            let (k, v) = pair(t, "--pool-taint")?;
+            pool.taint_key = Some(k);
+            pool.taint_value = Some(v);
+        }
+        if !self.node_selector.is_empty() {
+            pool.node_selector =
+                Some(self.node_selector.iter().map(|s| pair(s, "--node-selector")).collect::<anyhow::Result<_>>()?);
+        }
+        let flags = dispatch::RawConfig {
+            image: self.image.clone(),
+            priority_class: self.priority_class.clone(),
+            namespace_pattern: self.namespace_pattern.clone(),
+            service_account: self.service_account.clone(),
+            storage_secret: self.storage_secret.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            backoff_limit: self.backoff_limit,
+            active_deadline_seconds: self.active_deadline_seconds,
+            ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            pool: Some(pool),
+            ..dispatch::RawConfig::default()
+        };
+        Ok(dispatch::DispatchConfig::resolve(file, flags)?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "LADDER_LISTEN")]
+    pub listen: String,
+    /// Largest webhook body accepted, in bytes (413 above).
+    #[arg(long, default_value_t = serve::Limits::default().max_body_bytes, env = "LADDER_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Folder of `<name>.toml` presets.
+    #[arg(long, default_value = "presets", env = "LADDER_PRESETS_DIR")]
+    pub presets_dir: PathBuf,
+    #[command(flatten)]
+    pub dispatcher: DispatcherArgs,
 }
 
 #[derive(Debug, Args)]
@@ -243,8 +381,100 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Presets(PresetsCommand::Schema) => {
             writeln!(out, "{}", serde_json::to_string_pretty(&preset::schema())?)?;
         }
+        Command::Dispatch(args) => return run_dispatch(&mut out, &args),
+        Command::Serve(args) => return run_serve(&mut out, args),
     }
     Ok(Outcome::Done)
+}
+
+fn run_dispatch(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Result<Outcome> {
+    let config = args.dispatcher.resolve()?;
+    let preset_name = args.preset.clone().unwrap_or_else(|| config.default_preset.clone());
+    let preset = preset::resolve(&preset_name, Some(&args.presets_dir))?;
+    let request = dispatch::JobRequest {
+        tenant: args.tenant.clone(),
+        input: args.input.clone(),
+        output: args.out.clone(),
+        preset: &preset,
+        shards: args.shards,
+    };
+    let job = dispatch::build_job(&config, &request)?;
+    if args.dry_run {
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&job)?)?;
+        } else {
+            write!(out, "{}", dispatch::job::to_yaml(&job))?;
+        }
+        return Ok(Outcome::Done);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let client = dispatch::client::client().await?;
+        let created = dispatch::client::create(&client, &job).await?;
+        let (namespace, name) = (
+            created.job().metadata.namespace.clone().unwrap_or_default(),
+            created.job().metadata.name.clone().unwrap_or_default(),
+        );
+        let state = dispatch::client::finished(created.job());
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({"outcome": created.word(), "namespace": namespace, "name": name}))?;
+        } else {
+            match (&created, &state) {
+                (dispatch::Created::New(_), _) => writeln!(out, "created job {namespace}/{name}")?,
+                (dispatch::Created::Existing(_), Some(f)) => writeln!(
+                    out,
+                    "job {namespace}/{name} exists already and has {} ({})",
+                    if f.succeeded { "completed" } else { "failed" },
+                    f.reason
+                )?,
+                (dispatch::Created::Existing(_), None) => {
+                    writeln!(out, "job {namespace}/{name} exists already and is still running")?;
+                }
+            }
+        }
+        out.flush()?;
+        if !args.wait {
+            return Ok(Outcome::Done);
+        }
+        let finished = match state {
+            Some(f) => f,
+            None => dispatch::client::wait(&client, &namespace, &name).await?,
+        };
+        if !finished.succeeded {
+            return Err(dispatch::DispatchError::JobFailed {
+                namespace,
+                name,
+                reason: finished.reason,
+                message: finished.message,
+            }
+            .into());
+        }
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({"outcome": "complete", "namespace": namespace, "name": name}))?;
+        } else {
+            writeln!(out, "job {namespace}/{name} complete")?;
+        }
+        Ok(Outcome::Done)
+    })
+}
+
+fn run_serve(out: &mut impl Write, args: ServeArgs) -> anyhow::Result<Outcome> {
+    let config = args.dispatcher.resolve()?;
+    let limits = serve::Limits { max_body_bytes: args.max_body_bytes, ..serve::Limits::default() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(async {
+        let client = dispatch::client::client().await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)))?;
+        let addr = listener.local_addr()?;
+        let state = serve::AppState::new(config, serve::Secrets::from_env(), client, args.presets_dir, limits);
+        tracing::info!(%addr, "listening");
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+        serve::serve(listener, state, serve::shutdown_signal()).await.context("serving webhooks")?;
+        Ok(Outcome::Done)
+    })
 }
 
 fn load_preset(args: &PresetArgs) -> anyhow::Result<preset::Preset> {

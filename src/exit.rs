@@ -2,6 +2,7 @@
 //! 0 done · 2 usage/preset error · 3 bad input (do not retry) · 4 transient (retry) ·
 //! 5 interrupted (resumable).
 
+use crate::dispatch::DispatchError;
 use crate::plan::PlanError;
 use crate::preset::PresetError;
 use crate::probe::ProbeError;
@@ -51,6 +52,9 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
         }
         if cause.is::<PlanError>() {
             return Outcome::BadInput;
+        }
+        if let Some(e) = cause.downcast_ref::<DispatchError>() {
+            return e.outcome();
         }
     }
     Outcome::Transient

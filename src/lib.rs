@@ -6,6 +6,7 @@
 
 pub mod assemble;
 pub mod cli;
+pub mod dispatch;
 pub mod exit;
 pub mod location;
 pub mod media;
@@ -20,4 +21,5 @@ pub mod rate;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod thumbs;

@@ -1,0 +1,313 @@
+//! The transcode Job: one `batch/v1` Job per (tenant, input, preset), built from
+//! `k8s-openapi` types. Every field here is part of the contract in design.md ("Dispatch
+//! and intake"); `tests/dispatch.rs` pins them and `jobs/overlays/example/job.yaml` is this
+//! output for the example inputs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sha2::{Digest, Sha256};
+
+use super::{DispatchConfig, DispatchError};
+use crate::exit::Outcome;
+use crate::preset::Preset;
+
+/// Prefix of ladder's own labels and annotations.
+pub const LABEL_PREFIX: &str = "ladder.dev";
+/// The container's name, which `podFailurePolicy` rules refer to.
+pub const CONTAINER: &str = "ladder";
+/// Where the scratch `emptyDir` is mounted (also `TMPDIR`).
+pub const SCRATCH_DIR: &str = "/scratch";
+/// The user and group of the image (`container/Dockerfile`).
+pub const RUN_AS: i64 = 10001;
+/// Most shards one Job may have: more gains nothing for a single recording.
+pub const MAX_SHARDS: u32 = 64;
+
+/// What to transcode, for whom. The preset is already validated (it gives the resources).
+#[derive(Debug, Clone)]
+pub struct JobRequest<'a> {
+    pub tenant: String,
+    /// The recording's location (`s3://bucket/key` or a path the pod can see).
+    pub input: String,
+    /// Where the outputs go.
+    pub output: String,
+    pub preset: &'a Preset,
+    /// `Some(n)`: an Indexed Job of `n` completions, each doing its share of chunks.
+    pub shards: Option<u32>,
+}
+
+/// The Job's name: a hash of (tenant, input, preset name and settings hash), so a repeated
+/// event names the same Job and creating it again is a no-op.
+pub fn job_name(tenant: &str, input: &str, preset: &Preset) -> String {
+    let mut h = Sha256::new();
+    for part in [tenant, input, &preset.name, &preset.hash] {
+        h.update(part.as_bytes());
+        h.update([0]); // a separator no part contains, so ("ab","c") ≠ ("a","bc")
+    }
+    let hex: String = h.finalize().iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("ladder-{hex}")
+}
+
+/// Builds the Job for a request. Fails only on a request that cannot be valid (bad tenant,
+/// empty or flag-like locations, shard count out of range).
+pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, DispatchError> {
+    let namespace = config.namespace(&req.tenant)?;
+    for (what, value) in [("input", &req.input), ("output", &req.output)] {
+        if value.is_empty() || value.starts_with('-') || value.chars().any(char::is_control) {
+            return Err(DispatchError::Request {
+                message: format!("{what} location {value:?} is empty, starts with '-' or has control characters"),
+            });
+        }
+    }
+    if let Some(n) = req.shards
+        && !(1..=MAX_SHARDS).contains(&n)
+    {
+        return Err(DispatchError::Request { message: format!("--shards {n} is out of range (1 to {MAX_SHARDS})") });
+    }
+    let name = job_name(&req.tenant, &req.input, req.preset);
+    let labels = labels(&name, &req.tenant, &req.preset.name);
+    let annotations = BTreeMap::from([
+        (format!("{LABEL_PREFIX}/input"), req.input.clone()),
+        (format!("{LABEL_PREFIX}/output"), req.output.clone()),
+        (format!("{LABEL_PREFIX}/preset-hash"), req.preset.hash.clone()),
+    ]);
+    let shards = req.shards.map(|n| i32::try_from(n).expect("shards are at most MAX_SHARDS"));
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(config.backoff_limit),
+            active_deadline_seconds: Some(config.active_deadline_seconds),
+            ttl_seconds_after_finished: Some(config.ttl_seconds_after_finished),
+            completions: Some(shards.unwrap_or(1)),
+            parallelism: Some(shards.unwrap_or(1)),
+            completion_mode: Some(if shards.is_some() { "Indexed" } else { "NonIndexed" }.to_owned()),
+            pod_failure_policy: Some(pod_failure_policy()),
+            // A pod is replaced only once it has really stopped, so two never write the
+            // same chunk at once and a terminating pod's quota is not counted twice.
+            pod_replacement_policy: Some("Failed".to_owned()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(config, req)),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// Preemption and node drains (`DisruptionTarget`) do not use up retries; a recording
+/// that can never be transcoded (exit 3) or a bad preset (exit 2) fails the Job at once.
+fn pod_failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".to_owned(),
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".to_owned(),
+                    status: "True".to_owned(),
+                }]),
+                on_exit_codes: None,
+            },
+            PodFailurePolicyRule {
+                action: "FailJob".to_owned(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(CONTAINER.to_owned()),
+                    operator: "In".to_owned(),
+                    values: vec![Outcome::Usage as i32, Outcome::BadInput as i32],
+                }),
+                on_pod_conditions: None,
+            },
+        ],
+    }
+}
+
+fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
+    let res = &req.preset.resources;
+    let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
+    };
+    let mut env = vec![
+        env_var("LADDER_LOG_FORMAT", "json"),
+        env_var("LADDER_LOG", "info"),
+        env_var("TMPDIR", SCRATCH_DIR),
+        env_var("LADDER_SCRATCH", SCRATCH_DIR),
+    ];
+    if let Some(n) = req.shards {
+        // With JOB_COMPLETION_INDEX (set by Kubernetes), this gives each pod its `--shard i/N`.
+        env.push(env_var("LADDER_SHARDS", &n.to_string()));
+    }
+    if let Some(endpoint) = &config.s3_endpoint {
+        env.push(env_var("LADDER_S3_ENDPOINT", endpoint));
+    }
+    let container = Container {
+        name: CONTAINER.to_owned(),
+        image: Some(config.image.clone()),
+        image_pull_policy: Some(config.image_pull_policy.clone()),
+        // `--opt=value` and `--` keep a location from ever being read as a flag.
+        args: Some(vec![
+            "run".to_owned(),
+            format!("--out={}", req.output),
+            format!("--preset={}", req.preset.name),
+            "--".to_owned(),
+            req.input.clone(),
+        ]),
+        env: Some(env),
+        // Credentials only by reference: the Secret's keys become environment variables.
+        env_from: config.storage_secret.as_ref().map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource { name: name.clone(), optional: Some(false) }),
+                ..EnvFromSource::default()
+            }]
+        }),
+        resources: Some(ResourceRequirements {
+            // Requests equal limits for CPU and memory: the pod is Guaranteed (evicted last
+            // under node pressure) and the CPU quota that sizes the encoder pool is exact.
+            requests: Some(quantities(&[
+                ("cpu", &res.cpu),
+                ("memory", &res.memory),
+                ("ephemeral-storage", &res.scratch),
+            ])),
+            limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory)])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "scratch".to_owned(),
+            mount_path: SCRATCH_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    };
+    PodSpec {
+        restart_policy: Some("Never".to_owned()),
+        priority_class_name: Some(config.priority_class.clone()),
+        service_account_name: Some(config.service_account.clone()),
+        // The pod never talks to the API server.
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(config.termination_grace_seconds),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            fs_group: Some(RUN_AS),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }),
+            ..PodSecurityContext::default()
+        }),
+        tolerations: Some(vec![Toleration {
+            key: Some(config.taint_key.clone()),
+            operator: Some("Equal".to_owned()),
+            value: Some(config.taint_value.clone()),
+            effect: Some("NoSchedule".to_owned()),
+            toleration_seconds: None,
+        }]),
+        affinity: Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(
+                            config
+                                .node_selector
+                                .iter()
+                                .map(|(k, v)| NodeSelectorRequirement {
+                                    key: k.clone(),
+                                    operator: "In".to_owned(),
+                                    values: Some(vec![v.clone()]),
+                                })
+                                .collect(),
+                        ),
+                        match_fields: None,
+                    }],
+                }),
+                preferred_during_scheduling_ignored_during_execution: None,
+            }),
+            ..Affinity::default()
+        }),
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "scratch".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource { medium: None, size_limit: Some(Quantity(res.scratch.clone())) }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// The Job as YAML, the form `--dry-run` prints and `jobs/` checks in.
+pub fn to_yaml(job: &Job) -> String {
+    serde_saphyr::to_string(job).expect("a Job of plain strings and numbers always serialises")
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None }
+}
+
+fn labels(name: &str, tenant: &str, preset: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "ladder".to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), name.to_owned()),
+        ("app.kubernetes.io/component".to_owned(), "transcode".to_owned()),
+        ("app.kubernetes.io/part-of".to_owned(), "ladder".to_owned()),
+        ("app.kubernetes.io/managed-by".to_owned(), "ladder-dispatch".to_owned()),
+        (format!("{LABEL_PREFIX}/tenant"), tenant.to_owned()),
+        (format!("{LABEL_PREFIX}/preset"), label_value(preset)),
+    ])
+}
+
+/// A label value (at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends) from any text.
+fn label_value(s: &str) -> String {
+    let mapped: String = s
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .take(63)
+        .collect();
+    mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_always_valid() {
+        assert_eq!(label_value("small"), "small");
+        assert_eq!(label_value("my preset/v2!"), "my-preset-v2");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+        assert_eq!(label_value("--"), "");
+    }
+
+    #[test]
+    fn the_name_separates_its_parts() {
+        let p = crate::preset::resolve("small", None).unwrap();
+        assert_ne!(job_name("ab", "c", &p), job_name("a", "bc", &p));
+        assert_eq!(job_name("a", "b", &p), job_name("a", "b", &p));
+        assert!(job_name("a", "b", &p).len() <= 63);
+    }
+}
