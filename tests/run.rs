@@ -536,3 +536,117 @@ fn hevc_and_av1_presets_make_ladders_players_can_name() {
         assert!(f[0].1, "{preset}: starts with a key frame");
     }
 }
+
+/// Every playlist and manifest of an output, by key.
+fn manifests(out: &Path) -> Vec<(String, String)> {
+    let mut keys = vec!["master.m3u8".to_owned(), "manifest.mpd".to_owned(), "a0/index.m3u8".to_owned()];
+    for v in 0..2 {
+        keys.push(format!("v{v}/index.m3u8"));
+        keys.push(format!("v{v}/iframes.m3u8"));
+    }
+    keys.into_iter().map(|k| (read(out, &k), k)).map(|(text, key)| (key, text)).collect()
+}
+
+/// 20 s, four segments, one chunk each, and its ladder made in one uninterrupted run.
+fn reference_run() -> &'static (PathBuf, PathBuf, PathBuf) {
+    static REFERENCE: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let input = common::pattern("source20.mp4", "640x360", "25", "20", &[]);
+        let preset = preset("ladder-4-chunks", &[("chunk_segments = 5", "chunk_segments = 1")]);
+        let out = common::media_dir().join("reference-out");
+        run_ok(&input, &out, &preset, &[]);
+        (input, preset, out)
+    })
+}
+
+fn chunk_list(report: &serde_json::Value, key: &str) -> Vec<u64> {
+    report["run"][key].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()
+}
+
+#[test]
+fn a_run_killed_mid_way_is_finished_by_a_rerun_with_the_same_result() {
+    let (input, preset, reference) = reference_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ladder"))
+        .args(["run", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "1", "--progress", "off"])
+        .args(["--preset", preset.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let second = out.join(".ladder/chunks/1.json");
+    while !second.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up.
+    child.wait().unwrap();
+    assert!(!out.join("master.m3u8").exists());
+    let recorded: Vec<u64> = (0..4).filter(|c| out.join(format!(".ladder/chunks/{c}.json")).exists()).collect();
+    assert!(recorded.len() < 4, "killed before the end: {recorded:?}");
+
+    run_ok(input, &out, preset, &[]);
+    let r = report(&out);
+    assert_eq!(chunk_list(&r, "chunks_reused"), recorded, "only the missing chunks are encoded again");
+    let mut all = [chunk_list(&r, "chunks_encoded"), recorded].concat();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3]);
+    assert_eq!(manifests(&out), manifests(reference), "the same ladder as an uninterrupted run");
+    for s in 0..4 {
+        let key = format!("v0/seg_{s}.m4s");
+        assert_eq!(std::fs::read(out.join(&key)).unwrap(), std::fs::read(reference.join(&key)).unwrap(), "{key}");
+    }
+}
+
+#[test]
+fn two_shards_at_once_publish_the_same_ladder_as_one_run() {
+    let (input, preset, reference) = reference_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let shards: Vec<std::process::Child> = ["0/2", "1/2"]
+        .iter()
+        .map(|shard| {
+            Command::new(env!("CARGO_BIN_EXE_ladder"))
+                .args(["run", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--progress", "off"])
+                .args(["--preset", preset.to_str().unwrap(), "--jobs", "1", "--json"])
+                .env("LADDER_SHARD", shard)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let summaries: Vec<serde_json::Value> = shards
+        .into_iter()
+        .map(|c| {
+            let done = c.wait_with_output().unwrap();
+            assert!(done.status.success());
+            serde_json::from_slice(&done.stdout).unwrap()
+        })
+        .collect();
+    // Each shard encoded its own chunks; at least one of them published.
+    assert_eq!(summaries[0]["chunks_encoded"], serde_json::json!([0, 2]));
+    assert_eq!(summaries[1]["chunks_encoded"], serde_json::json!([1, 3]));
+    assert!(summaries.iter().any(|s| s["published"].is_string()), "{summaries:?}");
+    assert_eq!(manifests(&out), manifests(reference));
+}
+
+#[test]
+fn the_shard_comes_from_the_indexed_job_environment() {
+    let (input, preset, _) = reference_run();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let done = Command::new(env!("CARGO_BIN_EXE_ladder"))
+        .args(["run", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--progress", "off", "--json"])
+        .args(["--preset", preset.to_str().unwrap()])
+        .env("JOB_COMPLETION_INDEX", "3")
+        .env("LADDER_SHARDS", "4")
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(summary["chunks_encoded"], serde_json::json!([3]));
+    assert_eq!(summary["waiting_for"], serde_json::json!([0, 1, 2]));
+    assert!(summary["published"].is_null() && !out.join("master.m3u8").exists());
+    let (code, _, stderr) = common::run(&["run", "x.mp4", "--out", "o", "--shard", "2/2"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("below the count"), "{stderr}");
+}
