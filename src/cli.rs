@@ -213,7 +213,8 @@ pub struct RunArgs {
     pub out: String,
     #[command(flatten)]
     pub preset: PresetArgs,
-    /// Chunks encoded at once [default: the CPUs this process may use, cgroup quota included].
+    /// Chunks encoded at once [default: half the CPUs this process may use (cgroup quota included):
+    /// each chunk encodes its rungs on threads of their own].
     #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Folder for intermediate files [default: a temporary folder, removed afterwards].

@@ -26,6 +26,10 @@ use crate::progress::{Progress, ProgressMode};
 use crate::record::{self, ChunkRecord, FileRecord, PosterRecord, SegmentRecord, TrackRecord};
 use crate::report::{self, Report, Stage};
 
+/// CPUs one chunk keeps busy: its decoder thread and one thread per rung, the largest
+/// rung doing about half of the encoding.
+const CPUS_PER_CHUNK: usize = 2;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -196,10 +200,15 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
 
     let delay = timed(&mut stages, "encoder setup", || video::reorder_delay(&plan, &req.preset))?;
     let cpus = report::available_cpus();
-    let jobs = req.jobs.unwrap_or(cpus).max(1);
+    // A chunk keeps about two CPUs busy (its rungs encode on their own threads), and
+    // every chunk at work holds a set of encoders in memory.
+    let jobs = req.jobs.unwrap_or(cpus.div_ceil(CPUS_PER_CHUNK)).max(1);
     // One thread per encoder, whatever the machine: a chunk's bytes are then the same
     // whichever process, shard or rerun encodes it. Parallelism comes from chunks.
     let encoder_threads = 1;
+    // Decoding is bit-exact with any thread count: spare CPUs (fewer chunks than workers)
+    // go to the decoders.
+    let decoder_threads = (cpus / (jobs.min(pending.len()).max(1) * CPUS_PER_CHUNK)).max(1);
     let scratch = Scratch::new(req.scratch.as_deref())?;
     let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
     let progress = Progress::start(req.progress, &plan, done_frames);
@@ -217,6 +226,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         preset: &req.preset,
         scratch: scratch.path(),
         encoder_threads,
+        decoder_threads,
         cancel,
         frames_done: &progress.counters().frames,
         quality: req.quality,
@@ -229,26 +239,21 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         let (tx, rx) = mpsc::sync_channel::<Finished>(jobs);
         let (job, pending) = (&job, &pending);
         let pool = &pool;
+        if audio_pending {
+            // The audio is a small, serial task: on its own thread it never holds up a chunk.
+            let tx = tx.clone();
+            s.spawn(move || {
+                let t = Instant::now();
+                let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
+                let result =
+                    audio::encode_audio(job.input, job.plan, job.preset, delay_seconds, job.scratch, job.cancel);
+                let _ = tx.send(Finished::Audio(result, t.elapsed()));
+            });
+        }
         s.spawn(move || {
-            // FIFO: chunks start in order (the audio first), so an interrupted run has
-            // finished the start of the recording.
+            // FIFO: chunks start in order, so an interrupted run has finished the start of
+            // the recording.
             pool.scope_fifo(move |ps| {
-                if audio_pending {
-                    let tx = tx.clone();
-                    ps.spawn_fifo(move |_| {
-                        let t = Instant::now();
-                        let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
-                        let result = audio::encode_audio(
-                            job.input,
-                            job.plan,
-                            job.preset,
-                            delay_seconds,
-                            job.scratch,
-                            job.cancel,
-                        );
-                        let _ = tx.send(Finished::Audio(result, t.elapsed()));
-                    });
-                }
                 for chunk in pending.iter().copied() {
                     let tx = tx.clone();
                     ps.spawn_fifo(move |_| {

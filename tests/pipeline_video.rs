@@ -34,6 +34,7 @@ fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Pl
         preset: &preset,
         scratch: scratch.path(),
         encoder_threads: 0,
+        decoder_threads: 1,
         cancel: &cancel,
         frames_done: &frames_done,
         quality: false,

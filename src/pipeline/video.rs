@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use ffmpeg_next::{self as ff, format::Pixel, software::scaling};
 
@@ -35,6 +36,10 @@ pub enum ChunkError {
     Thumbnail { chunk: u32, source: thumbs::ThumbError },
     #[error("chunk {chunk}, rung v{rung}: measuring quality: {source}")]
     Quality { chunk: u32, rung: usize, source: QualityCheckError },
+    #[error("chunk {0}: a rung stopped taking frames")]
+    RungStopped(u32),
+    #[error("chunk {0}: a rung's thread panicked")]
+    RungPanicked(u32),
     #[error("chunk {0}: interrupted")]
     Interrupted(u32),
 }
@@ -183,6 +188,8 @@ pub struct ChunkJob<'a> {
     pub scratch: &'a Path,
     /// Threads each rung's encoder may use.
     pub encoder_threads: usize,
+    /// Threads the chunk's decoder may use.
+    pub decoder_threads: usize,
     /// Set by a signal or by another chunk's failure: stop soon.
     pub cancel: &'a AtomicBool,
     /// Frames encoded so far per rung, in plan order (for progress).
@@ -194,7 +201,7 @@ pub struct ChunkJob<'a> {
 
 /// Encodes `chunk` of the plan for every rung.
 pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, ChunkError> {
-    let ChunkJob { input, plan, preset, scratch, encoder_threads, cancel, frames_done, quality } = *job;
+    let ChunkJob { input, plan, decoder_threads, cancel, frames_done, .. } = *job;
     crate::media::init();
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
@@ -210,11 +217,13 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
         ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
     // SAFETY: plain field of a context not yet opened.
     unsafe { (*context.as_mut_ptr()).max_pixels = crate::probe::Limits::default().max_pixels as i64 };
-    context.set_threading(ff::codec::threading::Config {
-        kind: ff::codec::threading::Type::Frame,
-        count: 0,
-        ..Default::default()
-    });
+    if decoder_threads > 1 {
+        context.set_threading(ff::codec::threading::Config {
+            kind: ff::codec::threading::Type::Frame,
+            count: decoder_threads,
+            ..Default::default()
+        });
+    }
     let mut decoder = context.decoder().video().map_err(libav("opening the decoder"))?;
     let mut picture =
         picture_filter(plan, &decoder, stream.time_base()).map_err(libav("building the picture filter"))?;
@@ -228,76 +237,147 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     }
 
     let (timescale, ticks_per_frame) = timescale_for(plan);
-    let mut rungs = plan
-        .rungs
-        .iter()
-        .map(|r| {
-            let preset_rung =
-                preset.rungs.iter().find(|p| p.name == r.name).expect("planned rungs come from the preset");
-            let mut spec = preset.encoder_spec(preset_rung, plan.fps, plan.gop_frames, encoder_threads);
-            spec.width = r.width;
-            spec.height = r.height;
-            let encoder =
-                encoder::open_video(&spec).map_err(|source| ChunkError::Encoder { chunk: c, rung: r.index, source })?;
-            let path = scratch.join(format!("chunk{c}-v{}.mp4", r.index));
-            let parameters = ff::codec::Parameters::from(&encoder);
-            let output = open_muxer(&path, parameters.clone(), timescale).map_err(libav("opening the muxer"))?;
-            let check = match quality {
-                true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
-                false => None,
-            };
-            Ok(RungPipeline {
-                index: r.index,
-                width: r.width,
-                height: r.height,
-                scaler: None,
-                scaled: ff::frame::Video::empty(),
-                encoder,
-                output,
-                path,
-                delay: None,
-                packets: 0,
-                check,
-            })
-        })
-        .collect::<Result<Vec<_>, ChunkError>>()?;
-
     let video_index = plan.source.video_stream;
     let mut slots = Slots::new(chunk, plan.fps.as_f64(), origin, time_base);
     let mut thumbnails = Thumbnails::new(plan, chunk);
-    let mut emit = |frame: &ff::frame::Video, slot: u64| -> Result<(), ChunkError> {
-        let local = (slot - chunk.start_frame) as i64;
-        thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
-        for (r, done) in rungs.iter_mut().zip(frames_done) {
-            feed_rung(r, frame, local, chunk, plan, ticks_per_frame)?;
+    let rung_job = RungJob { job, chunk, timescale, ticks_per_frame };
+    let (decoded, rungs) = std::thread::scope(|s| {
+        // Each rung scales and encodes on its own thread, fed the decoded frames through a
+        // short queue: one decode, and the chunk's rungs use every CPU it is given.
+        let workers: Vec<_> = plan
+            .rungs
+            .iter()
+            .zip(frames_done)
+            .map(|(rung, done)| {
+                let (tx, rx) = mpsc::sync_channel::<(Arc<ff::frame::Video>, i64)>(FRAME_QUEUE);
+                let rung_job = &rung_job;
+                let handle = std::thread::Builder::new()
+                    .name(format!("ladder-c{c}-v{}", rung.index))
+                    .spawn_scoped(s, move || rung_job.encode(rung, rx, done));
+                (tx, handle)
+            })
+            .collect();
+        let mut senders = Vec::with_capacity(workers.len());
+        let mut handles = Vec::with_capacity(workers.len());
+        for (tx, handle) in workers {
+            senders.push(tx);
+            handles.push(handle);
+        }
+        let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64| -> Result<(), ChunkError> {
+            let local = (slot - chunk.start_frame) as i64;
+            thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
+            for tx in &senders {
+                // A rung that stopped has failed: its own error is reported when joined.
+                if tx.send((frame.clone(), local)).is_err() {
+                    return Err(ChunkError::RungStopped(c));
+                }
+            }
+            Ok(())
+        };
+        let decoded = (|| {
+            for (s, packet) in ictx.packets() {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(ChunkError::Interrupted(c));
+                }
+                if s.index() != video_index {
+                    continue;
+                }
+                decoder.send_packet(&packet).map_err(libav("decoding"))?;
+                receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
+                if slots.is_full() {
+                    break;
+                }
+            }
+            if !slots.is_full() {
+                decoder.send_eof().map_err(libav("flushing the decoder"))?;
+                receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
+                if let Some(graph) = picture.as_mut() {
+                    push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
+                    drain_picture(c, graph, &mut |f| slots.place(f, &mut emit))?;
+                }
+            }
+            slots.fill_to_end(&mut emit)
+        })();
+        // The end of the queues tells each rung to flush its encoder (`emit` only borrowed them).
+        drop(senders);
+        let rungs: Vec<Result<RungChunk, ChunkError>> = handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(handle) => handle.join().unwrap_or(Err(ChunkError::RungPanicked(c))),
+                Err(source) => Err(ChunkError::Scratch { chunk: c, path: "a rung thread".into(), source }),
+            })
+            .collect();
+        (decoded, rungs)
+    });
+    // A rung's own failure explains a stopped queue better than the decoder's view of it.
+    let rungs: Vec<RungChunk> = match decoded {
+        Ok(()) | Err(ChunkError::RungStopped(_)) => rungs.into_iter().collect::<Result<_, _>>()?,
+        Err(e) => return Err(e),
+    };
+    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
+}
+
+/// Decoded frames a rung's queue holds: enough to ride out jitter between rungs, few
+/// enough that memory does not grow with the speed difference.
+const FRAME_QUEUE: usize = 8;
+
+/// What every rung thread of a chunk shares.
+struct RungJob<'a> {
+    job: &'a ChunkJob<'a>,
+    chunk: &'a Chunk,
+    timescale: u32,
+    ticks_per_frame: u32,
+}
+
+impl RungJob<'_> {
+    /// A rung's thread: opens its encoder and muxer, scales and encodes every frame it is
+    /// sent, and finishes the rung when the queue ends.
+    fn encode(
+        &self,
+        rung: &crate::plan::PlannedRung,
+        frames: mpsc::Receiver<(Arc<ff::frame::Video>, i64)>,
+        done: &AtomicU64,
+    ) -> Result<RungChunk, ChunkError> {
+        let (plan, chunk) = (self.job.plan, self.chunk);
+        let mut pipeline = self.open(rung)?;
+        for (frame, local) in frames {
+            feed_rung(&mut pipeline, &frame, local, chunk, plan, self.ticks_per_frame)?;
             done.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
-    };
-    for (s, packet) in ictx.packets() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(ChunkError::Interrupted(c));
-        }
-        if s.index() != video_index {
-            continue;
-        }
-        decoder.send_packet(&packet).map_err(libav("decoding"))?;
-        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
-        if slots.is_full() {
-            break;
-        }
+        finish_rung(pipeline, chunk, plan, self.ticks_per_frame)
     }
-    if !slots.is_full() {
-        decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
-        if let Some(graph) = picture.as_mut() {
-            push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
-            drain_picture(c, graph, &mut |f| slots.place(f, &mut emit))?;
-        }
+
+    fn open(&self, r: &crate::plan::PlannedRung) -> Result<RungPipeline, ChunkError> {
+        let ChunkJob { plan, preset, scratch, encoder_threads, quality, .. } = *self.job;
+        let c = self.chunk.index;
+        let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
+        let preset_rung = preset.rungs.iter().find(|p| p.name == r.name).expect("planned rungs come from the preset");
+        let mut spec = preset.encoder_spec(preset_rung, plan.fps, plan.gop_frames, encoder_threads);
+        spec.width = r.width;
+        spec.height = r.height;
+        let encoder =
+            encoder::open_video(&spec).map_err(|source| ChunkError::Encoder { chunk: c, rung: r.index, source })?;
+        let path = scratch.join(format!("chunk{c}-v{}.mp4", r.index));
+        let parameters = ff::codec::Parameters::from(&encoder);
+        let output = open_muxer(&path, parameters.clone(), self.timescale).map_err(libav("opening the muxer"))?;
+        let check = match quality {
+            true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
+            false => None,
+        };
+        Ok(RungPipeline {
+            index: r.index,
+            width: r.width,
+            height: r.height,
+            scaler: None,
+            scaled: ff::frame::Video::empty(),
+            encoder,
+            output,
+            path,
+            delay: None,
+            packets: 0,
+            check,
+        })
     }
-    slots.fill_to_end(&mut emit)?;
-    let rungs = rungs.into_iter().map(|r| finish_rung(r, chunk, plan, ticks_per_frame)).collect::<Result<_, _>>()?;
-    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
 }
 
 /// A chunk's encoded rungs and the thumbnails taken from its frames.
@@ -409,7 +489,7 @@ struct Slots {
     /// Next slot to fill; `end` is exclusive.
     next: u64,
     end: u64,
-    held: Option<ff::frame::Video>,
+    held: Option<Arc<ff::frame::Video>>,
     origin: i64,
     time_base: f64,
     frame_seconds: f64,
@@ -429,9 +509,10 @@ impl Slots {
     fn place(
         &mut self,
         frame: ff::frame::Video,
-        emit: &mut impl FnMut(&ff::frame::Video, u64) -> Result<(), ChunkError>,
+        emit: &mut impl FnMut(&Arc<ff::frame::Video>, u64) -> Result<(), ChunkError>,
     ) -> Result<(), ChunkError> {
         let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - self.origin) as f64 * self.time_base);
+        let frame = Arc::new(frame);
         while !self.is_full() && (self.next as f64 + 0.5) * self.frame_seconds <= t {
             emit(self.held.as_ref().unwrap_or(&frame), self.next)?;
             self.next += 1;
@@ -443,7 +524,7 @@ impl Slots {
     /// The source ended early: holds its last frame to the end of the chunk.
     fn fill_to_end(
         &mut self,
-        emit: &mut impl FnMut(&ff::frame::Video, u64) -> Result<(), ChunkError>,
+        emit: &mut impl FnMut(&Arc<ff::frame::Video>, u64) -> Result<(), ChunkError>,
     ) -> Result<(), ChunkError> {
         while let (false, Some(last)) = (self.is_full(), self.held.as_ref()) {
             emit(last, self.next)?;
