@@ -233,6 +233,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     };
     let mut first_error: Option<RunError> = None;
     let mut encoded = Vec::new();
+    let mut audio_segments = Vec::new();
     std::thread::scope(|s| {
         // Bounded: a worker whose chunk is not stored yet waits, so memory stays flat when
         // storing is slower than encoding.
@@ -245,8 +246,13 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
             s.spawn(move || {
                 let t = Instant::now();
                 let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
-                let result =
-                    audio::encode_audio(job.input, job.plan, job.preset, delay_seconds, job.scratch, job.cancel);
+                // Segments go to the storing thread as they are cut; a closed channel means
+                // the run is stopping.
+                let segments = tx.clone();
+                let mut send =
+                    |segment| segments.send(Finished::AudioSegment(segment)).map_err(|_| AudioError::Interrupted);
+                let (input, plan, preset, scratch, cancel) = (job.input, job.plan, job.preset, job.scratch, job.cancel);
+                let result = audio::encode_audio(input, plan, preset, delay_seconds, scratch, cancel, &mut send);
                 let _ = tx.send(Finished::Audio(result, t.elapsed()));
             });
         }
@@ -281,8 +287,12 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
                     encoded.push(c);
                     Ok(())
                 }),
+                Finished::AudioSegment(segment) => store_segment(out.as_ref(), "a0", &segment).map(|record| {
+                    audio_segments.push(record);
+                }),
                 Finished::Audio(result, took) => result.map_err(RunError::from).and_then(|track| {
-                    audio_record = Some(store_audio(out.as_ref(), &plan_id, track, took)?);
+                    let segments = std::mem::take(&mut audio_segments);
+                    audio_record = Some(store_audio(out.as_ref(), &plan_id, track, segments, took)?);
                     Ok(())
                 }),
             };
@@ -379,6 +389,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
 
 enum Finished {
     Chunk(u32, Result<ChunkOutput, ChunkError>, Duration),
+    /// An audio segment, stored as soon as it is cut.
+    AudioSegment(EncodedSegment),
     Audio(Result<AudioTrack, AudioError>, Duration),
 }
 
@@ -454,11 +466,18 @@ fn store_chunk(
     Ok(record)
 }
 
-fn store_audio(out: &dyn Output, plan_id: &str, track: AudioTrack, took: Duration) -> Result<ChunkRecord, RunError> {
+/// Stores the audio's init segment and its record (its segments are stored already).
+fn store_audio(
+    out: &dyn Output,
+    plan_id: &str,
+    track: AudioTrack,
+    segments: Vec<SegmentRecord>,
+    took: Duration,
+) -> Result<ChunkRecord, RunError> {
     let codec =
         cmaf::codec_string(&track.init, 0..track.init.len()).map_err(|e| RunError::Inconsistent(format!("a0: {e}")))?;
-    let offset = track.segments.first().map_or(0, |s| s.decode_time);
-    let (init, segments) = store_track(out, "a0", &track.init, &track.segments)?;
+    let offset = segments.first().map_or(0, |s| s.summary.decode_time);
+    let init = store_init(out, "a0", &track.init)?;
     let record = ChunkRecord {
         version: record::RECORD_VERSION,
         plan_id: plan_id.to_owned(),
@@ -487,30 +506,36 @@ fn store_track(
     init: &[u8],
     segments: &[EncodedSegment],
 ) -> Result<(FileRecord, Vec<SegmentRecord>), RunError> {
-    let init_key = format!("{dir}/init.mp4");
-    if out.size(&init_key)? != Some(init.len() as u64) {
-        out.put(&init_key, init)?;
+    let init = store_init(out, dir, init)?;
+    let stored = segments.iter().map(|s| store_segment(out, dir, s)).collect::<Result<_, _>>()?;
+    Ok((init, stored))
+}
+
+fn store_init(out: &dyn Output, dir: &str, init: &[u8]) -> Result<FileRecord, RunError> {
+    let key = format!("{dir}/init.mp4");
+    if out.size(&key)? != Some(init.len() as u64) {
+        out.put(&key, init)?;
     }
-    let mut stored = Vec::with_capacity(segments.len());
-    for s in segments {
-        out.put(&format!("{dir}/seg_{}.m4s", s.index), &s.bytes)?;
-        stored.push(SegmentRecord {
-            summary: SegmentSummary {
-                index: s.index,
-                decode_time: s.decode_time,
-                duration: s.duration,
-                size: s.bytes.len() as u64,
-                key_frames: s
-                    .key_frames
-                    .iter()
-                    .map(|r| ByteRange { offset: r.start as u64, length: (r.end - r.start) as u64 })
-                    .collect(),
-                key_frame_times: s.key_frame_times.clone(),
-            },
-            sha256: record::sha256_hex(&s.bytes),
-        });
-    }
-    Ok((FileRecord::of(init_key, init), stored))
+    Ok(FileRecord::of(key, init))
+}
+
+fn store_segment(out: &dyn Output, dir: &str, s: &EncodedSegment) -> Result<SegmentRecord, RunError> {
+    out.put(&format!("{dir}/seg_{}.m4s", s.index), &s.bytes)?;
+    Ok(SegmentRecord {
+        summary: SegmentSummary {
+            index: s.index,
+            decode_time: s.decode_time,
+            duration: s.duration,
+            size: s.bytes.len() as u64,
+            key_frames: s
+                .key_frames
+                .iter()
+                .map(|r| ByteRange { offset: r.start as u64, length: (r.end - r.start) as u64 })
+                .collect(),
+            key_frame_times: s.key_frame_times.clone(),
+        },
+        sha256: record::sha256_hex(&s.bytes),
+    })
 }
 
 /// The scratch folder: the one asked for, or a temporary one removed afterwards.

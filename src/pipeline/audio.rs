@@ -40,18 +40,17 @@ pub enum AudioError {
     Interrupted,
 }
 
-/// The encoded audio rendition, ready to store under `a0/`.
+/// The audio rendition's init segment, once every segment has been handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioTrack {
     pub init: Vec<u8>,
     pub timescale: u32,
-    /// In segment order, one per plan segment.
-    pub segments: Vec<EncodedSegment>,
 }
 
-/// Encodes the plan's audio. `delay_seconds` is the video's presentation delay (see
-/// [`super::video::reorder_delay`]): the first audio sample is presented with the first
-/// video frame.
+/// Encodes the plan's audio, handing each segment to `on_segment` as soon as it is cut (so
+/// memory does not grow with the recording's length). `delay_seconds` is the video's
+/// presentation delay (see [`super::video::reorder_delay`]): the first audio sample is
+/// presented with the first video frame.
 pub fn encode_audio(
     input: &Path,
     plan: &Plan,
@@ -59,6 +58,7 @@ pub fn encode_audio(
     delay_seconds: f64,
     scratch: &Path,
     cancel: &AtomicBool,
+    on_segment: &mut dyn FnMut(EncodedSegment) -> Result<(), AudioError>,
 ) -> Result<AudioTrack, AudioError> {
     crate::media::init();
     let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
@@ -87,6 +87,9 @@ pub fn encode_audio(
     let path = scratch.join("audio.mp4");
     let parameters = ff::codec::Parameters::from(&encoder);
     let mut output = open_muxer(&path, parameters, audio.sample_rate).map_err(libav("opening the muxer"))?;
+    let delay = (delay_seconds * rate as f64).round() as u64;
+    let mut segmenter = Segmenter::open(&path, plan, delay, on_segment)?;
+    segmenter.take(&mut output)?;
 
     let total_samples = (plan.duration_seconds * rate as f64).round() as u64;
     let mut track = Track {
@@ -94,10 +97,10 @@ pub fn encode_audio(
         resampler: None,
         total_samples,
         rate,
-        delay: (delay_seconds * rate as f64).round() as u64,
         boundaries: segment_boundaries(plan, rate),
         next_pts: 0,
         packets: 0,
+        segmenter,
     };
 
     let audio_index = audio.source_stream;
@@ -132,34 +135,80 @@ pub fn encode_audio(
     encoder.send_eof().map_err(libav("flushing the encoder"))?;
     track.mux_packets(&mut encoder, &mut output)?;
     output.write_trailer().map_err(libav("finishing the muxer"))?;
+    track.segmenter.take(&mut output)?;
     drop(output);
+    let Segmenter { init, timescale, next, .. } = track.segmenter;
+    std::fs::remove_file(&path).map_err(|source| AudioError::Scratch { path: path.display().to_string(), source })?;
+    if next != plan.segments.len() {
+        return Err(AudioError::FragmentCount { expected: plan.segments.len(), found: next });
+    }
+    Ok(AudioTrack { init, timescale })
+}
 
-    let scratch_err = |source| AudioError::Scratch { path: path.display().to_string(), source };
-    let mut bytes = std::fs::read(&path).map_err(scratch_err)?;
-    std::fs::remove_file(&path).map_err(scratch_err)?;
-    let mut split = cmaf::split(&bytes)?;
-    // The muxer starts the track at decode time 0; it is presented with the video.
-    for f in split.fragments.iter_mut() {
-        cmaf::shift_decode_time(&mut bytes, f, track.delay)?;
+/// Reads the muxer's file as it grows: first the init segment, then each fragment as soon
+/// as it is closed, handed out as the next segment on the presentation timeline.
+struct Segmenter<'a> {
+    file: std::fs::File,
+    path: String,
+    init: Vec<u8>,
+    timescale: u32,
+    /// The muxer starts the track at decode time 0; it is presented with the video.
+    delay: u64,
+    plan: &'a Plan,
+    /// Index into the plan's segments of the next segment.
+    next: usize,
+    on_segment: &'a mut dyn FnMut(EncodedSegment) -> Result<(), AudioError>,
+}
+
+impl<'a> Segmenter<'a> {
+    fn open(
+        path: &Path,
+        plan: &'a Plan,
+        delay: u64,
+        on_segment: &'a mut dyn FnMut(EncodedSegment) -> Result<(), AudioError>,
+    ) -> Result<Self, AudioError> {
+        let file = std::fs::File::open(path)
+            .map_err(|source| AudioError::Scratch { path: path.display().to_string(), source })?;
+        let path = path.display().to_string();
+        Ok(Self { file, path, init: Vec::new(), timescale: 0, delay, plan, next: 0, on_segment })
     }
-    let timescale = cmaf::timescale(&bytes, split.init.clone())?;
-    let segments = split
-        .fragments
-        .iter()
-        .zip(&plan.segments)
-        .map(|(f, s)| EncodedSegment {
-            index: s.index,
-            bytes: bytes[f.range.clone()].to_vec(),
-            decode_time: f.decode_time,
-            duration: f.duration,
-            key_frames: Vec::new(),
-            key_frame_times: Vec::new(),
-        })
-        .collect::<Vec<_>>();
-    if split.fragments.len() != plan.segments.len() {
-        return Err(AudioError::FragmentCount { expected: plan.segments.len(), found: split.fragments.len() });
+
+    /// Flushes what the muxer has written and hands out the new fragments.
+    fn take(&mut self, output: &mut ff::format::context::Output) -> Result<(), AudioError> {
+        // SAFETY: the muxer's AVIOContext is open until the output is dropped.
+        unsafe { ff::ffi::avio_flush((*output.as_mut_ptr()).pb) };
+        let mut fresh = Vec::new();
+        std::io::Read::read_to_end(&mut self.file, &mut fresh)
+            .map_err(|source| AudioError::Scratch { path: self.path.clone(), source })?;
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        if self.init.is_empty() {
+            let split = cmaf::split(&fresh)?;
+            self.timescale = cmaf::timescale(&fresh, split.init.clone())?;
+            self.init = fresh[split.init.clone()].to_vec();
+            fresh.drain(..split.init.end);
+            if fresh.is_empty() {
+                return Ok(());
+            }
+        }
+        let mut bytes = [self.init.as_slice(), &fresh].concat();
+        let split = cmaf::split(&bytes)?;
+        for mut f in split.fragments {
+            cmaf::shift_decode_time(&mut bytes, &mut f, self.delay)?;
+            let index = self.plan.segments.get(self.next).map_or(u32::MAX, |s| s.index);
+            self.next += 1;
+            (self.on_segment)(EncodedSegment {
+                index,
+                bytes: bytes[f.range.clone()].to_vec(),
+                decode_time: f.decode_time,
+                duration: f.duration,
+                key_frames: Vec::new(),
+                key_frame_times: Vec::new(),
+            })?;
+        }
+        Ok(())
     }
-    Ok(AudioTrack { init: bytes[split.init].to_vec(), timescale, segments })
 }
 
 /// Seconds of a stream's first timestamp (0 when unknown).
@@ -216,23 +265,22 @@ impl Fifo {
     }
 }
 
-struct Track {
+struct Track<'a> {
     fifo: Fifo,
     /// Made from the first frame, remade if the source's format changes.
     resampler: Option<Resampler>,
     total_samples: u64,
     rate: u64,
-    /// Presentation delay of the video, in samples: where the track starts.
-    delay: u64,
     /// First packet of each segment, then `u64::MAX`.
     boundaries: Vec<u64>,
     /// Next packet's number (packet n holds samples n×1024…).
     next_pts: u64,
     /// Packets written to the muxer.
     packets: u64,
+    segmenter: Segmenter<'a>,
 }
 
-impl Track {
+impl Track<'_> {
     /// Resamples `frame` into the queue at its place on the timeline: silence before it when
     /// it starts after what is queued, its start dropped when it overlaps what is queued (or
     /// starts before time zero).
