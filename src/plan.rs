@@ -108,7 +108,8 @@ pub struct PlannedAudio {
 pub struct Segment {
     pub index: u32,
     pub start_frame: u64,
-    /// The last segment may be shorter than `segment_frames`.
+    /// The last segment may be shorter than `segment_frames`, or longer by less than a GOP
+    /// (a tail shorter than a GOP joins it).
     pub frames: u32,
     pub start_seconds: f64,
     pub duration_seconds: f64,
@@ -169,10 +170,17 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
     let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
 
     let frame_seconds = |frame: u64| frame as f64 * f64::from(fps.den()) / f64::from(fps.num());
-    let segments: Vec<Segment> = (0..total_frames.div_ceil(u64::from(segment_frames)))
+    // A last segment shorter than a GOP joins the one before it (MediaConvert's "minimum
+    // final segment length"): a few frames led by an IDR would otherwise claim a peak
+    // bitrate many times the rung's and mislead players' rate selection.
+    let mut count = total_frames.div_ceil(u64::from(segment_frames));
+    if count > 1 && total_frames - (count - 1) * u64::from(segment_frames) < u64::from(gop_frames) {
+        count -= 1;
+    }
+    let segments: Vec<Segment> = (0..count)
         .map(|i| {
             let start = i * u64::from(segment_frames);
-            let frames = (total_frames - start).min(u64::from(segment_frames)) as u32;
+            let frames = if i + 1 == count { total_frames - start } else { u64::from(segment_frames) } as u32;
             Segment {
                 index: i as u32,
                 start_frame: start,

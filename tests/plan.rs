@@ -89,3 +89,16 @@ fn a_variable_rate_recording_keeps_its_nominal_rate() {
     assert_eq!(plan["fps"], "30");
     assert_eq!(plan["total_frames"], 240);
 }
+
+#[test]
+fn a_tail_shorter_than_a_gop_joins_the_last_segment() {
+    // 302 frames at 25 fps: 6 s + 6 s + 2 frames. Two frames led by an IDR would be a
+    // segment whose bitrate is many times the rung's.
+    let plan = plan_json(&source("tail.mp4", "320x240", "25", "12.08"), "small");
+    let frames: Vec<u64> = plan["segments"].as_array().unwrap().iter().map(|s| s["frames"].as_u64().unwrap()).collect();
+    assert_eq!(frames, [150, 152]);
+    // A whole GOP (2 s) stays a segment of its own.
+    let plan = plan_json(&source("gop-tail.mp4", "320x240", "25", "14"), "small");
+    let frames: Vec<u64> = plan["segments"].as_array().unwrap().iter().map(|s| s["frames"].as_u64().unwrap()).collect();
+    assert_eq!(frames, [150, 150, 50]);
+}

@@ -650,3 +650,25 @@ fn the_shard_comes_from_the_indexed_job_environment() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("below the count"), "{stderr}");
 }
+
+#[test]
+fn a_few_trailing_frames_do_not_inflate_the_peak_bitrate() {
+    // 302 frames: the two after 12 s join the last segment instead of forming a segment
+    // whose IDR would make it look like 5× the rung's bitrate.
+    let input = common::pattern("tail302.mp4", "640x360", "25", "12.08", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    run_ok(&input, &out, &common::repo("presets/small.toml"), &[]);
+    let list = media(&out, "v0/index.m3u8");
+    let durations: Vec<f64> = list.segments.iter().map(|s| s.duration).collect();
+    assert_eq!(durations, [6.0, 6.08]);
+    assert_eq!(list.target_duration, Some(6));
+    let iframes = media(&out, "v0/iframes.m3u8");
+    let gops: Vec<f64> = iframes.segments.iter().map(|s| s.duration).collect();
+    assert_eq!(gops, [2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.08], "exact GOP durations, the short one last");
+    assert_eq!(frames(&whole_track(&out, "v0")).len(), 302);
+    for v in master(&out).variants {
+        let (peak, average) = (v.attributes.int("BANDWIDTH") as f64, v.attributes.int("AVERAGE-BANDWIDTH") as f64);
+        assert!(peak < 1.5 * average, "{}: peak {peak} vs average {average}", v.uri);
+    }
+}

@@ -695,29 +695,32 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
     for f in split.fragments.iter_mut() {
         cmaf::shift_decode_time(&mut bytes, f, shift).map_err(package)?;
     }
-    let gops_per_segment = (plan.segment_frames / plan.gop_frames) as usize;
-    let segments = split
-        .fragments
-        .chunks(gops_per_segment)
-        .zip(chunk.first_segment..chunk.end_segment)
-        .map(|(fragments, index)| {
-            let mut seg = Vec::new();
-            let mut key_frames = Vec::new();
-            let key_frame_times = fragments.iter().map(|f| f.decode_time - fragments[0].decode_time).collect();
-            for f in fragments {
-                key_frames.push(seg.len()..seg.len() + f.first_sample_end);
-                seg.extend_from_slice(&bytes[f.range.clone()]);
-            }
-            EncodedSegment {
-                index,
-                bytes: seg,
-                decode_time: fragments[0].decode_time,
-                duration: fragments.iter().map(|f| f.duration).sum(),
-                key_frames,
-                key_frame_times,
-            }
-        })
-        .collect();
+    // Fragment k holds the GOP starting at local frame k × gop; each goes to the segment
+    // whose frames it starts in (the last segment may hold an extra, shorter GOP).
+    let gop = u64::from(plan.gop_frames);
+    let mut fragments = split.fragments.iter().enumerate().peekable();
+    let mut segments = Vec::with_capacity((chunk.end_segment - chunk.first_segment) as usize);
+    for planned in &plan.segments[chunk.first_segment as usize..chunk.end_segment as usize] {
+        let end = planned.start_frame + u64::from(planned.frames) - chunk.start_frame;
+        let mut seg = Vec::new();
+        let (mut key_frames, mut key_frame_times) = (Vec::new(), Vec::new());
+        let (mut decode_time, mut duration) = (None, 0);
+        while let Some((_, f)) = fragments.next_if(|(k, _)| (*k as u64) * gop < end) {
+            let first = *decode_time.get_or_insert(f.decode_time);
+            key_frames.push(seg.len()..seg.len() + f.first_sample_end);
+            key_frame_times.push(f.decode_time - first);
+            seg.extend_from_slice(&bytes[f.range.clone()]);
+            duration += f.duration;
+        }
+        segments.push(EncodedSegment {
+            index: planned.index,
+            bytes: seg,
+            decode_time: decode_time.unwrap_or(0),
+            duration,
+            key_frames,
+            key_frame_times,
+        });
+    }
     let delay_frames = r.delay.unwrap_or(0).max(0) as u32;
     let quality = r.check.map(|check| check.totals);
     Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
