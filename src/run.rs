@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::assemble::{self, AssembleError};
-use crate::location::{self, Location, Output, StorageError};
+use crate::location::{self, Location, Output, StorageConfig, StorageError};
 use crate::media::encoder::EncoderError;
 use crate::package::cmaf;
 use crate::package::track::{ByteRange, SegmentSummary};
@@ -40,6 +40,8 @@ pub struct RunRequest {
     pub quality: bool,
     pub limits: Limits,
     pub progress: ProgressMode,
+    /// How to reach S3 when the input or output is there.
+    pub storage: StorageConfig,
 }
 
 /// Why a run failed. [`RunError::outcome`] maps it to the exit code.
@@ -75,6 +77,7 @@ impl RunError {
             Self::Probe(e) if e.is_transient() => Outcome::Transient,
             Self::Probe(_) | Self::Plan(_) => Outcome::BadInput,
             Self::Storage(e) if e.is_usage() => Outcome::Usage,
+            Self::Storage(e) if e.is_bad_input() => Outcome::BadInput,
             Self::Interrupted | Self::Chunk(ChunkError::Interrupted(_)) | Self::Audio(AudioError::Interrupted) => {
                 Outcome::Interrupted
             }
@@ -108,8 +111,10 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let started = Instant::now();
     let cpu_at_start = report::cpu_seconds();
     let mut stages = Vec::new();
-    let out = location::open_output(&req.out)?;
-    let input = location::local_input(&req.input)?;
+    let out = location::open_output(&req.out, &req.storage)?;
+    let scratch = Scratch::new(req.scratch.as_deref())?;
+    let input_file = timed(&mut stages, "fetch", || location::fetch_input(&req.input, scratch.path(), &req.storage))?;
+    let input = input_file.as_path();
 
     let probe = timed(&mut stages, "probe", || crate::probe::probe(input, &req.limits))?;
     let plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
@@ -150,7 +155,6 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let jobs = req.jobs.unwrap_or(cpus).max(1);
     let concurrent = jobs.min(pending.len() + usize::from(audio_pending)).max(1);
     let encoder_threads = (cpus / concurrent).max(1);
-    let scratch = Scratch::new(req.scratch.as_deref())?;
     let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
     let progress = Progress::start(req.progress, &plan, done_frames);
     let encode_started = (Instant::now(), report::cpu_seconds());
