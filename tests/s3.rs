@@ -270,7 +270,9 @@ fn a_missing_bucket_exits_2_and_a_missing_input_exits_3() {
 #[test]
 fn local_input_to_s3_and_s3_input_to_local_both_work() {
     let (server, input_sha) = server_with_input();
-    let (code, _, stderr) = ladder(&server.endpoint(), source().to_str().unwrap(), "s3://ladder/from-local", &[]);
+    // The endpoint as the AWS SDKs take it (AWS_ENDPOINT_URL) also turns on path-style.
+    let env = [("LADDER_S3_ENDPOINT", ""), ("AWS_ENDPOINT_URL", &server.endpoint())];
+    let (code, _, stderr) = ladder("", source().to_str().unwrap(), "s3://ladder/from-local", &env);
     assert_eq!(code, 0, "{stderr}");
     let lists = playlists(&server, "from-local");
     assert_segments_decode(&server.path(OUT_BUCKET, "from-local"), &lists);

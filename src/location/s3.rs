@@ -65,6 +65,7 @@ async fn connect(config: &StorageConfig) -> Client {
         .with_max_attempts(config.max_attempts.max(1))
         .with_initial_backoff(config.initial_backoff)
         .with_max_backoff(Duration::from_secs(20));
+    // A TCP/TLS connect that takes longer than a response may is as stalled as one.
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10).min(config.read_timeout.max(Duration::from_secs(1))))
         .read_timeout(config.read_timeout)
