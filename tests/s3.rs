@@ -222,6 +222,22 @@ fn faults_between_ladder_and_the_server_are_retried_and_change_nothing() {
 }
 
 #[test]
+fn faults_that_outlast_the_retries_exit_4_and_publish_nothing() {
+    let (server, input_sha) = server_with_input();
+    let proxy = Proxy::start(server.addr);
+    proxy.add(Rule::new(Fault::Status(503, "SlowDown"), Some("PUT"), Some("/v0/seg_"), 1000));
+    let env = [("LADDER_S3_ATTEMPTS", "3")];
+    let (code, _, stderr) = ladder(&proxy.endpoint(), &input_url(), "s3://ladder/x", &env);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("storing v0/seg_") && stderr.contains("SlowDown"), "{stderr}");
+    let injected = proxy.injected();
+    assert!(injected.len() >= 3, "each request was tried 3 times: {injected:?}");
+    let keys = server.keys(OUT_BUCKET, "x");
+    assert!(!keys.iter().any(|k| k.ends_with("master.m3u8") || k.ends_with("chunks/0.json")), "{keys:?}");
+    assert_input_untouched(&server, &input_sha);
+}
+
+#[test]
 fn wrong_credentials_exit_2_and_say_what_to_check() {
     let (server, input_sha) = server_with_input();
     for (name, value, problem) in [

@@ -18,8 +18,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::interceptors::InterceptorContext;
-use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryPartition, TokenBucket};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls;
@@ -83,7 +83,12 @@ async fn connect(config: &StorageConfig) -> Client {
     if shared.region().is_none() {
         s3 = s3.region(Region::new(FALLBACK_REGION));
     }
-    let s3 = s3.force_path_style(path_style).retry_classifier(TooManyRequests).build();
+    // The SDK's default retry quota (500 tokens, 14 a retry, shared by the client) is for
+    // long-lived services; a batch job that runs 6 fetches or many uploads through a
+    // minute of throttling would exhaust it and fail the whole run. The per-request attempt
+    // cap and the jittered backoff already bound the load ladder adds.
+    let partition = RetryPartition::custom("ladder").token_bucket(TokenBucket::unlimited()).build();
+    let s3 = s3.force_path_style(path_style).retry_partition(partition).retry_classifier(TooManyRequests).build();
     Client::from_conf(s3)
 }
 
@@ -120,9 +125,13 @@ fn classify<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>, bucket
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let detail = DisplayErrorContext(err).to_string();
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().unwrap_or_default();
+    let detail = match status {
+        // What the server said, without the SDK's dump of the whole response.
+        Some(status) => format!("HTTP {status} {code}: {}", err.message().unwrap_or_default()),
+        None => causes(err),
+    };
     let credentials = "check the credentials ladder finds (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or \
                        the pod's web identity role)";
     match (status, code) {
@@ -161,6 +170,20 @@ where
             _ => Failure::Transient(detail),
         },
     }
+}
+
+/// An error and its causes on one line, each said once (`dispatch failure: io error: …`).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// Whether a request was refused (HTTP 403).
@@ -318,7 +341,7 @@ impl S3Output {
                 .send()
                 .await;
             if let Err(e) = aborted {
-                tracing::warn!(key, error = %DisplayErrorContext(&e), "could not abort a failed multipart upload");
+                tracing::warn!(key, error = causes(&e), "could not abort a failed multipart upload");
             }
         }
         result
@@ -476,7 +499,7 @@ async fn read_body(
         match tokio::time::timeout(timeout, body.next()).await {
             Err(_) => return Err(format!("no data for {} s", timeout.as_secs_f64())),
             Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(DisplayErrorContext(&e).to_string()),
+            Ok(Some(Err(e))) => return Err(causes(&e)),
             Ok(Some(Ok(chunk))) => sink(&chunk)?,
         }
     }
