@@ -204,6 +204,20 @@ fn faults_between_ladder_and_the_server_are_retried_and_change_nothing() {
     assert_eq!(code, 0, "{stderr}");
     assert!(proxy.unused().is_empty(), "faults never injected: {:?}", proxy.unused());
     assert!(proxy.injected().len() >= 15, "{:?}", proxy.injected());
+    // On the wire: the input bucket was only read, each GET a range pinned to the ETag.
+    let input_requests: Vec<_> =
+        proxy.requests().into_iter().filter(|r| r.target.starts_with(&format!("/{INPUT_BUCKET}"))).collect();
+    assert!(input_requests.len() >= 6, "{input_requests:?}");
+    for r in &input_requests {
+        assert!(r.method == "HEAD" || r.method == "GET", "{} {} on the input bucket", r.method, r.target);
+        if r.method == "GET" {
+            assert!(r.header("range").is_some_and(|v| v.starts_with("bytes=")), "{r:?}");
+            assert!(r.header("if-match").is_some_and(|v| !v.is_empty()), "{r:?}");
+        }
+    }
+    // Every PUT carried a SHA-256 of its body.
+    let puts: Vec<_> = proxy.requests().into_iter().filter(|r| r.method == "PUT").collect();
+    assert!(puts.len() > 20 && puts.iter().all(|r| r.header("x-amz-checksum-sha256").is_some()), "{puts:?}");
 
     // Nothing lost: the same files, the same playlists and MPD, byte for byte.
     let names = |prefix: &str| -> Vec<String> {
@@ -409,6 +423,23 @@ mod storage {
         // A local input is used where it is.
         let local = Location::parse("/tmp/x.mp4").unwrap();
         assert_eq!(location::fetch_input(&local, scratch.path(), &cfg).unwrap(), PathBuf::from("/tmp/x.mp4"));
+    }
+
+    #[test]
+    fn an_input_replaced_during_the_fetch_fails_cleanly() {
+        let server = Server::start();
+        server.create_bucket(INPUT_BUCKET);
+        server.put(INPUT_BUCKET, "rec.bin", &noise(200 * 1024));
+        let proxy = Proxy::start(server.addr);
+        // What S3 answers a GET whose If-Match no longer holds (s3s-fs ignores If-Match).
+        proxy.add(Rule::new(Fault::Status(412, "PreconditionFailed"), Some("GET"), Some("rec.bin"), 1));
+        let mut cfg = config(&proxy.endpoint());
+        cfg.fetch_range = 64 * 1024;
+        let scratch = tempfile::tempdir().unwrap();
+        let err =
+            location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
+        assert!(err.to_string().contains("changed while it was fetched"), "{err}");
+        assert!(!err.is_usage() && !err.is_bad_input(), "a rerun fetches the new version: {err}");
     }
 
     #[test]

@@ -218,6 +218,21 @@ pub struct Proxy {
     pub addr: SocketAddr,
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+/// A request the proxy saw: method, target, and header lines (names lower-cased).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 impl Proxy {
@@ -226,16 +241,17 @@ impl Proxy {
         let addr = listener.local_addr().expect("bound");
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let injected: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (r, i) = (rules.clone(), injected.clone());
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let (r, i, q) = (rules.clone(), injected.clone(), requests.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (r, i) = (r.clone(), i.clone());
+                let (r, i, q) = (r.clone(), i.clone(), q.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, upstream, &r, &i);
+                    let _ = serve(client, upstream, &r, &i, &q);
                 });
             }
         });
-        Self { addr, rules, injected }
+        Self { addr, rules, injected, requests }
     }
 
     pub fn endpoint(&self) -> String {
@@ -249,6 +265,11 @@ impl Proxy {
     /// One line per fault injected so far: `503 PUT /bucket/key`.
     pub fn injected(&self) -> Vec<String> {
         self.injected.lock().expect("log").clone()
+    }
+
+    /// Every request seen so far, faulty or not.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().expect("log").clone()
     }
 
     /// Rules with faults still to inject.
@@ -316,12 +337,19 @@ fn serve(
     upstream: SocketAddr,
     rules: &Mutex<Vec<Rule>>,
     injected: &Mutex<Vec<String>>,
+    requests: &Mutex<Vec<Request>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
     let Some(head) = read_head(&mut reader)? else { return Ok(()) };
     let mut parts = head[0].split(' ');
     let (method, target) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+    let headers = head[1..]
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    requests.lock().expect("log").push(Request { method: method.clone(), target: target.clone(), headers });
     let fault = {
         let mut rules = rules.lock().expect("rules");
         rules
