@@ -101,7 +101,8 @@ pub struct RunArgs {
 /// identity/IRSA, instance metadata); the region from `AWS_REGION`/profile, else us-east-1.
 #[derive(Debug, Args)]
 pub struct S3Args {
-    /// An S3-compatible endpoint (MinIO, Ceph…), e.g. `http://minio:9000` [env: LADDER_S3_ENDPOINT, else AWS_ENDPOINT_URL].
+    /// An S3-compatible endpoint (MinIO, Ceph…), e.g. `http://minio:9000`; without it, the
+    /// SDK's `AWS_ENDPOINT_URL`, else AWS.
     #[arg(long, env = "LADDER_S3_ENDPOINT")]
     pub s3_endpoint: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`) [default: on with an endpoint, off for AWS].
