@@ -5,12 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit::{Outcome, UsageError};
-use crate::location::Location;
+use crate::location::{Location, StorageConfig};
 use crate::plan::Plan;
 use crate::preset::{self, Diagnostic, PresetError};
 use crate::probe::{self, Probe};
@@ -206,9 +207,9 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The recording: a local path.
+    /// The recording: a local path or s3://bucket/key (only ever read).
     pub input: String,
-    /// Output folder.
+    /// Output folder or s3://bucket/prefix.
     #[arg(long, short, env = "LADDER_OUT")]
     pub out: String,
     #[command(flatten)]
@@ -235,6 +236,52 @@ pub struct RunArgs {
     pub progress: ProgressArg,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// How to reach S3. Credentials come from the standard AWS chain (env, profile, web
+/// identity/IRSA, instance metadata); the region from `AWS_REGION`/profile, else us-east-1.
+#[derive(Debug, Args)]
+pub struct S3Args {
+    /// An S3-compatible endpoint (MinIO, Ceph…), e.g. `http://minio:9000`; without it, the
+    /// SDK's `AWS_ENDPOINT_URL`, else AWS.
+    #[arg(long, env = "LADDER_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`) [default: on with an endpoint, off for AWS].
+    #[arg(long, env = "LADDER_S3_PATH_STYLE", num_args = 0..=1, default_missing_value = "true")]
+    pub s3_path_style: Option<bool>,
+    /// Attempts per S3 request before the run fails with exit 4 (jittered exponential backoff between them).
+    #[arg(long, env = "LADDER_S3_ATTEMPTS", default_value_t = StorageConfig::default().max_attempts, value_parser = clap::value_parser!(u32).range(1..))]
+    pub s3_attempts: u32,
+    /// First backoff before a retry, in milliseconds (tests make it small).
+    #[arg(long, env = "LADDER_S3_BACKOFF_MS", default_value_t = StorageConfig::default().initial_backoff.as_millis() as u64)]
+    pub s3_backoff_ms: u64,
+    /// Seconds without response bytes before an S3 request is abandoned and retried.
+    #[arg(long, env = "LADDER_S3_READ_TIMEOUT", default_value_t = StorageConfig::default().read_timeout.as_secs_f64())]
+    pub s3_read_timeout: f64,
+    /// Objects larger than this many MiB are uploaded in parts of this size (at least 5).
+    #[arg(long, env = "LADDER_S3_PART_MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(5..=5120))]
+    pub s3_part_mib: u32,
+}
+
+impl S3Args {
+    fn config(&self) -> anyhow::Result<StorageConfig> {
+        let read_timeout =
+            Duration::try_from_secs_f64(self.s3_read_timeout).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                UsageError(format!("--s3-read-timeout {} must be a positive number of seconds", self.s3_read_timeout))
+            })?;
+        Ok(StorageConfig {
+            // The SDK reads AWS_ENDPOINT_URL itself when no endpoint is given here.
+            endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
+            path_style: self.s3_path_style,
+            max_attempts: self.s3_attempts,
+            initial_backoff: Duration::from_millis(self.s3_backoff_ms),
+            read_timeout,
+            part_size: self.s3_part_mib as usize * 1024 * 1024,
+            ..StorageConfig::default()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -699,6 +746,7 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
             Some(shard) => shard,
             None => shard_from_job_env()?,
         },
+        storage: args.s3.config()?,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -42,7 +42,13 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
             return e.outcome();
         }
         if let Some(e) = cause.downcast_ref::<crate::location::StorageError>() {
-            return if e.is_usage() { Outcome::Usage } else { Outcome::Transient };
+            return if e.is_usage() {
+                Outcome::Usage
+            } else if e.is_bad_input() {
+                Outcome::BadInput
+            } else {
+                Outcome::Transient
+            };
         }
         if cause.is::<PresetError>() || cause.is::<UsageError>() {
             return Outcome::Usage;
@@ -71,5 +77,20 @@ mod tests {
         let err = anyhow::Error::new(UsageError("bad".into())).context("outer");
         assert_eq!(classify(&err), Outcome::Usage);
         assert_eq!(classify(&anyhow::anyhow!("socket closed")), Outcome::Transient);
+    }
+
+    #[test]
+    fn storage_failures_split_into_deployment_input_and_passing_ones() {
+        use crate::location::StorageError;
+        let location = || "s3://b/p".to_owned();
+        let config = StorageError::Config { location: location(), problem: "bucket \"b\" does not exist".into() };
+        assert_eq!(classify(&anyhow::Error::new(config).context("opening the output")), Outcome::Usage);
+        let missing = StorageError::InputMissing { location: location(), key: "rec.mp4".into() };
+        assert_eq!(classify(&anyhow::Error::new(missing)), Outcome::BadInput);
+        let remote =
+            StorageError::Remote { location: location(), action: "storing", key: "k".into(), detail: "503".into() };
+        assert_eq!(classify(&anyhow::Error::new(remote)), Outcome::Transient);
+        let run = crate::run::RunError::from(StorageError::InputMissing { location: location(), key: "k".into() });
+        assert_eq!(classify(&anyhow::Error::new(run)), Outcome::BadInput);
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::assemble::{self, AssembleError};
-use crate::location::{self, Location, Output, StorageError};
+use crate::location::{self, Location, Output, StorageConfig, StorageError};
 use crate::media::encoder::EncoderError;
 use crate::package::cmaf;
 use crate::package::track::{ByteRange, SegmentSummary};
@@ -46,6 +46,8 @@ pub struct RunRequest {
     pub progress: ProgressMode,
     /// This process's share of the chunks.
     pub shard: Shard,
+    /// How to reach S3 when the input or output is there.
+    pub storage: StorageConfig,
 }
 
 /// A share of a plan's chunks: chunk `c` belongs to shard `c % count`, the audio to shard
@@ -122,6 +124,7 @@ impl RunError {
             Self::Probe(e) if e.is_transient() => Outcome::Transient,
             Self::Probe(_) | Self::Plan(_) => Outcome::BadInput,
             Self::Storage(e) if e.is_usage() => Outcome::Usage,
+            Self::Storage(e) if e.is_bad_input() => Outcome::BadInput,
             Self::Interrupted | Self::Chunk(ChunkError::Interrupted(_)) | Self::Audio(AudioError::Interrupted) => {
                 Outcome::Interrupted
             }
@@ -158,8 +161,10 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let started = Instant::now();
     let cpu_at_start = report::cpu_seconds();
     let mut stages = Vec::new();
-    let out = location::open_output(&req.out)?;
-    let input = location::local_input(&req.input)?;
+    let out = location::open_output(&req.out, &req.storage)?;
+    let scratch = Scratch::new(req.scratch.as_deref())?;
+    let input_file = timed(&mut stages, "fetch", || location::fetch_input(&req.input, scratch.path(), &req.storage))?;
+    let input = input_file.as_path();
 
     let probe = timed(&mut stages, "probe", || crate::probe::probe(input, &req.limits))?;
     let plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
@@ -209,7 +214,6 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     // Decoding is bit-exact with any thread count: spare CPUs (fewer chunks than workers)
     // go to the decoders.
     let decoder_threads = (cpus / (jobs.min(pending.len()).max(1) * CPUS_PER_CHUNK)).max(1);
-    let scratch = Scratch::new(req.scratch.as_deref())?;
     let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
     let progress = Progress::start(req.progress, &plan, done_frames);
     let encode_started = (Instant::now(), report::cpu_seconds());

@@ -119,3 +119,4 @@ pub fn rotate_mp4(src: &Path, name: &str, degrees: u32) -> PathBuf {
 }
 
 pub mod playlist;
+pub mod s3;

@@ -1,11 +1,15 @@
-//! Where a recording comes from and where its ladder goes: a local path, or (with the
-//! storage issue) `s3://bucket/prefix`. Everything the pipeline stores goes through
-//! [`Output`], addressed by keys relative to the output root (`v0/seg_3.m4s`), so the
-//! pipeline does not care which kind of location it writes to.
+//! Where a recording comes from and where its ladder goes: a local path, or
+//! `s3://bucket/prefix`. Everything the pipeline stores goes through [`Output`], addressed
+//! by keys relative to the output root (`v0/seg_3.m4s`), so the pipeline does not care
+//! which kind of location it writes to. The input is only ever read: [`fetch_input`] copies
+//! an S3 recording to scratch, and no [`Output`] is ever opened on it.
+
+pub mod s3;
 
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A parsed `INPUT` or `--out` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +52,70 @@ pub enum StorageError {
     Unsupported(String),
     #[error("{location}: {action} {key}: {source}")]
     Io { location: String, action: &'static str, key: String, source: std::io::Error },
+    /// The deployment is wrong (credentials, permissions, bucket name, region, endpoint):
+    /// waiting will not fix it, so it is not retried and exits 2.
+    #[error("{location}: {problem}")]
+    Config { location: String, problem: String },
+    /// The input recording is not there: exit 3, the job can never succeed.
+    #[error("{location}: the input {key} does not exist — check the key (the bucket exists and is readable)")]
+    InputMissing { location: String, key: String },
+    /// A request that still failed after every retry (throttling, 5xx, timeouts, dropped
+    /// connections), or data that arrived damaged: a later rerun may succeed (exit 4).
+    #[error("{location}: {action} {key}: {detail}")]
+    Remote { location: String, action: &'static str, key: String, detail: String },
 }
 
 impl StorageError {
-    /// Whether retrying may help (exit 4) rather than the call being wrong (exit 2).
+    /// Whether the call or the deployment is wrong (exit 2) rather than retrying helping.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::BadLocation(_) | Self::Unsupported(_))
+        matches!(self, Self::BadLocation(_) | Self::Unsupported(_) | Self::Config { .. })
+    }
+
+    /// Whether the input itself is missing (exit 3: do not retry).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::InputMissing { .. })
+    }
+}
+
+/// How to reach S3: what the command line and environment say beyond the credential
+/// chain, which `aws-config` resolves itself (env, profile, web identity/IRSA, IMDS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// An S3-compatible server (MinIO, Ceph, a test server) instead of AWS; `None` lets
+    /// the SDK use `AWS_ENDPOINT_URL` or AWS itself.
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`host/bucket/key`); `None`: on when an endpoint is given,
+    /// because MinIO-style servers rarely have a wildcard DNS name per bucket.
+    pub path_style: Option<bool>,
+    /// Attempts per request, the first included (SDK standard retry mode).
+    pub max_attempts: u32,
+    /// First backoff; each retry waits a random time up to twice the previous ceiling.
+    pub initial_backoff: Duration,
+    /// Longest wait for a response or for the next bytes of a body before the attempt is
+    /// abandoned and retried: a stalled connection must not hang a job.
+    pub read_timeout: Duration,
+    /// Objects larger than this are uploaded in parts of this size (S3 needs >= 5 MiB).
+    pub part_size: usize,
+    /// Ranged GETs in flight when fetching the input.
+    pub fetch_concurrency: usize,
+    /// Size of each ranged GET.
+    pub fetch_range: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            path_style: None,
+            // Throttling on a hot prefix can last several seconds; 8 attempts with a 20 s
+            // ceiling ride out about a minute of it before the job gives up (exit 4).
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(500),
+            read_timeout: Duration::from_secs(30),
+            part_size: 16 * 1024 * 1024,
+            fetch_concurrency: 6,
+            fetch_range: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -71,11 +133,12 @@ pub trait Output: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Opens the output for a location.
-pub fn open_output(location: &Location) -> Result<Box<dyn Output>, StorageError> {
+/// Opens the output for a location. For S3 this checks at once that the bucket exists
+/// and the credentials are accepted, so a misconfigured job fails before encoding.
+pub fn open_output(location: &Location, config: &StorageConfig) -> Result<Box<dyn Output>, StorageError> {
     match location {
         Location::Local(root) => Ok(Box::new(LocalOutput { root: root.clone() })),
-        Location::S3 { .. } => Err(StorageError::Unsupported(location.to_string())),
+        Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Output::open(bucket, prefix, config)?)),
     }
 }
 
@@ -84,6 +147,19 @@ pub fn local_input(location: &Location) -> Result<&Path, StorageError> {
     match location {
         Location::Local(path) => Ok(path),
         Location::S3 { .. } => Err(StorageError::Unsupported(location.to_string())),
+    }
+}
+
+/// The input as a local file: a local path as it is, an S3 object fetched (read only)
+/// into `scratch` with parallel ranged GETs and verified.
+pub fn fetch_input(location: &Location, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
+    match location {
+        Location::Local(path) => Ok(path.clone()),
+        Location::S3 { prefix, .. } if prefix.is_empty() => Err(StorageError::Config {
+            location: location.to_string(),
+            problem: "names a bucket, not a recording: add the object's key".to_owned(),
+        }),
+        Location::S3 { bucket, prefix } => s3::fetch(bucket, prefix, scratch, config),
     }
 }
 

@@ -1,0 +1,787 @@
+//! S3 through `aws-sdk-s3`: [`S3Output`] for `--out`, [`fetch`] for the input.
+//!
+//! The pipeline is synchronous, so each side owns a small tokio runtime and blocks on it.
+//! Retries: the SDK's standard mode (jittered exponential backoff, throttling and 5xx,
+//! timeouts and I/O errors) covers whole requests; a response body that stalls or breaks
+//! after the headers arrived is outside what the SDK retries, so bodies are read with our
+//! own timeout and the request is redone here. The input location is only ever read.
+
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::interceptors::InterceptorContext;
+use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryPartition, TokenBucket};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls;
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+use super::{Output, StorageConfig, StorageError};
+
+/// The AWS region when neither the environment nor a profile names one.
+const FALLBACK_REGION: &str = "us-east-1";
+
+/// A connected client and the runtime its futures run on.
+struct S3Client {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    config: StorageConfig,
+}
+
+impl S3Client {
+    fn new(config: &StorageConfig, location: &str) -> Result<Self, StorageError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ladder-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Remote {
+                location: location.to_owned(),
+                action: "starting the S3 client for",
+                key: String::new(),
+                detail: e.to_string(),
+            })?;
+        let client = runtime.block_on(connect(config));
+        Ok(Self { runtime, client, config: config.clone() })
+    }
+}
+
+async fn connect(config: &StorageConfig) -> Client {
+    // rustls with ring: the same TLS as the default client without building aws-lc.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let retry = RetryConfig::standard()
+        .with_max_attempts(config.max_attempts.max(1))
+        .with_initial_backoff(config.initial_backoff)
+        .with_max_backoff(Duration::from_secs(20));
+    // A TCP/TLS connect that takes longer than a response may is as stalled as one.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10).min(config.read_timeout.max(Duration::from_secs(1))))
+        .read_timeout(config.read_timeout)
+        .build();
+    // The loader's own region chain (env, profile, instance metadata) uses this HTTP client;
+    // a separate `RegionProviderChain` would not.
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry).timeout_config(timeouts);
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let shared = loader.load().await;
+    let path_style = config.path_style.unwrap_or(shared.endpoint_url().is_some());
+    let mut s3 = aws_sdk_s3::config::Builder::from(&shared);
+    if shared.region().is_none() {
+        s3 = s3.region(Region::new(FALLBACK_REGION));
+    }
+    // The SDK's default retry quota (500 tokens, 14 a retry, shared by the client) is for
+    // long-lived services; a batch job that runs 6 fetches or many uploads through a
+    // minute of throttling would exhaust it and fail the whole run. The per-request attempt
+    // cap and the jittered backoff already bound the load ladder adds.
+    let partition = RetryPartition::custom("ladder").token_bucket(TokenBucket::unlimited()).build();
+    let s3 = s3.force_path_style(path_style).retry_partition(partition).retry_classifier(TooManyRequests).build();
+    Client::from_conf(s3)
+}
+
+/// Treats HTTP 429 as throttling. S3 itself says `503 SlowDown`, which the SDK retries,
+/// but S3-compatible servers and gateways in front of them answer 429, often without an
+/// error code the SDK knows.
+#[derive(Debug)]
+struct TooManyRequests;
+
+impl ClassifyRetry for TooManyRequests {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.response() {
+            Some(response) if response.status().as_u16() == 429 => RetryAction::throttling_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "HTTP 429 Too Many Requests"
+    }
+}
+
+/// What a failed request means for the job.
+enum Failure {
+    /// Wrong deployment: credentials, permissions, bucket, region. Not retried.
+    Config(String),
+    /// The object (or upload) does not exist.
+    NotFound,
+    /// Anything else: the SDK already retried what it could.
+    Transient(String),
+}
+
+fn classify<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>, bucket: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().unwrap_or_default();
+    let detail = match status {
+        // What the server said, without the SDK's dump of the whole response.
+        Some(status) => format!("HTTP {status} {code}: {}", err.message().unwrap_or_default()),
+        None => causes(err),
+    };
+    let credentials = "check the credentials ladder finds (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or \
+                       the pod's web identity role)";
+    match (status, code) {
+        // MinIO-style servers say NotSignedUp for an unknown key.
+        (_, "InvalidAccessKeyId" | "NotSignedUp") => Failure::Config(format!(
+            "the access key is not known to the server of bucket \"{bucket}\" ({code}): {credentials}"
+        )),
+        (_, "SignatureDoesNotMatch") => Failure::Config(format!(
+            "the secret key does not match the access key for bucket \"{bucket}\" (SignatureDoesNotMatch): \
+             {credentials}"
+        )),
+        (_, "ExpiredToken" | "InvalidToken" | "TokenRefreshRequired") => {
+            Failure::Config(format!("the session token for bucket \"{bucket}\" is expired or invalid: {credentials}"))
+        }
+        (Some(403), _) | (_, "AccessDenied" | "AllAccessDisabled") => Failure::Config(format!(
+            "access to bucket \"{bucket}\" is denied (HTTP 403{}): {credentials}, and that they are allowed \
+             s3:ListBucket on the bucket and s3:GetObject (input) or s3:GetObject/s3:PutObject/s3:DeleteObject \
+             (output) on the prefix",
+            if code.is_empty() { String::new() } else { format!(" {code}") }
+        )),
+        (_, "NoSuchBucket") => Failure::Config(format!(
+            "bucket \"{bucket}\" does not exist: check the bucket name, --s3-endpoint and AWS_REGION"
+        )),
+        (Some(301), _)
+        | (_, "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException") => {
+            Failure::Config(format!("bucket \"{bucket}\" is in another region ({code}): set AWS_REGION to its region"))
+        }
+        (_, "InvalidBucketName") => Failure::Config(format!("\"{bucket}\" is not a valid bucket name")),
+        (Some(404), _) | (_, "NoSuchKey" | "NoSuchUpload" | "NotFound") => Failure::NotFound,
+        _ => match err {
+            // Before anything was sent: no credentials, a bad endpoint URL, a bad region.
+            SdkError::ConstructionFailure(_) => Failure::Config(format!("cannot build requests: {detail}")),
+            SdkError::DispatchFailure(d) if d.is_user() || (d.is_other() && detail.contains("credential")) => {
+                Failure::Config(format!("no usable AWS credentials: {credentials} ({detail})"))
+            }
+            _ => Failure::Transient(detail),
+        },
+    }
+}
+
+/// An error and its causes on one line, each said once (`dispatch failure: io error: …`).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a request was refused (HTTP 403).
+fn is_forbidden<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    err.raw_response().is_some_and(|r| r.status().as_u16() == 403)
+}
+
+/// The full key of `key` under `prefix`.
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}/{key}") }
+}
+
+/// `Content-Type` by file name, as players and CDNs expect.
+pub fn content_type(key: &str) -> &'static str {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+    match extension {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "m4s" => "video/iso.segment",
+        // The audio rendition's init segment holds only an audio track.
+        "mp4" if key.starts_with("a0/") || key.contains("/a0/") => "audio/mp4",
+        "mp4" => "video/mp4",
+        "jpg" | "jpeg" => "image/jpeg",
+        "vtt" => "text/vtt",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `Cache-Control` by role: media never changes under its name within a plan, so it is
+/// cached for a year; manifests and the report name the current set and may be republished
+/// by a rerun, so they live a minute; checkpoints are never served.
+pub fn cache_control(key: &str) -> &'static str {
+    if key.starts_with(".ladder/") {
+        return "no-store";
+    }
+    match key.rsplit_once('.').map_or("", |(_, e)| e) {
+        "m4s" | "mp4" | "jpg" | "jpeg" => "public, max-age=31536000, immutable",
+        _ => "public, max-age=60",
+    }
+}
+
+fn sha256_b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
+/// An S3 prefix that receives a run's files. Writes are whole objects (S3 PUTs are
+/// atomic), each with a SHA-256 checksum the server verifies.
+pub struct S3Output {
+    s3: S3Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl std::fmt::Debug for S3Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Output").field("bucket", &self.bucket).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl S3Output {
+    /// Connects and checks that the bucket exists and the credentials are accepted.
+    pub fn open(bucket: &str, prefix: &str, config: &StorageConfig) -> Result<Self, StorageError> {
+        let location = format!("s3://{bucket}/{prefix}");
+        let s3 = S3Client::new(config, &location)?;
+        let this = Self { s3, bucket: bucket.to_owned(), prefix: prefix.trim_matches('/').to_owned() };
+        let checked = this.s3.runtime.block_on(this.s3.client.head_bucket().bucket(bucket).send());
+        match checked {
+            Ok(_) => Ok(this),
+            Err(e) if is_forbidden(&e) => {
+                // A HEAD answer has no body to say why; a LIST does (unknown key, wrong secret…).
+                let listed = this
+                    .s3
+                    .runtime
+                    .block_on(this.s3.client.list_objects_v2().bucket(bucket).prefix(&this.prefix).max_keys(1).send());
+                Err(match listed {
+                    Err(e) => this.error(classify(&e, bucket), "checking the bucket of", ""),
+                    Ok(_) => this.error(classify(&e, bucket), "checking the bucket of", ""),
+                })
+            }
+            Err(e) => Err(match classify(&e, bucket) {
+                Failure::NotFound => this.config_error(format!(
+                    "bucket \"{bucket}\" does not exist: check the bucket name, --s3-endpoint and AWS_REGION"
+                )),
+                failure => this.error(failure, "checking the bucket of", ""),
+            }),
+        }
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    fn config_error(&self, problem: String) -> StorageError {
+        StorageError::Config { location: self.location(), problem }
+    }
+
+    fn error(&self, failure: Failure, action: &'static str, key: &str) -> StorageError {
+        match failure {
+            Failure::Config(problem) => self.config_error(problem),
+            Failure::NotFound => StorageError::Remote {
+                location: self.location(),
+                action,
+                key: key.to_owned(),
+                detail: "not found".to_owned(),
+            },
+            Failure::Transient(detail) => {
+                StorageError::Remote { location: self.location(), action, key: key.to_owned(), detail }
+            }
+        }
+    }
+
+    async fn put_single(&self, key: &str, full: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.s3
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .body(ByteStream::from(bytes.to_vec()))
+            .content_type(content_type(key))
+            .cache_control(cache_control(key))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(sha256_b64(bytes))
+            .send()
+            .await
+            .map_err(|e| self.error(classify(&e, &self.bucket), "storing", key))?;
+        Ok(())
+    }
+
+    async fn put_multipart(&self, key: &str, full: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let created = self
+            .s3
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .content_type(content_type(key))
+            .cache_control(cache_control(key))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|e| self.error(classify(&e, &self.bucket), "starting the upload of", key))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result = self.upload_parts(key, full, &upload_id, bytes).await;
+        if result.is_err() {
+            // An unfinished upload keeps its parts (and costs) until aborted.
+            let aborted = self
+                .s3
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(key, error = causes(&e), "could not abort a failed multipart upload");
+            }
+        }
+        result
+    }
+
+    async fn upload_parts(&self, key: &str, full: &str, upload_id: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut parts = Vec::new();
+        for (i, part) in bytes.chunks(self.s3.config.part_size.max(1)).enumerate() {
+            let number = i32::try_from(i + 1).map_err(|_| StorageError::Remote {
+                location: self.location(),
+                action: "storing",
+                key: key.to_owned(),
+                detail: "more than 10000 parts: raise the part size".to_owned(),
+            })?;
+            let checksum = sha256_b64(part);
+            let uploaded = self
+                .s3
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(full)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(part.to_vec()))
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .checksum_sha256(&checksum)
+                .send()
+                .await
+                .map_err(|e| self.error(classify(&e, &self.bucket), "storing a part of", key))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(uploaded.e_tag().map(str::to_owned))
+                    .checksum_sha256(checksum)
+                    .build(),
+            );
+        }
+        self.s3
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(|e| self.error(classify(&e, &self.bucket), "completing the upload of", key))?;
+        Ok(())
+    }
+
+    /// Reads a whole object; `None` when there is none. The body is read with the read
+    /// timeout and the request redone when it stalls or breaks.
+    async fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let full = join(&self.prefix, key);
+        let mut attempt = 1;
+        loop {
+            let response = match self.s3.client.get_object().bucket(&self.bucket).key(&full).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return match classify(&e, &self.bucket) {
+                        Failure::NotFound => Ok(None),
+                        failure => Err(self.error(failure, "reading", key)),
+                    };
+                }
+            };
+            let mut bytes = Vec::new();
+            match read_body(response.body, self.s3.config.read_timeout, |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            })
+            .await
+            {
+                Ok(()) => return Ok(Some(bytes)),
+                Err(detail) if attempt < self.s3.config.max_attempts => {
+                    tracing::debug!(key, attempt, detail, "reading a body failed: retrying");
+                    backoff(&self.s3.config, attempt).await;
+                    attempt += 1;
+                }
+                Err(detail) => {
+                    return Err(StorageError::Remote {
+                        location: self.location(),
+                        action: "reading",
+                        key: key.into(),
+                        detail,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Output for S3Output {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let full = join(&self.prefix, key);
+        self.s3.runtime.block_on(async {
+            if bytes.len() > self.s3.config.part_size {
+                self.put_multipart(key, &full, bytes).await
+            } else {
+                self.put_single(key, &full, bytes).await
+            }
+        })
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let full = join(&self.prefix, key);
+        let head = self.s3.runtime.block_on(self.s3.client.head_object().bucket(&self.bucket).key(full).send());
+        match head {
+            Ok(h) => Ok(Some(h.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))),
+            Err(e) => match classify(&e, &self.bucket) {
+                Failure::NotFound => Ok(None),
+                failure => Err(self.error(failure, "reading the size of", key)),
+            },
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let full = join(&self.prefix, key);
+        let deleted = self.s3.runtime.block_on(self.s3.client.delete_object().bucket(&self.bucket).key(full).send());
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(&e, &self.bucket) {
+                Failure::NotFound => Ok(()),
+                failure => Err(self.error(failure, "removing", key)),
+            },
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        self.s3.runtime.block_on(self.get_object(key))
+    }
+
+    fn describe(&self) -> String {
+        self.location()
+    }
+}
+
+/// Waits before retry `attempt` (1-based): a random time up to the exponential ceiling
+/// ("full jitter"), so many pods retrying at once spread out.
+async fn backoff(config: &StorageConfig, attempt: u32) {
+    let ceiling = config.initial_backoff.saturating_mul(1 << attempt.min(10)).min(Duration::from_secs(20));
+    // The clock's nanoseconds and the process id spread pods well enough; no RNG needed.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let seed = nanos ^ std::process::id().rotate_left(attempt);
+    let fraction = f64::from(seed % 1_000_000) / 1_000_000.0;
+    tokio::time::sleep(ceiling.mul_f64(fraction)).await;
+}
+
+/// Feeds a response body to `sink`, failing when no bytes arrive within `timeout`.
+async fn read_body(
+    mut body: ByteStream,
+    timeout: Duration,
+    mut sink: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    loop {
+        match tokio::time::timeout(timeout, body.next()).await {
+            Err(_) => return Err(format!("no data for {} s", timeout.as_secs_f64())),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(causes(&e)),
+            Ok(Some(Ok(chunk))) => sink(&chunk)?,
+        }
+    }
+}
+
+/// What the input object is, from one HEAD.
+struct InputObject {
+    size: u64,
+    etag: String,
+    /// A full-object checksum the object was stored with: (algorithm, base64 value).
+    checksum: Option<(&'static str, String)>,
+}
+
+/// Fetches `s3://bucket/key` into `scratch` with parallel ranged GETs, each conditional on
+/// the ETag seen first (an object replaced meanwhile fails cleanly instead of mixing two
+/// versions), then checks the size and, when the object carries one, its full checksum.
+pub fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
+    let location = format!("s3://{bucket}/{key}");
+    let s3 = S3Client::new(config, &location)?;
+    let name = key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("input");
+    let path = scratch.join(format!("input-{name}"));
+    s3.runtime.block_on(fetch_to(&s3, bucket, key, &path))?;
+    Ok(path)
+}
+
+async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result<(), StorageError> {
+    let location = format!("s3://{bucket}/{key}");
+    let remote = |detail: String| StorageError::Remote {
+        location: location.clone(),
+        action: "fetching",
+        key: String::new(),
+        detail,
+    };
+    let object = head_input(s3, bucket, key, &location).await?;
+    let started = Instant::now();
+    let file = std::fs::File::create(path).map_err(|e| remote(format!("creating {}: {e}", path.display())))?;
+    file.set_len(object.size).map_err(|e| remote(format!("sizing {}: {e}", path.display())))?;
+    let file = Arc::new(file);
+    let range = s3.config.fetch_range.max(1);
+    let ranges = object.size.div_ceil(range);
+    let next = Arc::new(AtomicU64::new(0));
+    let fetched = Arc::new(AtomicU64::new(0));
+    let workers = s3.config.fetch_concurrency.clamp(1, 64).min(usize::try_from(ranges).unwrap_or(1).max(1));
+    tracing::info!(%location, bytes = object.size, ranges, workers, "fetching the input");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (client, config, file) = (s3.client.clone(), s3.config.clone(), file.clone());
+        let (next, fetched) = (next.clone(), fetched.clone());
+        let (bucket, key, etag, size) = (bucket.to_owned(), key.to_owned(), object.etag.clone(), object.size);
+        tasks.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= ranges {
+                    return Ok::<(), Failure>(());
+                }
+                let (start, end) = (n * range, ((n + 1) * range).min(size));
+                fetch_range(&client, &config, &bucket, &key, &etag, start..end, &file).await?;
+                fetched.fetch_add(end - start, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut last_report = Instant::now();
+    let mut failure = None;
+    loop {
+        let joined = tokio::time::timeout(Duration::from_secs(1), tasks.join_next()).await;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            report_progress(&fetched, object.size, started, "fetching the input");
+        }
+        match joined {
+            Err(_) => continue,
+            Ok(None) => break,
+            Ok(Some(Ok(Ok(())))) => {}
+            Ok(Some(Ok(Err(f)))) => {
+                failure.get_or_insert(f);
+                tasks.abort_all();
+            }
+            Ok(Some(Err(e))) if e.is_cancelled() => {}
+            Ok(Some(Err(e))) => {
+                failure.get_or_insert(Failure::Transient(format!("a fetch task failed: {e}")));
+            }
+        }
+    }
+    if let Some(f) = failure {
+        return Err(match f {
+            Failure::Config(problem) => StorageError::Config { location, problem },
+            Failure::NotFound => StorageError::InputMissing { location, key: key.to_owned() },
+            Failure::Transient(detail) => remote(detail),
+        });
+    }
+    file.sync_all().map_err(|e| remote(format!("syncing {}: {e}", path.display())))?;
+    let on_disk = file.metadata().map_err(|e| remote(format!("reading {}: {e}", path.display())))?.len();
+    if on_disk != object.size || fetched.load(Ordering::Relaxed) != object.size {
+        return Err(remote(format!("got {on_disk} bytes, the object has {}", object.size)));
+    }
+    if let Some((algorithm, expected)) = &object.checksum {
+        let actual = file_checksum(path, algorithm).map_err(|e| remote(format!("reading {}: {e}", path.display())))?;
+        if &actual != expected {
+            return Err(remote(format!(
+                "{algorithm} checksum {actual} of the fetched file is not the object's {expected}"
+            )));
+        }
+    }
+    report_progress(&fetched, object.size, started, "fetched the input");
+    Ok(())
+}
+
+fn report_progress(fetched: &AtomicU64, size: u64, started: Instant, what: &str) {
+    let bytes = fetched.load(Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64().max(1e-6);
+    let mb_per_s = bytes as f64 / 1e6 / seconds;
+    tracing::info!(bytes, of = size, seconds, mb_per_s = format!("{mb_per_s:.1}"), "{what}");
+}
+
+async fn head_input(s3: &S3Client, bucket: &str, key: &str, location: &str) -> Result<InputObject, StorageError> {
+    let head = s3.client.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
+    let head = match head {
+        Ok(h) => h,
+        Err(e) if is_forbidden(&e) => {
+            // A HEAD answer has no body to say why; a one-byte GET does.
+            let got = s3.client.get_object().bucket(bucket).key(key).range("bytes=0-0").send().await;
+            let failure = match got {
+                Err(g) => classify(&g, bucket),
+                Ok(_) => classify(&e, bucket),
+            };
+            return Err(match failure {
+                Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
+                Failure::NotFound => StorageError::InputMissing { location: location.to_owned(), key: key.to_owned() },
+                Failure::Transient(detail) => StorageError::Remote {
+                    location: location.to_owned(),
+                    action: "reading the size of",
+                    key: String::new(),
+                    detail,
+                },
+            });
+        }
+        Err(e) => {
+            return Err(match classify(&e, bucket) {
+                // A HEAD 404 has no body to say which is missing: ask about the bucket.
+                Failure::NotFound => match s3.client.head_bucket().bucket(bucket).send().await {
+                    Ok(_) => StorageError::InputMissing { location: location.to_owned(), key: key.to_owned() },
+                    Err(e) => match classify(&e, bucket) {
+                        Failure::NotFound => StorageError::Config {
+                            location: location.to_owned(),
+                            problem: format!(
+                                "bucket \"{bucket}\" does not exist: check the bucket name, --s3-endpoint and AWS_REGION"
+                            ),
+                        },
+                        Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
+                        Failure::Transient(detail) => StorageError::Remote {
+                            location: location.to_owned(),
+                            action: "checking the bucket of",
+                            key: String::new(),
+                            detail,
+                        },
+                    },
+                },
+                Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
+                Failure::Transient(detail) => StorageError::Remote {
+                    location: location.to_owned(),
+                    action: "reading the size of",
+                    key: String::new(),
+                    detail,
+                },
+            });
+        }
+    };
+    let size = head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    let etag = head.e_tag().unwrap_or_default().to_owned();
+    // A checksum with a `-N` suffix is a checksum of part checksums, not of the bytes.
+    let whole = |v: Option<&str>| v.filter(|v| !v.contains('-')).map(str::to_owned);
+    let checksum = whole(head.checksum_sha256())
+        .map(|v| ("sha256", v))
+        .or_else(|| whole(head.checksum_crc32_c()).map(|v| ("crc32c", v)))
+        .or_else(|| whole(head.checksum_crc32()).map(|v| ("crc32", v)))
+        .or_else(|| whole(head.checksum_crc64_nvme()).map(|v| ("crc64nvme", v)))
+        .or_else(|| whole(head.checksum_sha1()).map(|v| ("sha1", v)));
+    Ok(InputObject { size, etag, checksum })
+}
+
+/// One ranged GET, written at its offset; redone (with backoff) when its body stalls or
+/// breaks, since the SDK retries only until the response headers arrive.
+async fn fetch_range(
+    client: &Client,
+    config: &StorageConfig,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    range: std::ops::Range<u64>,
+    file: &std::fs::File,
+) -> Result<(), Failure> {
+    let mut attempt = 1;
+    loop {
+        let mut request =
+            client.get_object().bucket(bucket).key(key).range(format!("bytes={}-{}", range.start, range.end - 1));
+        if !etag.is_empty() {
+            request = request.if_match(etag);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                return Err(Failure::Transient(format!(
+                    "the object changed while it was fetched (its ETag is no longer {etag}); run again to fetch the \
+                     new version"
+                )));
+            }
+            Err(e) => return Err(classify(&e, bucket)),
+        };
+        let mut offset = range.start;
+        let written = read_body(response.body, config.read_timeout, |chunk| {
+            if offset + chunk.len() as u64 > range.end {
+                return Err(format!("the server sent more than the {} bytes asked for", range.end - range.start));
+            }
+            file.write_all_at(chunk, offset).map_err(|e| format!("writing to scratch: {e}"))?;
+            offset += chunk.len() as u64;
+            Ok(())
+        })
+        .await
+        .and_then(|()| {
+            if offset == range.end {
+                Ok(())
+            } else {
+                Err(format!("the body ended after {} of {} bytes", offset - range.start, range.end - range.start))
+            }
+        });
+        match written {
+            Ok(()) => return Ok(()),
+            Err(detail) if detail.starts_with("writing to scratch") => return Err(Failure::Transient(detail)),
+            Err(detail) if attempt < config.max_attempts => {
+                tracing::debug!(start = range.start, attempt, detail, "a ranged GET broke off: retrying");
+                backoff(config, attempt).await;
+                attempt += 1;
+            }
+            Err(detail) => return Err(Failure::Transient(detail)),
+        }
+    }
+}
+
+/// The base64 checksum of a file, as S3 reports it for a full object.
+fn file_checksum(path: &Path, algorithm: &str) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let parsed: aws_smithy_checksums::ChecksumAlgorithm =
+        algorithm.parse().map_err(|e| std::io::Error::other(format!("{algorithm}: {e}")))?;
+    let mut hasher = parsed.into_impl();
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_follow_the_file_kind() {
+        assert_eq!(content_type("master.m3u8"), "application/vnd.apple.mpegurl");
+        assert_eq!(content_type("v0/index.m3u8"), "application/vnd.apple.mpegurl");
+        assert_eq!(content_type("manifest.mpd"), "application/dash+xml");
+        assert_eq!(content_type("v1/seg_3.m4s"), "video/iso.segment");
+        assert_eq!(content_type("v1/init.mp4"), "video/mp4");
+        assert_eq!(content_type("a0/init.mp4"), "audio/mp4");
+        assert_eq!(content_type("thumbs/sprite_0.jpg"), "image/jpeg");
+        assert_eq!(content_type("thumbs/thumbs.vtt"), "text/vtt");
+        assert_eq!(content_type("report.json"), "application/json");
+    }
+
+    #[test]
+    fn media_is_immutable_manifests_short_lived_records_never_cached() {
+        assert!(cache_control("v0/seg_1.m4s").contains("immutable"));
+        assert!(cache_control("a0/init.mp4").contains("immutable"));
+        assert!(cache_control("thumbs/t_2.jpg").contains("immutable"));
+        assert_eq!(cache_control("master.m3u8"), "public, max-age=60");
+        assert_eq!(cache_control("manifest.mpd"), "public, max-age=60");
+        assert_eq!(cache_control("report.json"), "public, max-age=60");
+        assert_eq!(cache_control(".ladder/chunks/0.json"), "no-store");
+        assert_eq!(cache_control(".ladder/posters/10.jpg"), "no-store");
+    }
+}
