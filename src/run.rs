@@ -167,7 +167,10 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let input = input_file.as_path();
 
     let probe = timed(&mut stages, "probe", || crate::probe::probe(input, &req.limits))?;
-    let plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
+    let mut plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
+    // The plan names the input by its location, not by the scratch copy, whose folder is
+    // new in every run: reruns and other shards must find the same plan.
+    plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
     let input_hash = std::thread::spawn({
         let input = input.to_owned();

@@ -318,6 +318,91 @@ fn local_input_to_s3_and_s3_input_to_local_both_work() {
     assert_input_untouched(&server, &input_sha);
 }
 
+/// 40 s of the 240p rung: 20 segments of 2 s in 10 chunks, long enough to stop mid-way.
+fn long_source() -> PathBuf {
+    common::pattern("s3-source40.mp4", "426x240", "25", "40", &[])
+}
+
+/// A `ladder run` of the long source from S3 to `s3://ladder/<prefix>`, not waited for.
+fn spawn_ladder(server: &Server, prefix: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladder"));
+    cmd.args(["run", "s3://media/long.mp4", "--out", &format!("s3://{OUT_BUCKET}/{prefix}")]);
+    cmd.args(["--preset", preset().to_str().unwrap(), "--progress", "off", "--jobs", "1", "--json"]);
+    cmd.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL").env_remove("AWS_SESSION_TOKEN");
+    for (k, v) in common::s3::env(&server.endpoint()) {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(std::process::Stdio::piped()).spawn().unwrap()
+}
+
+fn chunk_list(report: &serde_json::Value, key: &str) -> Vec<u64> {
+    report["run"][key].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect()
+}
+
+/// A server with the long input, and its ladder made by one uninterrupted run under `clean`.
+fn server_with_clean_run() -> (Server, String) {
+    let server = Server::start();
+    server.create_bucket(INPUT_BUCKET);
+    server.create_bucket(OUT_BUCKET);
+    let bytes = std::fs::read(long_source()).unwrap();
+    server.put(INPUT_BUCKET, "long.mp4", &bytes);
+    let clean = spawn_ladder(&server, "clean", &[]).wait_with_output().unwrap();
+    assert!(clean.status.success());
+    (server, common::s3::sha256_hex(&bytes))
+}
+
+#[test]
+fn a_run_killed_mid_way_is_finished_by_a_rerun_that_redoes_only_the_missing_chunks() {
+    let (server, input_sha) = server_with_clean_run();
+    let mut child = spawn_ladder(&server, "resumed", &[]);
+    let first = server.path(OUT_BUCKET, "resumed/.ladder/chunks/0.json");
+    while !first.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL, as when a node disappears.
+    child.wait().unwrap();
+    assert!(server.read(OUT_BUCKET, "resumed/master.m3u8").is_none(), "no master for an incomplete set");
+    let recorded: Vec<u64> =
+        (0..10).filter(|c| server.read(OUT_BUCKET, &format!("resumed/.ladder/chunks/{c}.json")).is_some()).collect();
+    assert!(!recorded.is_empty() && recorded.len() < 10, "recorded {recorded:?}");
+
+    let rerun = spawn_ladder(&server, "resumed", &[]).wait_with_output().unwrap();
+    assert!(rerun.status.success());
+    let report: serde_json::Value = serde_json::from_str(&text(&server, OUT_BUCKET, "resumed/report.json")).unwrap();
+    assert_eq!(chunk_list(&report, "chunks_reused"), recorded, "finished chunks are not encoded again");
+    let mut all = [chunk_list(&report, "chunks_encoded"), recorded].concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..10).collect::<Vec<u64>>(), "every other chunk is encoded by the rerun");
+    let lists = playlists(&server, "resumed");
+    assert_eq!(lists, playlists(&server, "clean"), "the same ladder as an uninterrupted run");
+    assert_segments_decode(&server.path(OUT_BUCKET, "resumed"), &lists);
+    assert_eq!(server.keys(INPUT_BUCKET, ""), ["long.mp4"]);
+    assert_eq!(common::s3::sha256_hex(&server.read(INPUT_BUCKET, "long.mp4").unwrap()), input_sha);
+}
+
+#[test]
+fn two_shards_as_two_processes_publish_what_one_run_does() {
+    let (server, _) = server_with_clean_run();
+    let shards: Vec<_> =
+        ["0/2", "1/2"].iter().map(|s| spawn_ladder(&server, "sharded", &[("LADDER_SHARD", s)])).collect();
+    let summaries: Vec<serde_json::Value> = shards
+        .into_iter()
+        .map(|c| {
+            let done = c.wait_with_output().unwrap();
+            assert!(done.status.success());
+            serde_json::from_slice(&done.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(summaries[0]["chunks_encoded"], serde_json::json!([0, 2, 4, 6, 8]));
+    assert_eq!(summaries[1]["chunks_encoded"], serde_json::json!([1, 3, 5, 7, 9]));
+    assert!(summaries.iter().any(|s| s["published"].is_string()), "{summaries:?}");
+    assert_eq!(playlists(&server, "sharded"), playlists(&server, "clean"));
+}
+
 /// The storage layer directly: settings the CLI does not expose small enough for a test.
 mod storage {
     use super::*;
