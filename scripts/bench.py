@@ -219,6 +219,34 @@ def ladder_contender(ladder_bin: Path, ladder: Ladder, input_path: Path, jobs: i
     return Contender("ladder", unavailable, command, lambda out, r: out / f"v{r.index}" / "index.m3u8")
 
 
+def encoder_args(ladder: Ladder, single_thread: bool = False) -> list[str]:
+    """The video encoder settings every rung shares (codec, speed, profile, level, fixed closed
+    GOP without scene cuts), as ffmpeg CLI options; `single_thread` adds one encoder thread."""
+    cmd = ["-c:v", ladder.encoder, "-pix_fmt", "yuv420p", "-r", f"{ladder.fps:g}"]
+    if ladder.speed:
+        cmd += ["-preset", ladder.speed]
+    if ladder.profile:
+        cmd += ["-profile:v", ladder.profile]
+    if ladder.level:
+        cmd += ["-level:v", ladder.level]
+    g = str(ladder.gop_frames)
+    cmd += ["-g", g, "-keyint_min", g, "-sc_threshold", "0", "-flags", "+cgop"]
+    if ladder.encoder == "libx264":
+        cmd += ["-x264-params", "scenecut=0:open-gop=0" + (":threads=1" if single_thread else "")]
+    elif ladder.encoder == "libx265" and single_thread:
+        cmd += ["-x265-params", "pools=none:frame-threads=1"]
+    if single_thread:
+        cmd += ["-threads", "1"]
+    return cmd
+
+
+def rate_args(ladder: Ladder, r: Rung, spec: str = "") -> list[str]:
+    """Rate control of one rung; `spec` is the stream specifier suffix (e.g. ":2") or ""."""
+    crf = ladder.rate_control.get("crf") if ladder.rate_control.get("mode") == "capped_crf" else None
+    cmd = [f"-crf:v{spec}", f"{crf:g}"] if crf is not None else [f"-b:v{spec}", f"{r.bitrate_kbps}k"]
+    return cmd + [f"-maxrate:v{spec}", f"{r.maxrate_kbps}k", f"-bufsize:v{spec}", f"{r.bufsize_kbit}k"]
+
+
 def ffmpeg_command(ladder: Ladder, input_path: Path, has_audio: bool, out: Path) -> list[str]:
     """ONE ffmpeg process: decode once, split, scale (bicubic), encode every rung with the
     preset's settings, one AAC rendition in its own group, CMAF HLS; plus the thumbnails.
@@ -236,21 +264,9 @@ def ffmpeg_command(ladder: Ladder, input_path: Path, has_audio: bool, out: Path)
         cmd += ["-map", f"[v{k}]"]
     if has_audio:
         cmd += ["-map", "0:a:0"]
-    cmd += ["-c:v", ladder.encoder, "-pix_fmt", "yuv420p", "-r", f"{ladder.fps:g}"]
-    if ladder.speed:
-        cmd += ["-preset", ladder.speed]
-    if ladder.profile:
-        cmd += ["-profile:v", ladder.profile]
-    if ladder.level:
-        cmd += ["-level:v", ladder.level]
-    g = str(ladder.gop_frames)
-    cmd += ["-g", g, "-keyint_min", g, "-sc_threshold", "0", "-flags", "+cgop"]
-    if ladder.encoder == "libx264":
-        cmd += ["-x264-params", "scenecut=0:open-gop=0"]
-    crf = ladder.rate_control.get("crf") if ladder.rate_control.get("mode") == "capped_crf" else None
+    cmd += encoder_args(ladder)
     for k, r in rungs:
-        cmd += [f"-crf:v:{k}", f"{crf:g}"] if crf is not None else [f"-b:v:{k}", f"{r.bitrate_kbps}k"]
-        cmd += [f"-maxrate:v:{k}", f"{r.maxrate_kbps}k", f"-bufsize:v:{k}", f"{r.bufsize_kbit}k"]
+        cmd += rate_args(ladder, r, f":{k}")
     agroup = ",agroup:aud" if has_audio else ""
     var_map = [f"v:{k}{agroup},name:v{r.index}" for k, r in rungs]
     if has_audio:
