@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Benchmark: `ladder run` against the equivalent single-process ffmpeg CLI command.
+"""Benchmark: `ladder run` against the equivalent single-process ffmpeg CLI command and the lower bound.
 
 Builds (once, cached) a 60 s input from the bundled sample, runs every contender N times,
 alternating, and measures wall time, CPU time (user+sys) and peak RSS of each child process.
-Then, on the last run of each contender only (not timed), measures every rung with the ffmpeg
-CLI as an independent checker: video bitrate from the segment sizes and PSNR/SSIM against
-the source scaled to the rung size (bicubic).
+In the same rounds it measures the lower bound: each stage of the work done alone,
+single-threaded, with the ffmpeg CLI (decode; decode+scale to each rung, minus decode; encode
+each rung from its pre-scaled raw frames; audio); their CPU seconds summed are the bound's
+CPU, divided by the CPUs available its wall time. Then, on the last run of each contender
+only (not timed), measures every rung with the ffmpeg CLI as an independent checker: video
+bitrate from the segment sizes and PSNR/SSIM against the source scaled to the rung size
+(bicubic), and checks quality parity (PSNR within 0.1 dB at bitrates within 5 %). Ends with
+the targets of issue 6, each PASS/FAIL. `--duration-scaling` and `--pinned-shards` add the
+two slow measurements (2 x the duration; two shards pinned to one CPU each).
 
 A contender is a name, a command, and how to find its rung outputs (one HLS media playlist
 per rung); add one to `contenders()` to compare something else.
