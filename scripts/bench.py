@@ -22,6 +22,7 @@ Standard library only (Python 3.11+). Run `scripts/bench.py --help`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime
 import json
@@ -865,6 +866,8 @@ def main() -> int:
         pass
     for name, why in skipped.items():
         print(f"SKIPPED: {name}: {why}")
+    if (args.duration_scaling or args.pinned_shards) and not ladder_ok:
+        print("SKIPPED: --duration-scaling/--pinned-shards: the ladder binary is not available")
     print()
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -876,6 +879,8 @@ def main() -> int:
         print(f"{c.name} command (output dir {c.name}-N):\n  {commands[c.name]}\n")
 
     bound = LowerBound(ladder, input_path, src, work) if use_bound else None
+    if bound and not args.keep:  # the raw frames are large (~4 GiB for 60 s): never leave them behind
+        atexit.register(lambda: [f.unlink(missing_ok=True) for f in bound.raw.values()])
     if bound:
         print(f"lower bound: each stage alone, single-threaded, CPU = user+sys of the process; "
               f"scale = decode+scale - decode; wall = CPU / {nproc} CPUs. Commands:")
