@@ -94,6 +94,7 @@ class Ladder:
     audio_channels: int
     thumbs_interval: float | None
     thumbs_width: int | None
+    chunks: int | None = None  # from `ladder plan --json` (the unit of work shards share)
 
 
 def frame_rate(value) -> float | None:
@@ -190,6 +191,7 @@ def resolve_ladder(ladder_bin: Path, preset: str, input_path: Path, src: dict) -
         audio_channels=audio.get("channels", 2),
         thumbs_interval=thumbs.get("interval_seconds") if thumbs.get("enabled", True) else None,
         thumbs_width=thumbs.get("width"),
+        chunks=len(plan["chunks"]) if plan and isinstance(plan.get("chunks"), list) else None,
     )
 
 
@@ -599,6 +601,8 @@ def pinned_shards(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work
         print(f"\npinned shards: SKIPPED ({why})")
         return {"error": why}
     print(f"\npinned shards: 1 process on CPU {cpus[0]} vs 2 shards on CPUs {cpus[0]} and {cpus[1]}")
+    if ladder.chunks is not None and ladder.chunks < 2:
+        print(f"note: the plan has {ladder.chunks} chunk(s): shard 1/2 has nothing to do; use a longer input")
     single: list[RunResult] = []
     pairs: list[dict] = []
     for i in range(1, args.runs + 1):
@@ -859,7 +863,8 @@ def main() -> int:
           f" ({src['width']}x{src['height']} @ {src['fps']:g} fps, {src['duration_s']:.2f} s)")  # fmt: skip
     print(f"preset:  {ladder.preset} from `{ladder.source}`: {ladder.encoder} {ladder.speed or ''}, "
           f"GOP {ladder.gop_frames} frames @ {ladder.fps:g} fps, {ladder.segment_seconds:g} s segments, "
-          + ", ".join(f"{r.width}x{r.height}@{r.bitrate_kbps}k" for r in ladder.rungs))  # fmt: skip
+          + ", ".join(f"{r.width}x{r.height}@{r.bitrate_kbps}k" for r in ladder.rungs)
+          + (f"; {ladder.chunks} chunk(s)" if ladder.chunks is not None else ""))  # fmt: skip
     try:
         print(f"load:    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) before the runs")
     except OSError:
