@@ -4,7 +4,8 @@
 SAMPLE := media/bbb-720p25-5s.mp4
 LADDER := target/release/ladder
 PYTHON ?= python3
-## Extra options for scripts/bench.py, e.g. make bench BENCH_ARGS="--runs 1 --json target/bench/results.json"
+## Extra options for scripts/bench.py, e.g. make bench BENCH_ARGS="--runs 1 --json target/bench/results.json";
+## the slow checks: BENCH_ARGS="--duration-scaling --pinned-shards"
 BENCH_ARGS ?=
 
 deps:
@@ -26,7 +27,8 @@ lint: deps
 	cargo fmt --check
 	cargo clippy --locked --all-targets -- -D warnings
 
-## Benchmarks `ladder run` against the equivalent single-process ffmpeg command (not a test).
+## Benchmarks `ladder run` against the equivalent single-process ffmpeg command and the lower
+## bound (each stage alone, single-threaded), then prints the targets of issue 6 (not a test).
 bench: build
 	$(PYTHON) scripts/bench.py $(BENCH_ARGS)
 

@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Benchmark: `ladder run` against the equivalent single-process ffmpeg CLI command.
+"""Benchmark: `ladder run` against the equivalent single-process ffmpeg CLI command and the lower bound.
 
 Builds (once, cached) a 60 s input from the bundled sample, runs every contender N times,
 alternating, and measures wall time, CPU time (user+sys) and peak RSS of each child process.
-Then, on the last run of each contender only (not timed), measures every rung with the ffmpeg
-CLI as an independent checker: video bitrate from the segment sizes and PSNR/SSIM against
-the source scaled to the rung size (bicubic).
+In the same rounds it measures the lower bound: each stage of the work done alone,
+single-threaded, with the ffmpeg CLI (decode; decode+scale to each rung, minus decode; encode
+each rung from its pre-scaled raw frames; audio); their CPU seconds summed are the bound's
+CPU, divided by the CPUs available its wall time. Then, on the last run of each contender
+only (not timed), measures every rung with the ffmpeg CLI as an independent checker: video
+bitrate from the segment sizes and PSNR/SSIM against the source scaled to the rung size
+(bicubic), and checks quality parity (PSNR within 0.1 dB at bitrates within 5 %). Ends with
+the targets of issue 6, each PASS/FAIL. `--duration-scaling` and `--pinned-shards` add the
+two slow measurements (2 x the duration; two shards pinned to one CPU each).
 
 A contender is a name, a command, and how to find its rung outputs (one HLS media playlist
 per rung); add one to `contenders()` to compare something else.
@@ -16,6 +22,7 @@ Standard library only (Python 3.11+). Run `scripts/bench.py --help`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime
 import json
@@ -87,6 +94,7 @@ class Ladder:
     audio_channels: int
     thumbs_interval: float | None
     thumbs_width: int | None
+    chunks: int | None = None  # from `ladder plan --json` (the unit of work shards share)
 
 
 def frame_rate(value) -> float | None:
@@ -183,6 +191,7 @@ def resolve_ladder(ladder_bin: Path, preset: str, input_path: Path, src: dict) -
         audio_channels=audio.get("channels", 2),
         thumbs_interval=thumbs.get("interval_seconds") if thumbs.get("enabled", True) else None,
         thumbs_width=thumbs.get("width"),
+        chunks=len(plan["chunks"]) if plan and isinstance(plan.get("chunks"), list) else None,
     )
 
 
@@ -219,6 +228,34 @@ def ladder_contender(ladder_bin: Path, ladder: Ladder, input_path: Path, jobs: i
     return Contender("ladder", unavailable, command, lambda out, r: out / f"v{r.index}" / "index.m3u8")
 
 
+def encoder_args(ladder: Ladder, single_thread: bool = False) -> list[str]:
+    """The video encoder settings every rung shares (codec, speed, profile, level, fixed closed
+    GOP without scene cuts), as ffmpeg CLI options; `single_thread` adds one encoder thread."""
+    cmd = ["-c:v", ladder.encoder, "-pix_fmt", "yuv420p", "-r", f"{ladder.fps:g}"]
+    if ladder.speed:
+        cmd += ["-preset", ladder.speed]
+    if ladder.profile:
+        cmd += ["-profile:v", ladder.profile]
+    if ladder.level:
+        cmd += ["-level:v", ladder.level]
+    g = str(ladder.gop_frames)
+    cmd += ["-g", g, "-keyint_min", g, "-sc_threshold", "0", "-flags", "+cgop"]
+    if ladder.encoder == "libx264":
+        cmd += ["-x264-params", "scenecut=0:open-gop=0" + (":threads=1" if single_thread else "")]
+    elif ladder.encoder == "libx265" and single_thread:
+        cmd += ["-x265-params", "pools=none:frame-threads=1"]
+    if single_thread:
+        cmd += ["-threads", "1"]
+    return cmd
+
+
+def rate_args(ladder: Ladder, r: Rung, spec: str = "") -> list[str]:
+    """Rate control of one rung; `spec` is the stream specifier suffix (e.g. ":2") or ""."""
+    crf = ladder.rate_control.get("crf") if ladder.rate_control.get("mode") == "capped_crf" else None
+    cmd = [f"-crf:v{spec}", f"{crf:g}"] if crf is not None else [f"-b:v{spec}", f"{r.bitrate_kbps}k"]
+    return cmd + [f"-maxrate:v{spec}", f"{r.maxrate_kbps}k", f"-bufsize:v{spec}", f"{r.bufsize_kbit}k"]
+
+
 def ffmpeg_command(ladder: Ladder, input_path: Path, has_audio: bool, out: Path) -> list[str]:
     """ONE ffmpeg process: decode once, split, scale (bicubic), encode every rung with the
     preset's settings, one AAC rendition in its own group, CMAF HLS; plus the thumbnails.
@@ -236,21 +273,9 @@ def ffmpeg_command(ladder: Ladder, input_path: Path, has_audio: bool, out: Path)
         cmd += ["-map", f"[v{k}]"]
     if has_audio:
         cmd += ["-map", "0:a:0"]
-    cmd += ["-c:v", ladder.encoder, "-pix_fmt", "yuv420p", "-r", f"{ladder.fps:g}"]
-    if ladder.speed:
-        cmd += ["-preset", ladder.speed]
-    if ladder.profile:
-        cmd += ["-profile:v", ladder.profile]
-    if ladder.level:
-        cmd += ["-level:v", ladder.level]
-    g = str(ladder.gop_frames)
-    cmd += ["-g", g, "-keyint_min", g, "-sc_threshold", "0", "-flags", "+cgop"]
-    if ladder.encoder == "libx264":
-        cmd += ["-x264-params", "scenecut=0:open-gop=0"]
-    crf = ladder.rate_control.get("crf") if ladder.rate_control.get("mode") == "capped_crf" else None
+    cmd += encoder_args(ladder)
     for k, r in rungs:
-        cmd += [f"-crf:v:{k}", f"{crf:g}"] if crf is not None else [f"-b:v:{k}", f"{r.bitrate_kbps}k"]
-        cmd += [f"-maxrate:v:{k}", f"{r.maxrate_kbps}k", f"-bufsize:v:{k}", f"{r.bufsize_kbit}k"]
+        cmd += rate_args(ladder, r, f":{k}")
     agroup = ",agroup:aud" if has_audio else ""
     var_map = [f"v:{k}{agroup},name:v{r.index}" for k, r in rungs]
     if has_audio:
@@ -368,6 +393,287 @@ def build_input(seconds: float) -> Path:
     run_quiet(cmd, cwd=REPO)
     tmp.rename(path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Lower bound: every stage done alone, single-threaded, with the ffmpeg CLI
+
+FF = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+# One filter thread, one decoder thread (before -i); encoders get theirs from encoder_args.
+ONE_THREAD_IN = ["-filter_threads", "1", "-threads", "1"]
+# The ffmpeg CLI doing (nearly) nothing: the CPU cost of starting the process (loading and
+# initialising the libav libraries), which is not part of any stage.
+STARTUP = FF + ["-f", "lavfi", "-i", "nullsrc=s=16x16:d=0.04", "-f", "null", "-"]
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str  # "decode", "decode+scale v0", "encode v0", "audio"
+    command: list[str]
+
+
+class LowerBound:
+    """The single-thread CPU seconds of each stage of the work done alone on the same input:
+    decode once; scale to each rung (decode+scale minus decode); encode each rung from its
+    pre-scaled raw frames (written once, untimed, to the run folder) with one thread; audio
+    (decode + resample + AAC). Their sum is the least CPU any program doing the same work with
+    the same libraries can spend; divided by the CPUs available, the least wall time.
+
+    Each stage runs in a process of its own, so each pays the CLI's start-up (~0.1 s CPU of
+    loading libav): it is measured alone (median of 3, every run) and subtracted from every
+    stage measured directly (decode, encodes, audio; scale is a difference, so already net)."""
+
+    def __init__(self, ladder: Ladder, input_path: Path, src: dict, work: Path):
+        self.ladder, self.input, self.src, self.work = ladder, input_path, src, work
+        # Constant frame rate at the ladder's rate: only when the source's differs.
+        self.fps_opts = [] if abs(src["fps"] - ladder.fps) < 1e-3 else ["-r", f"{ladder.fps:g}"]
+        self.raw = {r.index: work / f"raw-v{r.index}-{r.width}x{r.height}.yuv" for r in ladder.rungs}
+        inp = [*ONE_THREAD_IN, "-i", str(input_path)]
+        self.stages = [Stage("decode", FF + inp + ["-map", "0:v:0", *self.fps_opts, "-f", "null", "-"])]
+        for r in ladder.rungs:
+            self.stages.append(Stage(f"decode+scale v{r.index}", FF + inp + [
+                "-map", "0:v:0", "-vf", f"scale={r.width}:{r.height}:flags=bicubic", "-pix_fmt", "yuv420p",
+                *self.fps_opts, "-f", "null", "-",
+            ]))  # fmt: skip
+        for r in ladder.rungs:
+            self.stages.append(Stage(f"encode v{r.index}", FF + self.raw_input(r) + encoder_args(ladder, True)
+                                     + rate_args(ladder, r) + ["-f", "null", "-"]))  # fmt: skip
+        if src["has_audio"]:
+            self.stages.append(Stage("audio", FF + inp + [
+                "-map", "0:a:0", "-c:a", "aac", "-b:a", f"{ladder.audio_kbps}k", "-ar", str(ladder.audio_rate),
+                "-ac", str(ladder.audio_channels), "-threads", "1", "-f", "null", "-",
+            ]))  # fmt: skip
+        self.runs: list[dict[str, RunResult]] = []
+        self.startup: list[float] = []  # CPU s of STARTUP, per run
+        self.read_raw: dict[str, float] = {}  # CPU s of reading each raw file alone (in "encode")
+        self.failed: str | None = None
+
+    def raw_input(self, r: Rung) -> list[str]:
+        return ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{r.width}x{r.height}", "-r", f"{self.ladder.fps:g}",
+                "-i", str(self.raw[r.index])]  # fmt: skip
+
+    def prepare(self) -> None:
+        """Writes every rung's scaled frames once (one decode, bicubic, yuv420p), untimed, and
+        measures the CPU cost of only reading them back (it is part of each encode stage)."""
+        rungs = [r for r in self.ladder.rungs if not self.raw[r.index].is_file()]
+        if rungs:
+            graph = f"[0:v]split={len(rungs)}" + "".join(f"[s{k}]" for k in range(len(rungs)))
+            graph += "".join(f";[s{k}]scale={r.width}:{r.height}:flags=bicubic[o{k}]" for k, r in enumerate(rungs))
+            cmd = FF + ["-i", str(self.input), "-filter_complex", graph]
+            for k, r in enumerate(rungs):
+                cmd += ["-map", f"[o{k}]", "-pix_fmt", "yuv420p", *self.fps_opts, "-f", "rawvideo", str(self.raw[r.index])]
+            gib = sum(r.width * r.height * 1.5 for r in rungs) * self.src["duration_s"] * self.ladder.fps / 2**30
+            log(f"bench: writing the scaled raw frames for the lower bound (once, untimed, ~{gib:.1f} GiB): {shlex.join(cmd)}")
+            run_quiet(cmd, cwd=REPO)
+        up = statistics.median(measure(STARTUP, REPO, Path(os.devnull), Path(os.devnull)).cpu_s for _ in range(3))
+        for r in self.ladder.rungs:
+            res = measure(FF + self.raw_input(r) + ["-f", "null", "-"], REPO, Path(os.devnull), Path(os.devnull))
+            self.read_raw[f"v{r.index}"] = max(0.0, res.cpu_s - up)
+
+    def run_once(self, i: int) -> None:
+        up = [measure(STARTUP, REPO, Path(os.devnull), Path(os.devnull)) for _ in range(3)]
+        rec: dict[str, RunResult] = {}
+        for st in self.stages:
+            tag = st.name.replace(" ", "-").replace("+", "_")
+            res = measure(st.command, REPO, Path(os.devnull), self.work / f"bound-{i}-{tag}.stderr")
+            res.run = i
+            if res.exit_code != 0:
+                tail = (self.work / f"bound-{i}-{tag}.stderr").read_text(errors="replace").strip().splitlines()[-5:]
+                self.failed = f"stage {st.name} exited {res.exit_code}: " + " | ".join(tail)
+                return
+            rec[st.name] = res
+        self.runs.append(rec)
+        self.startup.append(statistics.median(r.cpu_s for r in up))
+
+    def per_run_stages(self, k: int) -> dict[str, float]:
+        """CPU s of each stage in run k, net of the process start-up of the same run;
+        scale = decode+scale - decode."""
+        rec, up = self.runs[k], self.startup[k]
+        out = {"decode": rec["decode"].cpu_s - up}
+        for r in self.ladder.rungs:
+            out[f"scale v{r.index}"] = rec[f"decode+scale v{r.index}"].cpu_s - rec["decode"].cpu_s
+        for r in self.ladder.rungs:
+            out[f"encode v{r.index}"] = rec[f"encode v{r.index}"].cpu_s - up
+        if "audio" in rec:
+            out["audio"] = rec["audio"].cpu_s - up
+        return out
+
+    def summary(self, nproc: int) -> dict | None:
+        if not self.runs:
+            return None
+        per_run = [self.per_run_stages(k) for k in range(len(self.runs))]
+        stages = {k: statistics.median(pr[k] for pr in per_run) for k in per_run[0]}
+        cpu = sum(stages.values())
+        return {
+            "runs": len(self.runs),
+            "nproc": nproc,
+            "stages_cpu_s": stages,  # medians over the runs
+            "cpu_s": cpu,  # the sum of the stages' medians
+            "wall_s": cpu / nproc,
+            "per_run_cpu_s": [sum(pr.values()) for pr in per_run],
+            "startup_cpu_s": statistics.median(self.startup),  # subtracted from each direct stage
+            "startup_per_run_cpu_s": self.startup,
+            "startup_command": shlex.join(STARTUP),
+            "all_processes_cpu_s": statistics.median(sum(r.cpu_s for r in rec.values()) for rec in self.runs),
+            "read_raw_cpu_s": self.read_raw,
+            "commands": {st.name: shlex.join(st.command) for st in self.stages},
+            "measurements": [{k: dataclasses.asdict(v) for k, v in rec.items()} for rec in self.runs],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional modes: duration scaling, pinned shards
+
+
+def doubled_input(args, input_path: Path, src: dict) -> Path:
+    """An input twice as long as `input_path`, built the same way (cached): the sample looped
+    to 2 x --seconds, or a given --input looped once (stream copy)."""
+    if not args.input:
+        return rel(build_input(2 * args.seconds))
+    path = CACHE / f"{input_path.stem}-x2.mp4"
+    if path.is_file() and path.stat().st_mtime >= input_path.stat().st_mtime:
+        return rel(path)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part.mp4")
+    cmd = FF + ["-stream_loop", "1", "-i", str(input_path), "-t", f"{2 * src['duration_s']:.3f}", "-map", "0:v:0",
+                "-map", "0:a:0?", "-c", "copy", str(tmp)]  # fmt: skip
+    log(f"bench: building the 2x input (once): {shlex.join(cmd)}")
+    run_quiet(cmd, cwd=REPO)
+    tmp.rename(path)
+    return rel(path)
+
+
+def ladder_run_cmd(ladder_bin: Path, input_path: Path, out: Path, preset: str, *extra: str) -> list[str]:
+    return [str(ladder_bin), "run", str(input_path), "--out", str(out), "--preset", preset, "--json", *extra]
+
+
+def med(rs: list[RunResult], key: str) -> float:
+    return statistics.median(getattr(r, key) for r in rs)
+
+
+def duration_scaling(args, ladder_bin: Path, ladder: Ladder, input_path: Path, src: dict, work: Path) -> dict:
+    """`ladder run` on the input and on one twice as long, alternating, --runs times each."""
+    long_path = doubled_input(args, input_path, src)
+    long_src = probe(long_path)
+    jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+    res: dict[str, list[RunResult]] = {"1x": [], "2x": []}
+    print(f"\nduration scaling: {input_path} ({src['duration_s']:.2f} s) vs {long_path} ({long_src['duration_s']:.2f} s)")
+    for i in range(1, args.runs + 1):
+        for tag, path in (("1x", input_path), ("2x", long_path)):
+            out = work / f"scaling-{tag}-{i}"
+            r = measure(ladder_run_cmd(ladder_bin, path, out, ladder.preset, *jobs), REPO, work / f"scaling-{tag}-{i}.stdout",
+                        work / f"scaling-{tag}-{i}.stderr")  # fmt: skip
+            r.run = i
+            res[tag].append(r)
+            print(f"run {i}/{args.runs} ladder {tag}  wall {r.wall_s:7.2f} s  cpu {r.cpu_s:7.2f} s  "
+                  f"peak RSS {r.max_rss_mib:7.1f} MiB  {'ok' if r.exit_code == 0 else f'FAILED (exit {r.exit_code})'}", flush=True)  # fmt: skip
+            if not args.keep:
+                shutil.rmtree(out, ignore_errors=True)
+    ok = {t: [r for r in rs if r.exit_code == 0] for t, rs in res.items()}
+    doc = {"inputs": {"1x": {"path": str(input_path), "duration_s": src["duration_s"]},
+                      "2x": {"path": str(long_path), "duration_s": long_src["duration_s"]}},
+           "runs": {t: [dataclasses.asdict(r) for r in rs] for t, rs in res.items()}}  # fmt: skip
+    if not ok["1x"] or not ok["2x"]:
+        doc["error"] = "a run failed"
+        print("duration scaling: a run failed, no ratio")
+        return doc
+    m = {t: {k: med(rs, k) for k in ("wall_s", "cpu_s", "max_rss_mib")} for t, rs in ok.items()}
+    doc |= {
+        "medians": m,
+        "duration_ratio": long_src["duration_s"] / src["duration_s"],
+        "wall_ratio": m["2x"]["wall_s"] / m["1x"]["wall_s"],
+        "cpu_ratio": m["2x"]["cpu_s"] / m["1x"]["cpu_s"],
+        "rss_ratio": m["2x"]["max_rss_mib"] / m["1x"]["max_rss_mib"],
+    }
+    print(f"duration scaling (medians): {doc['duration_ratio']:.2f}x the duration -> wall {doc['wall_ratio']:.3f}x "
+          f"(target <= 2.05), CPU {doc['cpu_ratio']:.3f}x; peak RSS {m['1x']['max_rss_mib']:.1f} -> "
+          f"{m['2x']['max_rss_mib']:.1f} MiB ({doc['rss_ratio']:.2f}x, flat = <= 1.10x)")  # fmt: skip
+    return doc
+
+
+def pinned_shards(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work: Path) -> dict:
+    """One `ladder run --jobs 1` pinned to one CPU, against two processes at once, each pinned to
+    a CPU of its own and doing one shard of two (`--shard i/2 --jobs 1`) into the same fresh
+    output; the last to finish publishes master.m3u8. Alternating, --runs times each."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2 or not shutil.which("taskset"):
+        why = "needs 2 CPUs and taskset"
+        print(f"\npinned shards: SKIPPED ({why})")
+        return {"error": why}
+    print(f"\npinned shards: 1 process on CPU {cpus[0]} vs 2 shards on CPUs {cpus[0]} and {cpus[1]}")
+    if ladder.chunks is not None and ladder.chunks < 2:
+        print(f"note: the plan has {ladder.chunks} chunk(s): shard 1/2 has nothing to do; use a longer input")
+    single: list[RunResult] = []
+    pairs: list[dict] = []
+    for i in range(1, args.runs + 1):
+        out = work / f"pinned-1-{i}"
+        cmd = ["taskset", "-c", str(cpus[0])] + ladder_run_cmd(ladder_bin, input_path, out, ladder.preset, "--jobs", "1")
+        r = measure(cmd, REPO, work / f"pinned-1-{i}.stdout", work / f"pinned-1-{i}.stderr")
+        r.run = i
+        single.append(r)
+        ok = r.exit_code == 0 and (out / "master.m3u8").is_file()
+        print(f"run {i}/{args.runs} 1 process   wall {r.wall_s:7.2f} s  cpu {r.cpu_s:7.2f} s  "
+              f"peak RSS {r.max_rss_mib:7.1f} MiB  {'ok' if ok else f'FAILED (exit {r.exit_code})'}", flush=True)  # fmt: skip
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+        out = work / f"pinned-2-{i}"
+        procs, files = {}, []
+        start = time.monotonic()
+        for k, cpu in enumerate(cpus):
+            cmd = ["taskset", "-c", str(cpu)] + ladder_run_cmd(ladder_bin, input_path, out, ladder.preset, "--shard", f"{k}/2", "--jobs", "1")
+            so, se = open(work / f"pinned-2-{i}-{k}.stdout", "wb"), open(work / f"pinned-2-{i}-{k}.stderr", "wb")
+            files += [so, se]
+            p = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=so, stderr=se)
+            procs[p.pid] = (k, p)
+        shards: list[dict] = [{} for _ in cpus]
+        pending = set(procs)
+        while pending:
+            pid, status, ru = os.wait4(-1, 0)
+            if pid not in pending:
+                continue
+            pending.discard(pid)
+            k, p = procs[pid]
+            p.returncode = os.waitstatus_to_exitcode(status)
+            shards[k] = {"shard": f"{k}/2", "cpu": cpus[k], "exit_code": p.returncode, "wall_s": time.monotonic() - start,
+                         "cpu_s": ru.ru_utime + ru.ru_stime, "max_rss_mib": ru.ru_maxrss / 1024}  # fmt: skip
+        wall = time.monotonic() - start
+        for f in files:
+            f.close()
+        master = (out / "master.m3u8").is_file()
+        ok = all(s["exit_code"] == 0 for s in shards) and master
+        pairs.append({"run": i, "wall_s": wall, "cpu_s": sum(s["cpu_s"] for s in shards), "master_m3u8": master,
+                      "ok": ok, "shards": shards})  # fmt: skip
+        print(f"run {i}/{args.runs} 2 shards    wall {wall:7.2f} s  cpu {pairs[-1]['cpu_s']:7.2f} s  "
+              f"peak RSS {max(s['max_rss_mib'] for s in shards):7.1f} MiB  "
+              + ("ok" if ok else f"FAILED (exits {[s['exit_code'] for s in shards]}, master.m3u8 {'present' if master else 'MISSING'})"),
+              flush=True)  # fmt: skip
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    doc = {"cpus": cpus, "single": [dataclasses.asdict(r) for r in single], "pairs": pairs}
+    s_ok = [r for r in single if r.exit_code == 0]
+    p_ok = [p for p in pairs if p["ok"]]
+    if not s_ok or not p_ok:
+        doc["error"] = "a run failed"
+        print("pinned shards: a run failed, no speed-up")
+        return doc
+    doc |= {"single_wall_s": med(s_ok, "wall_s"), "pair_wall_s": statistics.median(p["wall_s"] for p in p_ok),
+            "single_cpu_s": med(s_ok, "cpu_s"), "pair_cpu_s": statistics.median(p["cpu_s"] for p in p_ok)}  # fmt: skip
+    doc["speedup"] = doc["single_wall_s"] / doc["pair_wall_s"]
+    # How much of its CPU each pinned process got (CPU s / wall s): well below 1 means other
+    # load shared the pinned CPUs, and the speed-up says more about that load than about ladder.
+    doc["cpu_share_single"] = statistics.median(r.cpu_s / r.wall_s for r in s_ok)
+    doc["cpu_share_shards"] = statistics.median(
+        sum(sh["cpu_s"] for sh in p["shards"]) / sum(sh["wall_s"] for sh in p["shards"]) for p in p_ok
+    )
+    print(f"pinned shards (medians): 1 process {doc['single_wall_s']:.2f} s, 2 shards {doc['pair_wall_s']:.2f} s -> "
+          f"speed-up {doc['speedup']:.2f}x (target >= 1.9); CPU {doc['single_cpu_s']:.2f} -> {doc['pair_cpu_s']:.2f} s; "
+          f"master.m3u8 present after every pair: {all(p['master_m3u8'] for p in pairs)}")  # fmt: skip
+    print(f"CPU share each pinned process got (CPU s / wall s): 1 process {doc['cpu_share_single']:.2f}, "
+          f"shards {doc['cpu_share_shards']:.2f}")  # fmt: skip
+    if min(doc["cpu_share_single"], doc["cpu_share_shards"]) < 0.9:
+        print("note: below 0.9: other load shared the pinned CPUs; the speed-up is not meaningful on this machine now")
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,16 +806,24 @@ def fmt(v: float | None, spec: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def target_line(name: str, value: str, ok: bool | None) -> list[str]:
+    return [name, value, "-" if ok is None else ("PASS" if ok else "FAIL")]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3, help="timed runs per contender, alternating (default 3)")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per contender, alternating (default 5)")
     ap.add_argument("--input", type=Path, help="benchmark this file as is instead of the looped sample")
     ap.add_argument("--seconds", type=float, default=60, help="length of the looped sample input (default 60)")
     ap.add_argument("--preset", default="small", help="ladder preset (default small)")
     ap.add_argument("--jobs", type=int, help="pass --jobs N to `ladder run`")
     ap.add_argument("--ladder", type=Path, help="the ladder binary (default $CARGO_TARGET_DIR or target, /release/ladder)")
-    ap.add_argument("--only", action="append", help="run only this contender (repeatable)")
+    ap.add_argument("--only", action="append", help="run only this contender: ladder, ffmpeg or bound (repeatable)")
     ap.add_argument("--no-quality", action="store_true", help="skip the bitrate/PSNR/SSIM table")
+    ap.add_argument("--duration-scaling", action="store_true",
+                    help="also run ladder on the input and on one twice as long (--runs each): time ratio, peak RSS")
+    ap.add_argument("--pinned-shards", action="store_true",
+                    help="also compare one `ladder run --jobs 1` pinned to a CPU with two shards pinned to one CPU each")
     ap.add_argument("--keep", action="store_true", help="keep every output (under target/bench/runs-<time>)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     args = ap.parse_args()
@@ -536,6 +850,7 @@ def main() -> int:
     every = contenders(args, ladder_bin, ladder, input_path, src)
     if args.only:
         every = [c for c in every if c.name in args.only]
+    use_bound = not args.only or "bound" in args.only
     active, skipped = [], {}
     for c in every:
         why = c.unavailable()
@@ -544,20 +859,30 @@ def main() -> int:
             skipped[c.name] = why
         else:
             active.append(c)
-    if not active:
+    ladder_ok = ladder_contender(ladder_bin, ladder, input_path, args.jobs).unavailable() is None
+    modes = (args.duration_scaling or args.pinned_shards) and ladder_ok
+    if not active and not use_bound and not modes:
         die("nothing to run")
 
     info = machine()
-    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), kernel {info['kernel']}")
+    nproc = info["nproc"]
+    print(f"machine: {nproc} CPUs ({info['cpu_model']}), kernel {info['kernel']}")
     print(f"ffmpeg:  {info['ffmpeg']}")
     print(f"commit:  {info['git_commit']} ({info['git_branch']})")
     print(f"input:   {input_path}"
           f" ({src['width']}x{src['height']} @ {src['fps']:g} fps, {src['duration_s']:.2f} s)")  # fmt: skip
     print(f"preset:  {ladder.preset} from `{ladder.source}`: {ladder.encoder} {ladder.speed or ''}, "
           f"GOP {ladder.gop_frames} frames @ {ladder.fps:g} fps, {ladder.segment_seconds:g} s segments, "
-          + ", ".join(f"{r.width}x{r.height}@{r.bitrate_kbps}k" for r in ladder.rungs))  # fmt: skip
+          + ", ".join(f"{r.width}x{r.height}@{r.bitrate_kbps}k" for r in ladder.rungs)
+          + (f"; {ladder.chunks} chunk(s)" if ladder.chunks is not None else ""))  # fmt: skip
+    try:
+        print(f"load:    {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) before the runs")
+    except OSError:
+        pass
     for name, why in skipped.items():
         print(f"SKIPPED: {name}: {why}")
+    if (args.duration_scaling or args.pinned_shards) and not ladder_ok:
+        print("SKIPPED: --duration-scaling/--pinned-shards: the ladder binary is not available")
     print()
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -567,6 +892,17 @@ def main() -> int:
     for c in active:
         commands[c.name] = shlex.join(c.command(work / f"{c.name}-N"))
         print(f"{c.name} command (output dir {c.name}-N):\n  {commands[c.name]}\n")
+
+    bound = LowerBound(ladder, input_path, src, work) if use_bound else None
+    if bound and not args.keep:  # the raw frames are large (~4 GiB for 60 s): never leave them behind
+        atexit.register(lambda: [f.unlink(missing_ok=True) for f in bound.raw.values()])
+    if bound:
+        print(f"lower bound: each stage alone, single-threaded, CPU = user+sys of the process; "
+              f"scale = decode+scale - decode; wall = CPU / {nproc} CPUs. Commands:")
+        for st in bound.stages:
+            print(f"  {st.name}: {shlex.join(st.command)}")
+        print()
+        bound.prepare()
 
     results: dict[str, list[RunResult]] = {c.name: [] for c in active}
     last_out: dict[str, Path] = {}
@@ -591,22 +927,53 @@ def main() -> int:
             if c.name in last_out and not args.keep:
                 shutil.rmtree(last_out[c.name], ignore_errors=True)
             last_out[c.name] = out
+        if bound and not bound.failed:
+            bound.run_once(i)
+            if bound.failed:
+                failed.add("bound")
+                print(f"run {i}/{args.runs} bound    FAILED: {bound.failed}", flush=True)
+            else:
+                st = bound.per_run_stages(len(bound.runs) - 1)
+                part = lambda p: sum(v for k, v in st.items() if k.startswith(p))  # noqa: E731
+                print(f"run {i}/{args.runs} bound    cpu {sum(st.values()):7.2f} s  (decode {part('decode'):.2f}, "
+                      f"scale {part('scale'):.2f}, encode {part('encode'):.2f}, audio {part('audio'):.2f})", flush=True)  # fmt: skip
+    if bound and not args.keep:
+        for f in bound.raw.values():
+            f.unlink(missing_ok=True)
 
     # Medians and ratios over the successful runs.
     medians: dict[str, dict] = {}
     for c in active:
         ok = [r for r in results[c.name] if r.exit_code == 0]
         if ok:
-            medians[c.name] = {
-                k: statistics.median(getattr(r, k) for r in ok) for k in ("wall_s", "cpu_s", "max_rss_mib")
-            } | {"runs": len(ok)}
+            medians[c.name] = {k: med(ok, k) for k in ("wall_s", "cpu_s", "max_rss_mib")} | {"runs": len(ok)}
+    bsum = bound.summary(nproc) if bound else None
     print()
-    if medians:
+    if bsum:
+        rows = [["lower bound stage", "CPU s", "share"]]
+        for k, v in bsum["stages_cpu_s"].items():
+            rows.append([k, f"{v:.2f}", f"{100 * v / bsum['cpu_s']:.1f} %"])
+        for group in ("scale", "encode"):
+            v = sum(x for k, x in bsum["stages_cpu_s"].items() if k.startswith(group))
+            if any(k.startswith(group) for k in bsum["stages_cpu_s"]):
+                rows.append([f"all {group}", f"{v:.2f}", f"{100 * v / bsum['cpu_s']:.1f} %"])
+        rows.append(["total (= bound CPU)", f"{bsum['cpu_s']:.2f}", "100.0 %"])
+        print(table(rows))
+        print(f"(medians of {bsum['runs']} run(s), each stage net of the CLI's process start-up, "
+              f"{bsum['startup_cpu_s']:.3f} s CPU per process, measured alone: `{bsum['startup_command']}`;\n"
+              " each encode reads its raw frames from a file: reading them alone costs "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in bsum["read_raw_cpu_s"].items())
+              + " CPU, included above;\n thumbnails, muxing and manifests are not in the bound)")  # fmt: skip
+        print()
+    if medians or bsum:
         rows = [["median", "runs", "wall s", "CPU s", "CPU/wall", "peak RSS MiB", "x realtime"]]
         for name, m in medians.items():
             rows.append([name, str(m["runs"]), f"{m['wall_s']:.2f}", f"{m['cpu_s']:.2f}",
                          f"{m['cpu_s'] / m['wall_s']:.2f}", f"{m['max_rss_mib']:.1f}",
                          f"{src['duration_s'] / m['wall_s']:.2f}"])  # fmt: skip
+        if bsum:
+            rows.append(["lower bound", str(bsum["runs"]), f"{bsum['wall_s']:.2f}", f"{bsum['cpu_s']:.2f}",
+                         f"{nproc:.2f}", "-", f"{src['duration_s'] / bsum['wall_s']:.2f}"])  # fmt: skip
         print(table(rows))
     ratios: dict[str, dict] = {}
     names = [c.name for c in active if c.name in medians]
@@ -614,13 +981,20 @@ def main() -> int:
         base = names[-1]
         for name in names[:-1]:
             ratios[f"{name}/{base}"] = {k: medians[name][k] / medians[base][k] for k in ("wall_s", "cpu_s", "max_rss_mib")}
+    if bsum:
+        for name in names:
+            ratios[f"{name}/lower bound"] = {k: medians[name][k] / bsum[k] for k in ("wall_s", "cpu_s")}
+    if ratios:
         print()
         for key, r in ratios.items():
-            print(f"ratio {key}: wall {r['wall_s']:.2f}x  CPU {r['cpu_s']:.2f}x  peak RSS {r['max_rss_mib']:.2f}x"
-                  "  (below 1 = ladder better)")  # fmt: skip
+            print(f"ratio {key}: wall {r['wall_s']:.3f}x  CPU {r['cpu_s']:.3f}x"
+                  + (f"  peak RSS {r['max_rss_mib']:.2f}x" if "max_rss_mib" in r else "") + "  (below 1 = left better)")  # fmt: skip
+    if "ladder" in medians:
+        print(f"ladder peak RSS: {medians['ladder']['max_rss_mib']:.1f} MiB")
 
     # Quality on the last successful output of each contender (not timed).
     qual: dict[str, list[dict]] = {}
+    parity: list[dict] = []
     if not args.no_quality:
         for c in active:
             out = last_out.get(c.name)
@@ -660,6 +1034,57 @@ def main() -> int:
                         print(f"note: {n} v{r.index} has {qr['frames']} frames, the source {expected}")
                     if qr["psnr_y"] is None:
                         print(f"note: {n} v{r.index}: no PSNR in {work / f'{n}-quality.log'}")
+            if "ladder" in qual and "ffmpeg" in qual:
+                print()
+                for r, lq, fq in zip(ladder.rungs, qual["ladder"], qual["ffmpeg"]):
+                    item = {"rung": f"v{r.index}", "name": r.name, "ladder_psnr_y": lq["psnr_y"], "ffmpeg_psnr_y": fq["psnr_y"],
+                            "ladder_kbps": lq["kbps"], "ffmpeg_kbps": fq["kbps"], "pass": False}  # fmt: skip
+                    if lq["psnr_y"] is not None and fq["psnr_y"] is not None and fq["kbps"]:
+                        item["psnr_delta_db"] = lq["psnr_y"] - fq["psnr_y"]
+                        item["bitrate_delta"] = lq["kbps"] / fq["kbps"] - 1
+                        item["pass"] = item["psnr_delta_db"] >= -0.1 and abs(item["bitrate_delta"]) <= 0.05
+                        print(f"quality parity v{r.index} {r.name}: PSNR within 0.1 dB at bitrates within 5 %: "
+                              f"PSNR-Y {lq['psnr_y']:.2f} vs {fq['psnr_y']:.2f} dB ({item['psnr_delta_db']:+.3f}), "
+                              f"{lq['kbps']:.0f} vs {fq['kbps']:.0f} kbit/s ({100 * item['bitrate_delta']:+.1f} %): "
+                              f"{'PASS' if item['pass'] else 'FAIL'}")  # fmt: skip
+                    else:
+                        print(f"quality parity v{r.index} {r.name}: no measurement: FAIL")
+                    parity.append(item)
+                print("(ladder vs ffmpeg; a higher PSNR passes, a bitrate more than 5 % off either way fails)")
+
+    scaling = duration_scaling(args, ladder_bin, ladder, input_path, src, work) if args.duration_scaling and ladder_ok else None
+    pinned = pinned_shards(args, ladder_bin, ladder, input_path, work) if args.pinned_shards and ladder_ok else None
+
+    # Targets of issue 6, item 2.
+    lm, fm = medians.get("ladder"), medians.get("ffmpeg")
+    targets: list[dict] = []
+
+    def add(name: str, value: float | None, limit: float, text: str, le: bool = True, why: str = "not measured") -> None:
+        ok = None if value is None else (value <= limit if le else value >= limit)
+        targets.append({"target": name, "value": value, "limit": limit, "pass": ok, "shown": text if value is not None else why})
+
+    add("wall <= 0.95 x ffmpeg", lm and fm and lm["wall_s"] / fm["wall_s"], 0.95,
+        lm and fm and f"{lm['wall_s'] / fm['wall_s']:.3f}x ({lm['wall_s']:.2f} / {fm['wall_s']:.2f} s)")
+    add("wall <= 1.04 x lower bound", lm and bsum and lm["wall_s"] / bsum["wall_s"], 1.04,
+        lm and bsum and f"{lm['wall_s'] / bsum['wall_s']:.3f}x ({lm['wall_s']:.2f} / {bsum['wall_s']:.2f} s)")
+    add("CPU <= 1.0 x lower bound CPU", lm and bsum and lm["cpu_s"] / bsum["cpu_s"], 1.0,
+        lm and bsum and f"{lm['cpu_s'] / bsum['cpu_s']:.3f}x ({lm['cpu_s']:.2f} / {bsum['cpu_s']:.2f} s)")
+    add("peak RSS <= 350 MiB", lm and lm["max_rss_mib"], 350, lm and f"{lm['max_rss_mib']:.1f} MiB")
+    npass = sum(p["pass"] for p in parity)
+    add("quality parity (every rung)", float(npass) if parity else None, len(parity),
+        f"{npass}/{len(parity)} rungs", le=False, why="not measured (needs ladder, ffmpeg and quality)")
+    sc = scaling if scaling and "wall_ratio" in scaling else None
+    add("2 x duration -> <= 2.05 x wall", sc and sc["wall_ratio"], 2.05,
+        sc and f"{sc['wall_ratio']:.3f}x", why="not measured (--duration-scaling)")
+    add("memory flat in duration (<= 1.10 x)", sc and sc["rss_ratio"], 1.10,
+        sc and f"{sc['rss_ratio']:.2f}x ({sc['medians']['1x']['max_rss_mib']:.1f} -> {sc['medians']['2x']['max_rss_mib']:.1f} MiB)",
+        why="not measured (--duration-scaling)")  # fmt: skip
+    pn = pinned if pinned and "speedup" in pinned else None
+    add("2 pinned shards >= 1.9 x 1 pinned process", pn and pn["speedup"], 1.9,
+        pn and f"{pn['speedup']:.2f}x ({pn['single_wall_s']:.2f} / {pn['pair_wall_s']:.2f} s)", le=False,
+        why="not measured (--pinned-shards)")  # fmt: skip
+    print("\ntargets (issue 6):")
+    print(table([["target", "measured", "result"]] + [target_line(t["target"], t["shown"], t["pass"]) for t in targets], right={2}))
 
     if args.json:
         doc = {
@@ -669,8 +1094,13 @@ def main() -> int:
             "commands": commands,
             "runs": {n: [dataclasses.asdict(r) for r in rs] for n, rs in results.items()},
             "medians": medians,
+            "lower_bound": bsum if bsum else ({"error": bound.failed} if bound else None),
             "ratios": ratios,
             "quality": qual,
+            "quality_parity": parity,
+            "duration_scaling": scaling,
+            "pinned_shards": pinned,
+            "targets": targets,
             "skipped": skipped,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
