@@ -323,12 +323,12 @@ class RunResult:
     max_rss_mib: float
 
 
-def measure(cmd: list[str], cwd: Path, stdout: Path, stderr: Path) -> RunResult:
+def measure(cmd: list[str], cwd: Path, stdout: Path, stderr: Path, env: dict | None = None) -> RunResult:
     """Runs `cmd` as a child and measures it: wall time, and user+sys CPU and peak RSS from
     the child's own rusage (os.wait4), so nothing else on the machine is counted."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
@@ -591,6 +591,63 @@ def duration_scaling(args, ladder_bin: Path, ladder: Ladder, input_path: Path, s
     return doc
 
 
+def s3_vs_local(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work: Path) -> dict:
+    """`ladder run` local -> local against S3 -> S3 through a local S3 protocol server
+    (examples/s3_server.rs: s3s + s3s-fs over a folder, SigV4), alternating, --runs times
+    each. Both read and write the same disk, so the ratio is the cost of the S3 path itself:
+    the ranged fetch, checksummed PUTs, HTTP and signing (issue 4's target: <= 1.05 x)."""
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    build = ["cargo", "build", "--release", "--locked", "--example", "s3_server"]
+    log(f"bench: building the S3 server (once): {shlex.join(build)}")
+    run_quiet(build, cwd=REPO)
+    server_bin = target_dir / "release" / "examples" / "s3_server"
+    root = work / "s3-root"
+    (root / "media").mkdir(parents=True, exist_ok=True)
+    (root / "ladder").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO / input_path, root / "media" / "input.mp4")
+    server = subprocess.Popen([str(server_bin), str(root), "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        ready = (server.stdout.readline() if server.stdout else "").split()
+        if len(ready) != 4 or ready[0] != "ready":
+            return {"error": f"the S3 server did not start ({ready})"}
+        endpoint, key, secret = ready[1:]
+        env = os.environ | {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+                            "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
+                            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}  # fmt: skip
+        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+        res: dict[str, list[RunResult]] = {"local": [], "s3": []}
+        print(f"\nS3 vs local: {input_path}; S3 server {endpoint} over {root}")
+        for i in range(1, args.runs + 1):
+            s3_cmd = [str(ladder_bin), "run", "s3://media/input.mp4", "--out", f"s3://ladder/run-{i}", "--preset",
+                      ladder.preset, "--json", "--s3-endpoint", endpoint, *jobs]  # fmt: skip
+            runs = (("local", ladder_run_cmd(ladder_bin, input_path, work / f"s3cmp-local-{i}", ladder.preset, *jobs)),
+                    ("s3", s3_cmd))  # fmt: skip
+            for tag, cmd in runs:
+                r = measure(cmd, REPO, work / f"s3cmp-{tag}-{i}.stdout", work / f"s3cmp-{tag}-{i}.stderr", env=env)
+                r.run = i
+                res[tag].append(r)
+                print(f"run {i}/{args.runs} ladder {tag:5}  wall {r.wall_s:7.2f} s  cpu {r.cpu_s:7.2f} s  "
+                      f"peak RSS {r.max_rss_mib:7.1f} MiB  {'ok' if r.exit_code == 0 else f'FAILED (exit {r.exit_code})'}", flush=True)  # fmt: skip
+            if not args.keep:
+                shutil.rmtree(work / f"s3cmp-local-{i}", ignore_errors=True)
+                shutil.rmtree(root / "ladder" / f"run-{i}", ignore_errors=True)
+    finally:
+        server.terminate()
+        server.wait()
+    doc: dict = {"endpoint": endpoint, "runs": {t: [dataclasses.asdict(r) for r in rs] for t, rs in res.items()}}
+    ok = {t: [r for r in rs if r.exit_code == 0] for t, rs in res.items()}
+    if not ok["local"] or not ok["s3"]:
+        doc["error"] = "a run failed"
+        print("S3 vs local: a run failed, no ratio")
+        return doc
+    m = {t: {k: med(rs, k) for k in ("wall_s", "cpu_s", "max_rss_mib")} for t, rs in ok.items()}
+    doc |= {"medians": m, "wall_ratio": m["s3"]["wall_s"] / m["local"]["wall_s"],
+            "cpu_ratio": m["s3"]["cpu_s"] / m["local"]["cpu_s"]}  # fmt: skip
+    print(f"S3 vs local (medians): wall {m['s3']['wall_s']:.2f} / {m['local']['wall_s']:.2f} s = {doc['wall_ratio']:.3f}x "
+          f"(target <= 1.05), CPU {doc['cpu_ratio']:.3f}x, peak RSS {m['local']['max_rss_mib']:.1f} -> {m['s3']['max_rss_mib']:.1f} MiB")  # fmt: skip
+    return doc
+
+
 def pinned_shards(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work: Path) -> dict:
     """One `ladder run --jobs 1` pinned to one CPU, against two processes at once, each pinned to
     a CPU of its own and doing one shard of two (`--shard i/2 --jobs 1`) into the same fresh
@@ -824,6 +881,8 @@ def main() -> int:
                     help="also run ladder on the input and on one twice as long (--runs each): time ratio, peak RSS")
     ap.add_argument("--pinned-shards", action="store_true",
                     help="also compare one `ladder run --jobs 1` pinned to a CPU with two shards pinned to one CPU each")
+    ap.add_argument("--s3", action="store_true",
+                    help="also compare S3 -> S3 (a local S3 protocol server, examples/s3_server.rs) with local -> local")
     ap.add_argument("--keep", action="store_true", help="keep every output (under target/bench/runs-<time>)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     args = ap.parse_args()
@@ -860,7 +919,7 @@ def main() -> int:
         else:
             active.append(c)
     ladder_ok = ladder_contender(ladder_bin, ladder, input_path, args.jobs).unavailable() is None
-    modes = (args.duration_scaling or args.pinned_shards) and ladder_ok
+    modes = (args.duration_scaling or args.pinned_shards or args.s3) and ladder_ok
     if not active and not use_bound and not modes:
         die("nothing to run")
 
@@ -1054,6 +1113,7 @@ def main() -> int:
 
     scaling = duration_scaling(args, ladder_bin, ladder, input_path, src, work) if args.duration_scaling and ladder_ok else None
     pinned = pinned_shards(args, ladder_bin, ladder, input_path, work) if args.pinned_shards and ladder_ok else None
+    s3 = s3_vs_local(args, ladder_bin, ladder, input_path, work) if args.s3 and ladder_ok else None
 
     # Targets of issue 6, item 2.
     lm, fm = medians.get("ladder"), medians.get("ffmpeg")
@@ -1083,7 +1143,10 @@ def main() -> int:
     add("2 pinned shards >= 1.9 x 1 pinned process", pn and pn["speedup"], 1.9,
         pn and f"{pn['speedup']:.2f}x ({pn['single_wall_s']:.2f} / {pn['pair_wall_s']:.2f} s)", le=False,
         why="not measured (--pinned-shards)")  # fmt: skip
-    print("\ntargets (issue 6):")
+    s3m = s3 if s3 and "wall_ratio" in s3 else None
+    add("S3 -> S3 <= 1.05 x local -> local (issue 4)", s3m and s3m["wall_ratio"], 1.05,
+        s3m and f"{s3m['wall_ratio']:.3f}x", why="not measured (--s3)")
+    print("\ntargets (issue 6; the last one is issue 4's):")
     print(table([["target", "measured", "result"]] + [target_line(t["target"], t["shown"], t["pass"]) for t in targets], right={2}))
 
     if args.json:
@@ -1100,6 +1163,7 @@ def main() -> int:
             "quality_parity": parity,
             "duration_scaling": scaling,
             "pinned_shards": pinned,
+            "s3_vs_local": s3,
             "targets": targets,
             "skipped": skipped,
         }
