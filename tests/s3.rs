@@ -386,7 +386,7 @@ fn a_run_killed_mid_way_is_finished_by_a_rerun_that_redoes_only_the_missing_chun
 
 #[test]
 fn two_shards_as_two_processes_publish_what_one_run_does() {
-    let (server, _) = server_with_clean_run();
+    let (server, input_sha) = server_with_clean_run();
     let shards: Vec<_> =
         ["0/2", "1/2"].iter().map(|s| spawn_ladder(&server, "sharded", &[("LADDER_SHARD", s)])).collect();
     let summaries: Vec<serde_json::Value> = shards
@@ -401,6 +401,7 @@ fn two_shards_as_two_processes_publish_what_one_run_does() {
     assert_eq!(summaries[1]["chunks_encoded"], serde_json::json!([1, 3, 5, 7, 9]));
     assert!(summaries.iter().any(|s| s["published"].is_string()), "{summaries:?}");
     assert_eq!(playlists(&server, "sharded"), playlists(&server, "clean"));
+    assert_eq!(common::s3::sha256_hex(&server.read(INPUT_BUCKET, "long.mp4").unwrap()), input_sha);
 }
 
 /// The storage layer directly: settings the CLI does not expose small enough for a test.
