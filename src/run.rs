@@ -318,7 +318,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     stages.push(Stage::since("encode", encode_started));
     encoded.sort_unstable();
     if let Some(e) = first_error {
-        return Err(e);
+        // A chunk that stopped for a signal says only that; the run's message says what next.
+        return Err(if e.outcome() == crate::exit::Outcome::Interrupted { RunError::Interrupted } else { e });
     }
     if cancel.load(Ordering::Relaxed) {
         return Err(RunError::Interrupted);
