@@ -36,6 +36,8 @@ pub enum ChunkError {
     Thumbnail { chunk: u32, source: thumbs::ThumbError },
     #[error("chunk {chunk}, rung v{rung}: measuring quality: {source}")]
     Quality { chunk: u32, rung: usize, source: QualityCheckError },
+    #[error("chunk {chunk}: starting a rung's thread: {source}")]
+    Thread { chunk: u32, source: std::io::Error },
     #[error("chunk {0}: a rung stopped taking frames")]
     RungStopped(u32),
     #[error("chunk {0}: a rung's thread panicked")]
@@ -304,7 +306,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
             .into_iter()
             .map(|h| match h {
                 Ok(handle) => handle.join().unwrap_or(Err(ChunkError::RungPanicked(c))),
-                Err(source) => Err(ChunkError::Scratch { chunk: c, path: "a rung thread".into(), source }),
+                Err(source) => Err(ChunkError::Thread { chunk: c, source }),
             })
             .collect();
         (decoded, rungs)
