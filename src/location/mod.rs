@@ -48,8 +48,6 @@ impl fmt::Display for Location {
 pub enum StorageError {
     #[error("{0:?} is not a location: use a local path or s3://bucket/prefix")]
     BadLocation(String),
-    #[error("{0}: S3 locations are not supported by this build yet; use a local path")]
-    Unsupported(String),
     #[error("{location}: {action} {key}: {source}")]
     Io { location: String, action: &'static str, key: String, source: std::io::Error },
     /// The deployment is wrong (credentials, permissions, bucket name, region, endpoint):
@@ -68,7 +66,7 @@ pub enum StorageError {
 impl StorageError {
     /// Whether the call or the deployment is wrong (exit 2) rather than retrying helping.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::BadLocation(_) | Self::Unsupported(_) | Self::Config { .. })
+        matches!(self, Self::BadLocation(_) | Self::Config { .. })
     }
 
     /// Whether the input itself is missing (exit 3: do not retry).
@@ -139,14 +137,6 @@ pub fn open_output(location: &Location, config: &StorageConfig) -> Result<Box<dy
     match location {
         Location::Local(root) => Ok(Box::new(LocalOutput { root: root.clone() })),
         Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Output::open(bucket, prefix, config)?)),
-    }
-}
-
-/// The input as a local file ladder can open.
-pub fn local_input(location: &Location) -> Result<&Path, StorageError> {
-    match location {
-        Location::Local(path) => Ok(path),
-        Location::S3 { .. } => Err(StorageError::Unsupported(location.to_string())),
     }
 }
 
