@@ -251,6 +251,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
             // The audio is a small, serial task: on its own thread it never holds up a chunk.
             let tx = tx.clone();
             s.spawn(move || {
+                crate::pipeline::give_way();
                 let t = Instant::now();
                 let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
                 // Segments go to the storing thread as they are cut; a closed channel means

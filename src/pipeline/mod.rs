@@ -9,6 +9,22 @@ use std::path::Path;
 
 use ffmpeg_next as ff;
 
+/// Lowers the calling thread's scheduling priority (nice +10, Linux only): for work that
+/// is not on a chunk's critical path, the smaller rungs and the audio. A fair scheduler
+/// otherwise shares the CPUs equally between every runnable thread, so the largest rung
+/// (half the encoding on a typical ladder, on one thread) waits while the others run
+/// ahead, and at the end runs alone on one CPU. With it, the other threads fill the CPU
+/// time the largest rung leaves; on the 60 s bench the wall time dropped from ~30.6 s to
+/// ~28.2 s for the same CPU time. Output bytes do not depend on it.
+pub fn give_way() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: nice(2) only changes the calling thread's priority (Linux threads are tasks);
+    // a failure (e.g. a seccomp filter) leaves it as it was, which is harmless.
+    unsafe {
+        libc::nice(10);
+    }
+}
+
 /// One segment of one track, ready to store as `<track>/seg_<index>.m4s`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSegment {

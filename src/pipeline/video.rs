@@ -341,6 +341,11 @@ impl RungJob<'_> {
         done: &AtomicU64,
     ) -> Result<RungChunk, ChunkError> {
         let (plan, chunk) = (self.job.plan, self.chunk);
+        // The rung with the most pixels is the chunk's critical path: the others (and the
+        // decoder's spare time) fit around it, so they give way to it on a busy CPU.
+        if plan.rungs.iter().any(|r| r.width * r.height > rung.width * rung.height) {
+            super::give_way();
+        }
         let mut pipeline = self.open(rung)?;
         for (frame, local) in frames {
             feed_rung(&mut pipeline, &frame, local, chunk, plan, self.ticks_per_frame)?;
