@@ -19,7 +19,7 @@ use crate::package::track::{ByteRange, SegmentSummary};
 use crate::pipeline::EncodedSegment;
 use crate::pipeline::audio::{self, AudioError, AudioTrack};
 use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
-use crate::plan::{Plan, PlanError};
+use crate::plan::{Chunk, Plan, PlanError};
 use crate::preset::Preset;
 use crate::probe::{Limits, ProbeError};
 use crate::progress::{Progress, ProgressMode};
@@ -50,8 +50,9 @@ pub struct RunRequest {
     pub storage: StorageConfig,
 }
 
-/// A share of a plan's chunks: chunk `c` belongs to shard `c % count`, the audio to shard
-/// 0. Any shard that finds every record present assembles and publishes.
+/// A share of a plan's chunks: chunk `c` belongs to shard `c % count`, the audio to the
+/// shard with the fewest frames ([`Shard::owns_audio`]). Any shard that finds every record
+/// present assembles and publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u32,
@@ -80,8 +81,15 @@ impl Shard {
         chunk % self.count == self.index
     }
 
-    pub fn owns_audio(self) -> bool {
-        self.index == 0
+    /// The audio goes to the shard with the fewest video frames to encode (on a tie, the
+    /// last of them: it owns the last chunk, usually the shortest), so that shards finish
+    /// together.
+    pub fn owns_audio(self, chunks: &[Chunk]) -> bool {
+        let frames = |shard: u32| -> u64 {
+            chunks.iter().filter(|c| c.index % self.count == shard).map(|c| c.end_frame - c.start_frame).sum()
+        };
+        let lightest = (0..self.count).rev().min_by_key(|&s| frames(s)).unwrap_or(0);
+        self.index == lightest
     }
 }
 
@@ -192,7 +200,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let audio_unfinished = plan.audio.is_some() && audio_record.is_none();
     let pending: Vec<&crate::plan::Chunk> =
         plan.chunks.iter().filter(|c| !records.contains_key(&c.index) && req.shard.owns_chunk(c.index)).collect();
-    let audio_pending = audio_unfinished && req.shard.owns_audio();
+    let audio_pending = audio_unfinished && req.shard.owns_audio(&plan.chunks);
     let reused: Vec<u32> = records.keys().copied().collect();
     if unfinished || audio_unfinished {
         // Whatever was published before (another plan, or files since lost) is not complete now.
@@ -576,5 +584,47 @@ impl Scratch {
             Self::Given(p) => p,
             Self::Temporary(t) => t.path(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(lengths: &[u64]) -> Vec<Chunk> {
+        let mut start = 0;
+        (0..lengths.len() as u32)
+            .map(|index| {
+                let c = Chunk {
+                    index,
+                    first_segment: index,
+                    end_segment: index + 1,
+                    start_frame: start,
+                    end_frame: start + lengths[index as usize],
+                };
+                start = c.end_frame;
+                c
+            })
+            .collect()
+    }
+
+    fn audio_owner(count: u32, lengths: &[u64]) -> Vec<u32> {
+        let chunks = chunks(lengths);
+        (0..count).filter(|&index| Shard { index, count }.owns_audio(&chunks)).collect()
+    }
+
+    #[test]
+    fn exactly_one_shard_owns_the_audio_the_one_with_the_fewest_frames() {
+        assert_eq!(audio_owner(1, &[750, 750]), [0]);
+        // Equal shares: the last shard.
+        assert_eq!(audio_owner(2, &[750, 750]), [1]);
+        // Shard 0 has chunks 0 and 2, shard 1 only chunk 1.
+        assert_eq!(audio_owner(2, &[750, 750, 100]), [1]);
+        // Three shards: shard 0 has two chunks, 1 and 2 one each; the last of those.
+        assert_eq!(audio_owner(3, &[750, 750, 750, 750]), [2]);
+        assert_eq!(audio_owner(3, &[750, 750, 750, 750, 750, 100]), [2]);
+        assert_eq!(audio_owner(3, &[750, 750, 750, 750, 750, 750, 10]), [2]);
+        // More shards than chunks: an idle shard takes it.
+        assert_eq!(audio_owner(4, &[750, 750]), [3]);
     }
 }
