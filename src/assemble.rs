@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::location::{Output, StorageError};
+use crate::location::{self, Output, StorageError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::plan::Plan;
@@ -84,20 +84,23 @@ pub fn assemble(
     };
 
     let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if hls_on {
         for track in video.iter().chain(&audio) {
-            out.put(&format!("{}/index.m3u8", track.dir), hls::media_playlist(track).as_bytes())?;
+            files.push((format!("{}/index.m3u8", track.dir), hls::media_playlist(track).into_bytes()));
             if matches!(track.kind, TrackKind::Video { .. }) {
-                out.put(&format!("{}/iframes.m3u8", track.dir), hls::iframe_playlist(track).as_bytes())?;
+                files.push((format!("{}/iframes.m3u8", track.dir), hls::iframe_playlist(track).into_bytes()));
             }
         }
         if dash_on {
-            out.put("manifest.mpd", dash::mpd(&video, audio.as_ref(), plan.duration_seconds).as_bytes())?;
+            files.push(("manifest.mpd".into(), dash::mpd(&video, audio.as_ref(), plan.duration_seconds).into_bytes()));
         }
     }
     if plan.thumbnails.is_some() {
-        assemble_thumbnails(out, plan, records)?;
+        files.extend(thumbnail_files(out, plan, records)?);
     }
+    let stored: Vec<(String, &[u8])> = files.iter().map(|(key, bytes)| (key.clone(), bytes.as_slice())).collect();
+    location::put_all(out, &stored)?;
     let encoder_version = match video.first() {
         Some(v) => out.get(&format!("{}/seg_0.m4s", v.dir))?.and_then(|bytes| encoder_version(&bytes)),
         None => None,
@@ -166,36 +169,35 @@ fn summarise(dir: &str, kind: TrackKind, parts: &[&TrackRecord], plan: &Plan) ->
     })
 }
 
-/// Sprites from the stored stills, their WebVTT index, and the poster.
-fn assemble_thumbnails(
+/// Sprites from the stored stills, their WebVTT index, and the poster, to store.
+fn thumbnail_files(
     out: &dyn Output,
     plan: &Plan,
     records: &BTreeMap<u32, ChunkRecord>,
-) -> Result<(), AssembleError> {
+) -> Result<Vec<(String, Vec<u8>)>, AssembleError> {
     let t = plan.thumbnails.as_ref().expect("called only when the plan has thumbnails");
-    let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
-    let mut stills = Vec::with_capacity(t.still_frames.len());
-    for n in 0..t.still_frames.len() {
-        let key = still_key(n);
-        let bytes = out.get(&key)?.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?;
-        stills.push(bytes);
+    let poster = choose_poster(records.values().flat_map(|r| &r.posters))
+        .ok_or_else(|| AssembleError::Inconsistent("no chunk kept a poster candidate".into()))?;
+    // The stills, then the chosen poster candidate.
+    let keys: Vec<String> = (0..t.still_frames.len()).map(still_key).chain([poster.file.key.clone()]).collect();
+    let mut stills = Vec::with_capacity(keys.len());
+    for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
+        stills.push(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
     }
+    let poster = stills.pop().expect("the poster's key is the last");
+
+    let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
+    let mut files = Vec::new();
     for (k, tiles) in stills.chunks(per_sprite).enumerate() {
         let sprite = thumbs::compose_sprite(tiles, t.sprite_columns, t.sprite_rows, t.width, t.height)?;
-        out.put(&format!("thumbs/sprite_{k}.jpg"), &sprite)?;
+        files.push((format!("thumbs/sprite_{k}.jpg"), sprite));
     }
     let fps = plan.fps.as_f64();
     let seconds: Vec<f64> = t.still_frames.iter().map(|&f| f as f64 / fps).collect();
     let vtt = thumbs::thumbs_vtt(&seconds, plan.duration_seconds, t.sprite_columns, t.sprite_rows, t.width, t.height);
-    out.put("thumbs/thumbs.vtt", vtt.as_bytes())?;
-
-    let poster = choose_poster(records.values().flat_map(|r| &r.posters))
-        .ok_or_else(|| AssembleError::Inconsistent("no chunk kept a poster candidate".into()))?;
-    let bytes = out
-        .get(&poster.file.key)?
-        .ok_or_else(|| AssembleError::Inconsistent(format!("{} is missing", poster.file.key)))?;
-    out.put("thumbs/poster.jpg", &bytes)?;
-    Ok(())
+    files.push(("thumbs/thumbs.vtt".into(), vtt.into_bytes()));
+    files.push(("thumbs/poster.jpg".into(), poster));
+    Ok(files)
 }
 
 /// The earliest worthy candidate (chunks only keep candidates from the search start on),

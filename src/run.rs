@@ -434,8 +434,9 @@ fn store_chunk(
     took: Duration,
 ) -> Result<ChunkRecord, RunError> {
     let (_, ticks_per_frame) = video::timescale_for(plan);
+    let mut files: Vec<(String, &[u8])> = Vec::new();
     let mut tracks = Vec::new();
-    for rung in output.rungs {
+    for rung in &output.rungs {
         if rung.delay_frames != delay {
             return Err(RunError::Inconsistent(format!(
                 "chunk {chunk}, rung v{}: the encoder delays presentation by {} frames, not {delay} like the others",
@@ -445,30 +446,34 @@ fn store_chunk(
         let dir = format!("v{}", rung.rung);
         let codec = cmaf::codec_string(&rung.init, 0..rung.init.len())
             .map_err(|e| RunError::Inconsistent(format!("chunk {chunk}, {dir}: {e}")))?;
-        let (init, segments) = store_track(out, &dir, &rung.init, &rung.segments)?;
+        // Every chunk's init segment is the same; rewriting it is as cheap as checking it.
+        let init = FileRecord::of(format!("{dir}/init.mp4"), &rung.init);
+        files.push((init.key.clone(), &rung.init));
+        files.extend(rung.segments.iter().map(|s| (segment_key(&dir, s), s.bytes.as_slice())));
         tracks.push(TrackRecord {
-            dir,
             codec,
             timescale: rung.timescale,
             presentation_offset: u64::from(delay) * u64::from(ticks_per_frame),
             init,
-            segments,
+            segments: rung.segments.iter().map(segment_record).collect(),
             quality: rung.quality,
+            dir,
         });
     }
     let mut stills = Vec::with_capacity(output.stills.len());
     for (n, jpeg) in &output.stills {
-        let key = assemble::still_key(*n);
-        out.put(&key, jpeg)?;
-        stills.push(FileRecord::of(key, jpeg));
+        let record = FileRecord::of(assemble::still_key(*n), jpeg);
+        files.push((record.key.clone(), jpeg));
+        stills.push(record);
     }
     let mut posters = Vec::with_capacity(output.posters.len());
     for p in &output.posters {
         // Candidates stay out of the published tree; assembly copies the chosen one.
-        let key = format!(".ladder/posters/{}.jpg", p.frame);
-        out.put(&key, &p.jpeg)?;
-        posters.push(PosterRecord { frame: p.frame, worthy: p.worthy, file: FileRecord::of(key, &p.jpeg) });
+        let file = FileRecord::of(format!(".ladder/posters/{}.jpg", p.frame), &p.jpeg);
+        files.push((file.key.clone(), &p.jpeg));
+        posters.push(PosterRecord { frame: p.frame, worthy: p.worthy, file });
     }
+    location::put_all(out, &files)?;
     let record = ChunkRecord {
         version: record::RECORD_VERSION,
         plan_id: plan_id.to_owned(),
@@ -517,28 +522,23 @@ fn store_audio(
 }
 
 /// Stores a track's init segment (once: it is the same in every chunk) and segments.
-fn store_track(
-    out: &dyn Output,
-    dir: &str,
-    init: &[u8],
-    segments: &[EncodedSegment],
-) -> Result<(FileRecord, Vec<SegmentRecord>), RunError> {
-    let init = store_init(out, dir, init)?;
-    let stored = segments.iter().map(|s| store_segment(out, dir, s)).collect::<Result<_, _>>()?;
-    Ok((init, stored))
-}
-
 fn store_init(out: &dyn Output, dir: &str, init: &[u8]) -> Result<FileRecord, RunError> {
     let key = format!("{dir}/init.mp4");
-    if out.size(&key)? != Some(init.len() as u64) {
-        out.put(&key, init)?;
-    }
+    out.put(&key, init)?;
     Ok(FileRecord::of(key, init))
 }
 
+fn segment_key(dir: &str, s: &EncodedSegment) -> String {
+    format!("{dir}/seg_{}.m4s", s.index)
+}
+
 fn store_segment(out: &dyn Output, dir: &str, s: &EncodedSegment) -> Result<SegmentRecord, RunError> {
-    out.put(&format!("{dir}/seg_{}.m4s", s.index), &s.bytes)?;
-    Ok(SegmentRecord {
+    out.put(&segment_key(dir, s), &s.bytes)?;
+    Ok(segment_record(s))
+}
+
+fn segment_record(s: &EncodedSegment) -> SegmentRecord {
+    SegmentRecord {
         summary: SegmentSummary {
             index: s.index,
             decode_time: s.decode_time,
@@ -552,7 +552,7 @@ fn store_segment(out: &dyn Output, dir: &str, s: &EncodedSegment) -> Result<Segm
             key_frame_times: s.key_frame_times.clone(),
         },
         sha256: record::sha256_hex(&s.bytes),
-    })
+    }
 }
 
 /// The scratch folder: the one asked for, or a temporary one removed afterwards.

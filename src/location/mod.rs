@@ -131,6 +131,56 @@ pub trait Output: Send + Sync {
     fn describe(&self) -> String;
 }
 
+/// Requests in flight at once when a run stores or reads a batch of files. One at a time
+/// leaves the connection idle while the server writes each object: storing a 60 s ladder's
+/// last chunk and its assembly (~40 objects) took ~0.8 s more to S3 than to a local folder.
+pub const BATCH_CONCURRENCY: usize = 8;
+
+/// Stores every `(key, bytes)`, [`BATCH_CONCURRENCY`] at a time. After a failure no new
+/// request starts; the first error is returned once those in flight end.
+pub fn put_all(out: &dyn Output, files: &[(String, &[u8])]) -> Result<(), StorageError> {
+    each_concurrently(files, |(key, bytes)| out.put(key, bytes)).map(drop)
+}
+
+/// Reads every key, [`BATCH_CONCURRENCY`] at a time, in the order given.
+pub fn get_all(out: &dyn Output, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    each_concurrently(keys, |key| out.get(key))
+}
+
+fn each_concurrently<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let workers = BATCH_CONCURRENCY.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, Result<R, E>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { return done };
+                        let result = f(item);
+                        if result.is_err() {
+                            next.store(items.len(), Ordering::Relaxed);
+                        }
+                        done.push((i, result));
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    let mut results: Vec<(usize, Result<R, E>)> = done.into_iter().flatten().collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Opens the output for a location. For S3 this checks at once that the bucket exists
 /// and the credentials are accepted, so a misconfigured job fails before encoding.
 pub fn open_output(location: &Location, config: &StorageConfig) -> Result<Box<dyn Output>, StorageError> {
