@@ -129,30 +129,30 @@ pub trait Output: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
     /// Where this is, for messages.
     fn describe(&self) -> String;
+    /// Requests worth having in flight at once for a batch of files ([`put_all`], [`get_all`]).
+    fn batch_requests(&self) -> usize {
+        1
+    }
 }
 
-/// Requests in flight at once when a run stores or reads a batch of files. One at a time
-/// leaves the connection idle while the server writes each object: storing a 60 s ladder's
-/// last chunk and its assembly (~40 objects) took ~0.8 s more to S3 than to a local folder.
-pub const BATCH_CONCURRENCY: usize = 8;
-
-/// Stores every `(key, bytes)`, [`BATCH_CONCURRENCY`] at a time. After a failure no new
-/// request starts; the first error is returned once those in flight end.
+/// Stores every `(key, bytes)`, [`Output::batch_requests`] at a time. After a failure no
+/// new request starts; the first error is returned once those in flight end.
 pub fn put_all(out: &dyn Output, files: &[(String, &[u8])]) -> Result<(), StorageError> {
-    each_concurrently(files, |(key, bytes)| out.put(key, bytes)).map(drop)
+    each_concurrently(out.batch_requests(), files, |(key, bytes)| out.put(key, bytes)).map(drop)
 }
 
-/// Reads every key, [`BATCH_CONCURRENCY`] at a time, in the order given.
+/// Reads every key, [`Output::batch_requests`] at a time, in the order given.
 pub fn get_all(out: &dyn Output, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-    each_concurrently(keys, |key| out.get(key))
+    each_concurrently(out.batch_requests(), keys, |key| out.get(key))
 }
 
 fn each_concurrently<T: Sync, R: Send, E: Send>(
+    workers: usize,
     items: &[T],
     f: impl Fn(&T) -> Result<R, E> + Sync,
 ) -> Result<Vec<R>, E> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let workers = BATCH_CONCURRENCY.min(items.len());
+    let workers = workers.min(items.len());
     if workers <= 1 {
         return items.iter().map(f).collect();
     }

@@ -434,6 +434,14 @@ impl S3Output {
 }
 
 impl Output for S3Output {
+    /// One request at a time leaves the connection idle while the server writes each object:
+    /// storing a 60 s ladder's last chunk and its assembly (~40 objects) took ~0.8 s more than
+    /// to a local folder. (Locally, parallel writes gain nothing and their threads' malloc
+    /// arenas cost ~60 MB of peak RSS.)
+    fn batch_requests(&self) -> usize {
+        8
+    }
+
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
         let full = join(&self.prefix, key);
         self.s3.runtime.block_on(async {
