@@ -81,13 +81,12 @@ impl Shard {
         chunk % self.count == self.index
     }
 
-    /// The audio goes to the shard with the fewest video frames to encode (on a tie, the
-    /// last of them: it owns the last chunk, usually the shortest), so that shards finish
-    /// together.
-    pub fn owns_audio(self, chunks: &[Chunk]) -> bool {
-        let frames = |shard: u32| -> u64 {
-            chunks.iter().filter(|c| c.index % self.count == shard).map(|c| c.end_frame - c.start_frame).sum()
-        };
+    /// The audio goes to the shard with the fewest video frames to encode, `encoded(chunk)`
+    /// each (on a tie, the last of them: it owns the last chunk, usually the shortest), so
+    /// that shards finish together.
+    pub fn owns_audio(self, chunks: &[Chunk], encoded: impl Fn(&Chunk) -> u64) -> bool {
+        let frames =
+            |shard: u32| -> u64 { chunks.iter().filter(|c| c.index % self.count == shard).map(&encoded).sum() };
         let lightest = (0..self.count).rev().min_by_key(|&s| frames(s)).unwrap_or(0);
         self.index == lightest
     }
@@ -200,7 +199,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let audio_unfinished = plan.audio.is_some() && audio_record.is_none();
     let pending: Vec<&crate::plan::Chunk> =
         plan.chunks.iter().filter(|c| !records.contains_key(&c.index) && req.shard.owns_chunk(c.index)).collect();
-    let audio_pending = audio_unfinished && req.shard.owns_audio(&plan.chunks);
+    let audio_pending = audio_unfinished && req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(&plan, c));
     let reused: Vec<u32> = records.keys().copied().collect();
     if unfinished || audio_unfinished {
         // Whatever was published before (another plan, or files since lost) is not complete now.
@@ -610,7 +609,8 @@ mod tests {
 
     fn audio_owner(count: u32, lengths: &[u64]) -> Vec<u32> {
         let chunks = chunks(lengths);
-        (0..count).filter(|&index| Shard { index, count }.owns_audio(&chunks)).collect()
+        let encoded = |c: &Chunk| c.end_frame - c.start_frame;
+        (0..count).filter(|&index| Shard { index, count }.owns_audio(&chunks, encoded)).collect()
     }
 
     #[test]
@@ -626,5 +626,10 @@ mod tests {
         assert_eq!(audio_owner(3, &[750, 750, 750, 750, 750, 750, 10]), [2]);
         // More shards than chunks: an idle shard takes it.
         assert_eq!(audio_owner(4, &[750, 750]), [3]);
+        // What a chunk costs counts, e.g. a warm-up before every chunk but the first.
+        let chunks = chunks(&[750, 750]);
+        let warmed = |c: &Chunk| c.end_frame - c.start_frame + if c.start_frame > 0 { 25 } else { 0 };
+        assert!(Shard { index: 0, count: 2 }.owns_audio(&chunks, warmed));
+        assert!(!Shard { index: 1, count: 2 }.owns_audio(&chunks, warmed));
     }
 }

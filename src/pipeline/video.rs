@@ -342,6 +342,11 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
 }
 
+/// Frames a chunk's encoders are given: its own and its warm-up.
+pub fn frames_encoded(plan: &Plan, chunk: &Chunk) -> u64 {
+    chunk.end_frame - chunk.start_frame + warmup_frames(plan, chunk)
+}
+
 /// One decode of (part of) a chunk: its output frames `slots`, handed to the rungs as
 /// local frame `slot - start - shift` (negative: warm-up).
 struct Pass {
