@@ -99,8 +99,7 @@ pub fn assemble(
     if plan.thumbnails.is_some() {
         files.extend(thumbnail_files(out, plan, records)?);
     }
-    let stored: Vec<(String, &[u8])> = files.iter().map(|(key, bytes)| (key.clone(), bytes.as_slice())).collect();
-    location::put_all(out, &stored)?;
+    location::put_all(out, &files)?;
     let encoder_version = match video.first() {
         Some(v) => out.get(&format!("{}/seg_0.m4s", v.dir))?.and_then(|bytes| encoder_version(&bytes)),
         None => None,

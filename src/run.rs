@@ -520,7 +520,7 @@ fn store_audio(
     Ok(record)
 }
 
-/// Stores a track's init segment (once: it is the same in every chunk) and segments.
+/// Stores the audio's init segment.
 fn store_init(out: &dyn Output, dir: &str, init: &[u8]) -> Result<FileRecord, RunError> {
     let key = format!("{dir}/init.mp4");
     out.put(&key, init)?;

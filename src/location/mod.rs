@@ -137,8 +137,8 @@ pub trait Output: Send + Sync {
 
 /// Stores every `(key, bytes)`, [`Output::batch_requests`] at a time. After a failure no
 /// new request starts; the first error is returned once those in flight end.
-pub fn put_all(out: &dyn Output, files: &[(String, &[u8])]) -> Result<(), StorageError> {
-    each_concurrently(out.batch_requests(), files, |(key, bytes)| out.put(key, bytes)).map(drop)
+pub fn put_all<B: AsRef<[u8]> + Sync>(out: &dyn Output, files: &[(String, B)]) -> Result<(), StorageError> {
+    each_concurrently(out.batch_requests(), files, |(key, bytes)| out.put(key, bytes.as_ref())).map(drop)
 }
 
 /// Reads every key, [`Output::batch_requests`] at a time, in the order given.

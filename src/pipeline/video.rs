@@ -293,7 +293,8 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                     picture = picture_filter(plan, &decoder, stream_time_base)
                         .map_err(libav("building the picture filter"))?;
                 }
-                if chunk.start_frame > 0 || n > 0 {
+                // (Only a chunk after the first has a warm-up pass.)
+                if chunk.start_frame > 0 {
                     ictx.seek(seek_to, ..seek_to).map_err(libav("seeking"))?;
                 }
                 let mut slots = Slots::new(pass.slots.clone(), plan.fps.as_f64(), origin, time_base);
