@@ -659,31 +659,71 @@ fn feed_rung(
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
     let source = (frame.format(), frame.width(), frame.height());
-    let stale = r.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source);
-    if stale {
-        let fresh = scaling::Context::get(
-            source.0,
-            source.1,
-            source.2,
-            Pixel::YUV420P,
-            r.width,
-            r.height,
-            scaling::Flags::BICUBIC,
-        )
-        .map_err(libav("creating a scaler"))?;
-        r.scaler = Some(fresh);
-    }
-    let scaler = r.scaler.as_mut().expect("made just above when missing");
-    scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
-    r.scaled.set_pts(Some(local));
+    // Already the rung's picture (the top rung of a ladder as large as the source): the
+    // scaler would only copy it, and the encoder copies it again anyway.
+    let mut shared = if source == (Pixel::YUV420P, r.width, r.height) { picture_of(frame) } else { None };
+    let picture = if let Some(shared) = shared.as_mut() {
+        shared
+    } else {
+        let stale = r.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source);
+        if stale {
+            let fresh = scaling::Context::get(
+                source.0,
+                source.1,
+                source.2,
+                Pixel::YUV420P,
+                r.width,
+                r.height,
+                scaling::Flags::BICUBIC,
+            )
+            .map_err(libav("creating a scaler"))?;
+            r.scaler = Some(fresh);
+        }
+        let scaler = r.scaler.as_mut().expect("made just above when missing");
+        scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
+        &mut r.scaled
+    };
+    picture.set_pts(Some(local));
     // A key frame opens every GOP: the grid is the plan's, not the encoder's.
     let key = local >= 0 && local % i64::from(plan.gop_frames) == 0;
-    r.scaled.set_kind(if key { ff::picture::Type::I } else { ff::picture::Type::None });
+    picture.set_kind(if key { ff::picture::Type::I } else { ff::picture::Type::None });
     if let (Some(check), true) = (r.check.as_mut(), local >= 0) {
-        check.references.push_back(r.scaled.clone());
+        check.references.push_back(picture.clone());
     }
-    r.encoder.send_frame(&r.scaled).map_err(libav("encoding"))?;
+    r.encoder.send_frame(picture).map_err(libav("encoding"))?;
     drain_packets(r, chunk, ticks_per_frame)
+}
+
+/// A new reference to `frame`'s picture and nothing else: none of its side data (captions,
+/// stereo or region hints the encoder would act on) and none of its properties, like a
+/// scaler's output, so a rung's bytes do not depend on whether it was scaled. `None` for a
+/// frame without buffers of its own to share (never from a decoder or a filter graph).
+fn picture_of(frame: &ff::frame::Video) -> Option<ff::frame::Video> {
+    let mut picture = ff::frame::Video::empty();
+    // SAFETY: `picture` is a fresh frame with no buffers; each of `frame`'s buffers gets a
+    // reference of its own, so the planes stay valid as long as `picture` lives, and
+    // `extended_data` points at the frame's own `data` as for any frame of video.
+    unsafe {
+        let (dst, src) = (picture.as_mut_ptr(), frame.as_ptr());
+        if (*src).buf[0].is_null() || !(*src).hw_frames_ctx.is_null() {
+            return None;
+        }
+        (*dst).format = (*src).format;
+        (*dst).width = (*src).width;
+        (*dst).height = (*src).height;
+        for i in 0..(*src).buf.len() {
+            if !(*src).buf[i].is_null() {
+                (*dst).buf[i] = ff::ffi::av_buffer_ref((*src).buf[i]);
+                if (*dst).buf[i].is_null() {
+                    return None;
+                }
+            }
+        }
+        (*dst).data = (*src).data;
+        (*dst).linesize = (*src).linesize;
+        (*dst).extended_data = (*dst).data.as_mut_ptr();
+    }
+    Some(picture)
 }
 
 fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> Result<(), ChunkError> {
@@ -788,4 +828,103 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
     let delay_frames = r.delay.unwrap_or(0).max(0) as u32;
     let quality = r.check.map(|check| check.totals);
     Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picture with a pattern moving with `n`, carrying what a decoder may attach: a
+    /// caption (A53) and colour properties.
+    fn decoded_picture(n: usize) -> ff::frame::Video {
+        let (w, h) = (160, 96);
+        let mut f = ff::frame::Video::new(Pixel::YUV420P, w, h);
+        for plane in 0..3 {
+            let (stride, rows) = (f.stride(plane), f.plane_height(plane) as usize);
+            let data = f.data_mut(plane);
+            for y in 0..rows {
+                for x in 0..stride {
+                    data[y * stride + x] = ((x + 2 * y + 3 * n + 50 * plane) % 251) as u8;
+                }
+            }
+        }
+        f.set_color_range(ff::util::color::Range::JPEG);
+        f.set_color_space(ff::util::color::Space::BT709);
+        let caption = [0xfc, 0x94, 0x20, 0xfc, 0x94, 0xae];
+        // SAFETY: the side data is allocated with `caption.len()` bytes.
+        unsafe {
+            let side = ff::ffi::av_frame_new_side_data(
+                f.as_mut_ptr(),
+                ff::ffi::AVFrameSideDataType::AV_FRAME_DATA_A53_CC,
+                caption.len(),
+            );
+            assert!(!side.is_null());
+            std::ptr::copy_nonoverlapping(caption.as_ptr(), (*side).data, caption.len());
+        }
+        f
+    }
+
+    /// Every packet of 30 pictures, each made by `feed` from the decoded one.
+    fn encode(feed: &mut dyn FnMut(&ff::frame::Video) -> ff::frame::Video) -> Vec<Vec<u8>> {
+        let preset = crate::preset::load_str(crate::preset::builtin_text("small").expect("built in"), "small")
+            .expect("the built-in preset loads");
+        let mut spec =
+            preset.encoder_spec(&preset.rungs[0], crate::rate::FrameRate::new(25, 1).expect("a rate"), 25, 1);
+        (spec.width, spec.height) = (160, 96);
+        let mut encoder = encoder::open_video(&spec).expect("libx264 opens");
+        let mut packets = Vec::new();
+        let mut drain = |encoder: &mut ff::encoder::video::Encoder| {
+            let mut p = ff::Packet::empty();
+            while encoder.receive_packet(&mut p).is_ok() {
+                packets.push(p.data().expect("a packet has data").to_vec());
+            }
+        };
+        for n in 0..30 {
+            let mut picture = feed(&decoded_picture(n));
+            picture.set_pts(Some(n as i64));
+            picture.set_kind(if n % 25 == 0 { ff::picture::Type::I } else { ff::picture::Type::None });
+            encoder.send_frame(&picture).expect("encodes");
+            drain(&mut encoder);
+        }
+        encoder.send_eof().expect("flushes");
+        drain(&mut encoder);
+        packets
+    }
+
+    #[test]
+    fn a_shared_picture_encodes_exactly_like_a_scaled_copy_of_it() {
+        crate::media::init();
+        let shared = encode(&mut |f| picture_of(f).expect("a decoded frame has buffers"));
+        let mut scaler =
+            scaling::Context::get(Pixel::YUV420P, 160, 96, Pixel::YUV420P, 160, 96, scaling::Flags::BICUBIC)
+                .expect("a scaler");
+        let scaled = encode(&mut |f| {
+            let mut out = ff::frame::Video::empty();
+            scaler.run(f, &mut out).expect("scales");
+            out
+        });
+        assert_eq!(shared.len(), 30);
+        assert!(shared == scaled, "the shared picture's packets differ from the scaled copy's");
+        // The frame as decoded, side data and all, is not what the scaled rungs see: x264
+        // writes its caption into the stream.
+        let as_decoded = encode(&mut |f| f.clone());
+        assert!(as_decoded != scaled, "the caption should have changed the stream");
+    }
+
+    #[test]
+    fn a_shared_picture_is_the_same_planes_and_nothing_else() {
+        let decoded = decoded_picture(1);
+        let shared = picture_of(&decoded).expect("a frame with buffers");
+        assert_eq!((shared.format(), shared.width(), shared.height()), (Pixel::YUV420P, 160, 96));
+        for plane in 0..3 {
+            assert_eq!(shared.data(plane).as_ptr(), decoded.data(plane).as_ptr(), "plane {plane} is not shared");
+            assert_eq!(shared.stride(plane), decoded.stride(plane));
+        }
+        assert!(shared.side_data(ff::frame::side_data::Type::A53CC).is_none());
+        assert!(decoded.side_data(ff::frame::side_data::Type::A53CC).is_some());
+        assert_eq!(shared.color_range(), ff::util::color::Range::Unspecified);
+        drop(decoded);
+        // Its own references keep the planes alive.
+        assert_eq!(shared.data(0)[3], 6, "the pattern at x = 3, y = 0 of picture 1");
+    }
 }
