@@ -257,7 +257,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         if audio_pending {
             // The audio is a small, serial task: on its own thread it never holds up a chunk.
             let tx = tx.clone();
-            s.spawn(move || {
+            let spawned = std::thread::Builder::new().name("ladder-audio".into()).spawn_scoped(s, move || {
                 crate::pipeline::give_way();
                 let t = Instant::now();
                 let delay_seconds = f64::from(delay) / job.plan.fps.as_f64();
@@ -270,6 +270,10 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
                 let result = audio::encode_audio(input, plan, preset, delay_seconds, scratch, cancel, &mut send);
                 let _ = tx.send(Finished::Audio(result, t.elapsed()));
             });
+            if let Err(e) = spawned {
+                first_error = Some(RunError::Inconsistent(format!("starting the audio thread: {e}")));
+                cancel.store(true, Ordering::Relaxed);
+            }
         }
         s.spawn(move || {
             // FIFO: chunks start in order, so an interrupted run has finished the start of
