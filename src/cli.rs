@@ -353,7 +353,7 @@ pub enum PresetsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print a preset with every default filled in.
+    /// Print a preset with every default written out: a preset file that loads back.
     Show {
         #[command(flatten)]
         preset: PresetArgs,
@@ -420,7 +420,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&preset)?)?;
             } else {
-                write!(out, "{}", toml::to_string_pretty(&preset).context("formatting the preset as TOML")?)?;
+                write!(out, "{}", preset.to_toml().context("formatting the preset as TOML")?)?;
             }
         }
         Command::Presets(PresetsCommand::Check { files, json }) => {

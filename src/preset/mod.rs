@@ -136,6 +136,82 @@ pub struct Resources {
 }
 
 impl Preset {
+    /// The preset as a preset file with every default written out: `presets show` prints
+    /// it, and it loads back to the same settings (the hash, over the file's own settings,
+    /// is a comment).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        use raw::RawNumberOrText::Text;
+        let v = &self.video;
+        let (rate_control, crf) = match v.rate_control {
+            RateControl::Cvbr => ("cvbr", None),
+            RateControl::CappedCrf { crf } => ("capped_crf", Some(crf)),
+        };
+        let file = RawPreset {
+            name: self.name.clone(),
+            description: Some(self.description.clone()),
+            video: raw::RawVideo {
+                codec: v.codec.name().to_owned(),
+                encoder: Some(v.encoder.clone()),
+                profile: v.profile.clone(),
+                level: v.level.clone().map(Text),
+                speed: v.speed.clone().map(Text),
+                fps: v.fps.map(|f| Text(f.to_string())),
+                max_fps: Some(Text(v.max_fps.to_string())),
+                rate_control: Some(rate_control.to_owned()),
+                crf,
+                // Every rung carries its own maxrate and buffer.
+                maxrate_factor: None,
+                bufsize_seconds: None,
+                options: v.options.iter().map(|(k, value)| (k.clone(), Text(value.clone()))).collect(),
+            },
+            segments: raw::RawSegments {
+                gop_seconds: Some(self.segments.gop_seconds),
+                segment_seconds: Some(self.segments.segment_seconds),
+                chunk_segments: Some(self.segments.chunk_segments),
+            },
+            rungs: self
+                .rungs
+                .iter()
+                .map(|r| raw::RawRung {
+                    name: r.name.clone(),
+                    width: r.width,
+                    height: r.height,
+                    bitrate_kbps: r.bitrate_kbps,
+                    maxrate_kbps: Some(r.maxrate_kbps),
+                    bufsize_kbit: Some(r.bufsize_kbit),
+                })
+                .collect(),
+            audio: raw::RawAudio {
+                codec: Some("aac".to_owned()),
+                bitrate_kbps: Some(self.audio.bitrate_kbps),
+                sample_rate: Some(self.audio.sample_rate),
+                channels: Some(self.audio.channels),
+                language: Some(self.audio.language.clone()),
+                label: Some(self.audio.label.clone()),
+            },
+            thumbnails: raw::RawThumbnails {
+                enabled: Some(self.thumbnails.enabled),
+                interval_seconds: Some(self.thumbnails.interval_seconds),
+                width: Some(self.thumbnails.width),
+                sprite_columns: Some(self.thumbnails.sprite_columns),
+                sprite_rows: Some(self.thumbnails.sprite_rows),
+                poster_width: self.thumbnails.poster_width,
+            },
+            packaging: raw::RawPackaging { hls: Some(self.packaging.hls), dash: Some(self.packaging.dash) },
+            resources: raw::RawResources {
+                cpu: Some(self.resources.cpu.clone()),
+                memory: Some(self.resources.memory.clone()),
+                scratch: Some(self.resources.scratch.clone()),
+            },
+        };
+        Ok(format!(
+            "# preset {} with every default written out; settings hash {}\n{}",
+            self.name,
+            self.hash,
+            toml::to_string_pretty(&file)?
+        ))
+    }
+
     /// The encoder settings of one rung at an output rate and GOP length.
     pub fn encoder_spec(&self, rung: &Rung, fps: FrameRate, gop_frames: u32, threads: usize) -> VideoEncoderSpec {
         encoder_spec(&self.video, rung, fps, gop_frames, threads)
@@ -430,6 +506,30 @@ mod tests {
         assert!(keys.contains(&"bitrate_kbps".to_owned()), "{keys:?}");
         let keys = known_keys(&KeyPath::parse("thumbnails"));
         assert!(keys.contains(&"interval_seconds".to_owned()), "{keys:?}");
+    }
+
+    #[test]
+    fn a_shown_preset_loads_back_to_the_same_settings() {
+        // Every setting differs from its default somewhere among these.
+        let mut texts: Vec<(String, String)> =
+            builtin_names().map(|n| (n.to_owned(), builtin_text(n).unwrap().to_owned())).collect();
+        let crf = builtin_text("small").unwrap().replace(
+            "[video]",
+            "[video]\nrate_control = \"capped_crf\"\ncrf = 23\nfps = 30\noptions = { tune = \"film\" }",
+        );
+        texts.push(("crf".to_owned(), crf));
+        for (name, text) in texts {
+            let preset = load_str(&text, &name).unwrap();
+            let shown = preset.to_toml().unwrap();
+            let again = load_str(&shown, "shown").unwrap_or_else(|e| panic!("{name}: {e}\n{shown}"));
+            let settings = |p: &Preset| {
+                let mut v = serde_json::to_value(p).unwrap();
+                v.as_object_mut().unwrap().remove("hash");
+                v
+            };
+            assert_eq!(settings(&again), settings(&preset), "{name}");
+            assert!(shown.contains("maxrate_kbps"), "{name}: defaults are written out\n{shown}");
+        }
     }
 
     #[test]
