@@ -26,11 +26,9 @@ fn main() -> ExitCode {
 }
 
 /// Two malloc arenas instead of glibc's eight per CPU, unless `MALLOC_ARENA_MAX` says
-/// otherwise. A run has a dozen threads (decoder, rungs, audio, storage, S3 requests); each
-/// freeing into an arena of its own kept ~25 MB of peak RSS locally and ~35 MB with S3
-/// (60 s bench input, `small`: local 325 -> 297 MiB, S3 -> S3 352 -> 318 MiB, CPU time
-/// unchanged within the machine's noise). The encoders allocate per chunk, not per frame, so
-/// the arenas' locks are not contended.
+/// otherwise. A run has a dozen threads (decoder, rungs, audio, storage, S3 requests), and
+/// what each freed into an arena of its own stayed mapped: ~25-35 MB of peak RSS on the bench,
+/// at the same CPU time within the machine's noise (figures in docs/performance.md).
 fn few_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -510,7 +510,8 @@ mod tests {
 
     #[test]
     fn a_shown_preset_loads_back_to_the_same_settings() {
-        // Every setting differs from its default somewhere among these.
+        // The built-in presets, and one with what none of them uses: capped CRF, encoder
+        // options, a fixed frame rate.
         let mut texts: Vec<(String, String)> =
             builtin_names().map(|n| (n.to_owned(), builtin_text(n).unwrap().to_owned())).collect();
         let crf = builtin_text("small").unwrap().replace(
