@@ -199,7 +199,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let audio_unfinished = plan.audio.is_some() && audio_record.is_none();
     let pending: Vec<&crate::plan::Chunk> =
         plan.chunks.iter().filter(|c| !records.contains_key(&c.index) && req.shard.owns_chunk(c.index)).collect();
-    let audio_pending = audio_unfinished && req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(&plan, c));
+    let audio_pending =
+        audio_unfinished && req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(&plan, &req.preset, c));
     let reused: Vec<u32> = records.keys().copied().collect();
     if unfinished || audio_unfinished {
         // Whatever was published before (another plan, or files since lost) is not complete now.

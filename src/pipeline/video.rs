@@ -236,12 +236,12 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
         let start = origin as f64 * time_base + chunk.start_frame as f64 * frame_seconds;
         (start * f64::from(ff::ffi::AV_TIME_BASE)) as i64
     };
-    // Each pass decodes from the chunk's start: the warm-up's (its first frames, encoded
-    // and thrown away), then the chunk's own.
-    let warmup = warmup_frames(plan, chunk);
+    // Each pass decodes from the chunk's start: the warm-up's (its first frames, some of
+    // them encoded and thrown away), then the chunk's own.
+    let warmup = Warmup::of(plan, job.preset, chunk);
     let mut passes = Vec::with_capacity(2);
-    if warmup > 0 {
-        passes.push(Pass { slots: chunk.start_frame..chunk.start_frame + warmup, shift: warmup });
+    if warmup.span > 0 {
+        passes.push(Pass { slots: chunk.start_frame..chunk.start_frame + warmup.span, shift: warmup.span });
     }
     passes.push(Pass { slots: chunk.start_frame..chunk.end_frame, shift: 0 });
 
@@ -276,6 +276,8 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
             let local = slot as i64 - chunk.start_frame as i64 - shift as i64;
             if local >= 0 {
                 thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
+            } else if !warmup.encodes(local) {
+                return Ok(());
             }
             for tx in &senders {
                 // A rung that stopped has failed: its own error is reported when joined.
@@ -343,9 +345,9 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
 }
 
-/// Frames a chunk's encoders are given: its own and its warm-up.
-pub fn frames_encoded(plan: &Plan, chunk: &Chunk) -> u64 {
-    chunk.end_frame - chunk.start_frame + warmup_frames(plan, chunk)
+/// Frames a chunk's encoders are given: its own and its warm-up's.
+pub fn frames_encoded(plan: &Plan, preset: &Preset, chunk: &Chunk) -> u64 {
+    chunk.end_frame - chunk.start_frame + Warmup::of(plan, preset, chunk).frames()
 }
 
 /// One decode of (part of) a chunk: its output frames `slots`, handed to the rungs as
@@ -355,18 +357,62 @@ struct Pass {
     shift: u64,
 }
 
-/// Frames encoded and thrown away before a chunk's own, so that the rate control enters the
-/// chunk settled, as it does in one encode of the whole recording: the chunk's first second,
-/// decoded a second time. Without it every chunk after the first started x264's ABR from its
-/// initial guess: on the 60 s bench (two 30 s chunks) PSNR-Y was 0.07-0.15 dB below one ffmpeg
-/// encode's; with it 0.02-0.07 dB. Frames from before the chunk would do as well but cost a
-/// decode from the key frame before them, often seconds earlier. None for the first chunk,
-/// which starts cold in one encode too.
-fn warmup_frames(plan: &Plan, chunk: &Chunk) -> u64 {
+/// What a chunk after the first encodes, and throws away, before its own frames, so that
+/// the rate control enters the chunk settled, as it does in one encode of the whole
+/// recording. Without it every chunk after the first started x264's ABR from its initial
+/// guess, which starved the chunk's first key frame: on the 60 s bench (two 30 s chunks) the
+/// 240p rung's first GOP of the second chunk was 1.9 dB below one ffmpeg encode's, and the
+/// whole encode 0.07-0.15 dB per rung. None for the first chunk, which starts cold in one
+/// encode too.
+///
+/// The warm-up is the chunk's first second, decoded again (frames from before the chunk
+/// would do as well but cost a decode from the key frame before them, often seconds
+/// earlier). x264's ABR counts time by time stamps (libavcodec leaves its `b_vfr_input` on),
+/// so it settles on the bits a second holds, not on the number of frames it saw: its
+/// encoders get one frame in five of that second, at their own time stamps, and its last few
+/// in a row. That is 8 frames instead of 25, and it lands closer to one long encode than the
+/// whole second did (docs/performance.md). Other encoders get the whole second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Warmup {
+    /// Frames decoded again: the chunk's first, as local frames `-span..0`.
+    span: u64,
+    /// Every `step`-th of them goes to the encoders (1: all of them).
+    step: u64,
+}
+
+impl Warmup {
     const SECONDS: f64 = 1.0;
-    match chunk.start_frame {
-        0 => 0,
-        _ => ((plan.fps.as_f64() * SECONDS).round() as u64).min(chunk.end_frame - chunk.start_frame),
+    /// Time between the frames x264 is given.
+    const STEP_SECONDS: f64 = 0.2;
+    /// Warm-up frames given in a row before the chunk's first, so that its first frames get
+    /// the decode times of a cold start: x264 takes them from the frames before, up to two
+    /// back with B-pyramid (one more for margin).
+    const TAIL: i64 = 3;
+
+    pub(crate) fn of(plan: &Plan, preset: &Preset, chunk: &Chunk) -> Self {
+        Self::at(plan.fps.as_f64(), &preset.video.encoder, chunk)
+    }
+
+    fn at(fps: f64, encoder: &str, chunk: &Chunk) -> Self {
+        let span = match chunk.start_frame {
+            0 => 0,
+            _ => ((fps * Self::SECONDS).round() as u64).min(chunk.end_frame - chunk.start_frame),
+        };
+        let step = match encoder {
+            "libx264" => ((fps * Self::STEP_SECONDS).round() as u64).max(1),
+            _ => 1,
+        };
+        Warmup { span, step }
+    }
+
+    /// Whether the warm-up frame at local frame `local` (`-span..0`) goes to the encoders.
+    fn encodes(&self, local: i64) -> bool {
+        (local + self.span as i64) % self.step as i64 == 0 || local >= -Self::TAIL
+    }
+
+    /// Frames the encoders are given.
+    fn frames(&self) -> u64 {
+        (-(self.span as i64)..0).filter(|&local| self.encodes(local)).count() as u64
     }
 }
 
@@ -926,5 +972,104 @@ mod tests {
         drop(decoded);
         // Its own references keep the planes alive.
         assert_eq!(shared.data(0)[3], 6, "the pattern at x = 3, y = 0 of picture 1");
+    }
+
+    fn chunk(start_frame: u64, end_frame: u64) -> Chunk {
+        Chunk { index: 1, first_segment: 0, end_segment: 1, start_frame, end_frame }
+    }
+
+    #[test]
+    fn only_chunks_after_the_first_warm_up_and_x264_on_a_sample_of_the_second() {
+        let given = |w: Warmup| (-(w.span as i64)..0).filter(|&l| w.encodes(l)).collect::<Vec<_>>();
+        assert_eq!(Warmup::at(25.0, "libx264", &chunk(0, 750)).frames(), 0);
+        let x264 = Warmup::at(25.0, "libx264", &chunk(750, 1500));
+        assert_eq!(given(x264), [-25, -20, -15, -10, -5, -3, -2, -1], "one in five, then the last in a row");
+        assert_eq!(x264.frames(), 8);
+        let x265 = Warmup::at(25.0, "libx265", &chunk(750, 1500));
+        assert_eq!((x265.span, x265.frames()), (25, 25), "other encoders get the whole second");
+        // 29.97 fps: a second is 30 frames, one in six.
+        let ntsc = Warmup::at(30000.0 / 1001.0, "libx264", &chunk(900, 1800));
+        assert_eq!(given(ntsc), [-30, -24, -18, -12, -6, -3, -2, -1]);
+        // A chunk shorter than a second warms up on itself.
+        assert_eq!(given(Warmup::at(25.0, "libx264", &chunk(750, 760))), [-10, -5, -3, -2, -1]);
+        assert_eq!(Warmup::at(25.0, "libx264", &chunk(750, 752)).frames(), 2);
+    }
+
+    /// A textured picture panning by one pixel every `pan` pictures: costly to code as a
+    /// key frame and, the slower it pans, cheap to predict.
+    fn scene(n: u64, pan: u64) -> ff::frame::Video {
+        let (w, h) = (320, 176);
+        let mut f = ff::frame::Video::new(Pixel::YUV420P, w, h);
+        for plane in 0..3 {
+            let (stride, rows) = (f.stride(plane), f.plane_height(plane) as usize);
+            let data = f.data_mut(plane);
+            for y in 0..rows {
+                for x in 0..stride {
+                    let (u, v) = ((x as u64 + n / pan) as u32, y as u32);
+                    let noise = u.wrapping_mul(2_654_435_761) ^ v.wrapping_mul(40_503).rotate_left(7);
+                    data[y * stride + x] =
+                        (((noise >> 13) & 0x3f) as usize + (u as usize / 4 + y) % 128 + 40 * plane) as u8;
+                }
+            }
+        }
+        f
+    }
+
+    /// Size of the key frame at local frame 0 when x264's ABR at 300 kbit/s is given
+    /// `(n, local)`: picture `n` of the scene as local frame `local`, in that order.
+    fn first_key_frame_bytes(pan: u64, frames: impl Iterator<Item = (u64, i64)>) -> i64 {
+        let preset = crate::preset::load_str(crate::preset::builtin_text("small").expect("built in"), "small")
+            .expect("the built-in preset loads");
+        let mut spec =
+            preset.encoder_spec(&preset.rungs[0], crate::rate::FrameRate::new(25, 1).expect("a rate"), 50, 1);
+        (spec.width, spec.height) = (320, 176);
+        (spec.bitrate_kbps, spec.maxrate_kbps, spec.bufsize_kbit) = (Some(300), 450, 900);
+        let mut encoder = encoder::open_video(&spec).expect("libx264 opens");
+        let mut key = None;
+        let mut drain = |encoder: &mut ff::encoder::video::Encoder| {
+            let mut p = ff::Packet::empty();
+            while encoder.receive_packet(&mut p).is_ok() {
+                if p.pts() == Some(0) {
+                    assert!(p.is_key(), "local frame 0 opens a GOP");
+                    key = Some(p.size() as i64);
+                }
+            }
+        };
+        for (n, local) in frames {
+            let mut picture = scene(n, pan);
+            picture.set_pts(Some(local));
+            let key = local >= 0 && local % 50 == 0;
+            picture.set_kind(if key { ff::picture::Type::I } else { ff::picture::Type::None });
+            encoder.send_frame(&picture).expect("encodes");
+            drain(&mut encoder);
+        }
+        encoder.send_eof().expect("flushes");
+        drain(&mut encoder);
+        key.expect("a key frame at local frame 0")
+    }
+
+    /// The warm-up's purpose, measured where x264 shows it: the chunk's first key frame.
+    #[test]
+    fn after_its_warm_up_a_chunk_starts_closer_to_one_long_encode_than_cold() {
+        crate::media::init();
+        // A chunk starting 8 s into the recording: encoded as part of the whole recording,
+        // alone from cold, and alone after its warm-up (its first second again, sampled).
+        let start = 200;
+        let chunk_frames = || (start..start + 100).map(|n| (n, n as i64 - start as i64));
+        let warmup = Warmup::at(25.0, "libx264", &chunk(start, start + 100));
+        let span = warmup.span as i64;
+        let sample = || (0..span).filter(|k| warmup.encodes(k - span)).map(|k| (start + k as u64, k - span));
+        // Slow panning, where a cold start starves the key frame (about half the size), and
+        // brisk panning, where it is about right and the warm-up must not overshoot.
+        for pan in [8, 2] {
+            let whole =
+                first_key_frame_bytes(pan, (0..start).map(|n| (n, n as i64 - start as i64)).chain(chunk_frames()));
+            let cold = first_key_frame_bytes(pan, chunk_frames());
+            let warm = first_key_frame_bytes(pan, sample().chain(chunk_frames()));
+            assert!(
+                (warm - whole).abs() < (cold - whole).abs(),
+                "pan 1/{pan}: key frame {warm} bytes after the warm-up, {cold} cold, {whole} in one encode"
+            );
+        }
     }
 }
