@@ -883,17 +883,7 @@ mod tests {
     /// A picture with a pattern moving with `n`, carrying what a decoder may attach: a
     /// caption (A53) and colour properties.
     fn decoded_picture(n: usize) -> ff::frame::Video {
-        let (w, h) = (160, 96);
-        let mut f = ff::frame::Video::new(Pixel::YUV420P, w, h);
-        for plane in 0..3 {
-            let (stride, rows) = (f.stride(plane), f.plane_height(plane) as usize);
-            let data = f.data_mut(plane);
-            for y in 0..rows {
-                for x in 0..stride {
-                    data[y * stride + x] = ((x + 2 * y + 3 * n + 50 * plane) % 251) as u8;
-                }
-            }
-        }
+        let mut f = picture(160, 96, |x, y, plane| ((x + 2 * y + 3 * n + 50 * plane) % 251) as u8);
         f.set_color_range(ff::util::color::Range::JPEG);
         f.set_color_space(ff::util::color::Space::BT709);
         let caption = [0xfc, 0x94, 0x20, 0xfc, 0x94, 0xae];
@@ -998,17 +988,23 @@ mod tests {
     /// A textured picture panning by one pixel every `pan` pictures: costly to code as a
     /// key frame and, the slower it pans, cheap to predict.
     fn scene(n: u64, pan: u64) -> ff::frame::Video {
-        let (w, h) = (320, 176);
+        picture(320, 176, |x, y, plane| {
+            let (u, v) = ((x as u64 + n / pan) as u32, y as u32);
+            let noise = u.wrapping_mul(2_654_435_761) ^ v.wrapping_mul(40_503).rotate_left(7);
+            (((noise >> 13) & 0x3f) as usize + (u as usize / 4 + y) % 128 + 40 * plane) as u8
+        })
+    }
+
+    /// A YUV420P picture whose sample at `(x, y)` of `plane` is `sample(x, y, plane)`
+    /// (padding included).
+    fn picture(w: u32, h: u32, sample: impl Fn(usize, usize, usize) -> u8) -> ff::frame::Video {
         let mut f = ff::frame::Video::new(Pixel::YUV420P, w, h);
         for plane in 0..3 {
             let (stride, rows) = (f.stride(plane), f.plane_height(plane) as usize);
             let data = f.data_mut(plane);
             for y in 0..rows {
                 for x in 0..stride {
-                    let (u, v) = ((x as u64 + n / pan) as u32, y as u32);
-                    let noise = u.wrapping_mul(2_654_435_761) ^ v.wrapping_mul(40_503).rotate_left(7);
-                    data[y * stride + x] =
-                        (((noise >> 13) & 0x3f) as usize + (u as usize / 4 + y) % 128 + 40 * plane) as u8;
+                    data[y * stride + x] = sample(x, y, plane);
                 }
             }
         }
