@@ -465,6 +465,9 @@ class LowerBound:
             gib = sum(r.width * r.height * 1.5 for r in rungs) * self.src["duration_s"] * self.ladder.fps / 2**30
             log(f"bench: writing the scaled raw frames for the lower bound (once, untimed, ~{gib:.1f} GiB): {shlex.join(cmd)}")
             run_quiet(cmd, cwd=REPO)
+            # Written back now, not during the first timed runs: the kernel's writeback of
+            # GiBs competes with them, and ladder's synced writes wait behind it.
+            os.sync()
         up = statistics.median(measure(STARTUP, REPO, Path(os.devnull), Path(os.devnull)).cpu_s for _ in range(3))
         for r in self.ladder.rungs:
             res = measure(FF + self.raw_input(r) + ["-f", "null", "-"], REPO, Path(os.devnull), Path(os.devnull))
