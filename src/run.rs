@@ -245,6 +245,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         cancel,
         frames_done: &progress.counters().frames,
         quality: req.quality,
+        replay_budget: video::REPLAY_BUDGET,
     };
     let mut first_error: Option<RunError> = None;
     let mut encoded = Vec::new();

@@ -24,6 +24,20 @@ fn plan_with_chunk_segments(
 }
 
 fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Plan, Vec<Vec<RungChunk>>) {
+    let (plan, chunks) = encode_chunks(input, chunk_segments);
+    (plan, chunks.into_iter().map(|c| c.rungs).collect())
+}
+
+fn encode_chunks(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Plan, Vec<video::ChunkOutput>) {
+    encode_chunks_holding(input, chunk_segments, video::REPLAY_BUDGET)
+}
+
+/// Every chunk, each holding up to `replay_budget` bytes of pictures for its warm-up.
+fn encode_chunks_holding(
+    input: &std::path::Path,
+    chunk_segments: u32,
+    replay_budget: usize,
+) -> (ladder::plan::Plan, Vec<video::ChunkOutput>) {
     let (plan, preset) = plan_with_chunk_segments(input, chunk_segments);
     let scratch = tempfile::tempdir().unwrap();
     let cancel = AtomicBool::new(false);
@@ -33,13 +47,15 @@ fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Pl
         plan: &plan,
         preset: &preset,
         scratch: scratch.path(),
-        encoder_threads: 0,
+        // As `ladder run`: one thread per encoder makes a chunk's bytes reproducible.
+        encoder_threads: 1,
         decoder_threads: 1,
         cancel: &cancel,
         frames_done: &frames_done,
         quality: false,
+        replay_budget,
     };
-    let chunks = plan.chunks.iter().map(|c| video::encode_chunk(&job, c).unwrap().rungs).collect();
+    let chunks = plan.chunks.iter().map(|c| video::encode_chunk(&job, c).unwrap()).collect();
     for done in &frames_done {
         assert_eq!(done.load(Ordering::Relaxed), plan.total_frames, "every rung counts every frame it encoded");
     }
@@ -105,6 +121,39 @@ fn chunks_encoded_apart_make_one_continuous_stream() {
         assert_eq!(keys.len(), 7, "{keys:?}");
         for (i, k) in keys.iter().enumerate() {
             assert!((k - 2.0 * i as f64).abs() < 1e-3, "key frame {i} at {k}");
+        }
+    }
+}
+
+#[test]
+fn a_chunk_decodes_from_the_key_frame_before_it_once() {
+    // Key frames 10 s apart and chunks of 6 s: the second chunk starts 6 s after the key
+    // frame before it, the third 2 s after. Its warm-up (its own first second, sampled)
+    // must not cost a second decode of those seconds.
+    let input = common::pattern("gop10.mp4", "640x360", "25", "14", &["-g", "250", "-keyint_min", "250"]);
+    let keys: Vec<f64> = packets(&input).iter().filter(|p| p.0).map(|p| p.1).collect();
+    assert_eq!(keys, [0.0, 10.0], "the source's key frames");
+    let (plan, chunks) = encode_chunks(&input, 1);
+    let starts: Vec<u64> = plan.chunks.iter().map(|c| c.start_frame).collect();
+    assert_eq!(starts, [0, 150, 300]);
+    for (chunk, out) in plan.chunks.iter().zip(&chunks) {
+        let key_frame = if chunk.start_frame >= 250 { 250 } else { 0 };
+        // The decoder may hand over a picture past the chunk's end before it stops.
+        let needed = chunk.end_frame - key_frame;
+        assert!(
+            (needed..=needed + 2).contains(&out.pictures),
+            "chunk {}: {} pictures decoded, {needed} from its key frame to its end",
+            chunk.index,
+            out.pictures
+        );
+    }
+    // Pictures too large to hold are decoded twice instead, into the very same bytes.
+    let (_, twice) = encode_chunks_holding(&input, 1, 0);
+    assert!(twice[1].pictures > chunks[1].pictures + 150, "{} pictures", twice[1].pictures);
+    for (c, (a, b)) in chunks.iter().zip(&twice).enumerate() {
+        for (x, y) in a.rungs.iter().zip(&b.rungs) {
+            let bytes = |r: &RungChunk| r.segments.iter().map(|s| s.bytes.clone()).collect::<Vec<_>>();
+            assert!(bytes(x) == bytes(y), "chunk {c}, rung {}: held and decoded twice differ", x.rung);
         }
     }
 }

@@ -199,11 +199,14 @@ pub struct ChunkJob<'a> {
     /// Decode every rung's output as it is made and measure PSNR/SSIM against the frames
     /// the encoder was given.
     pub quality: bool,
+    /// Bytes of decoded pictures a chunk may hold to send its warm-up second twice from one
+    /// decode ([`REPLAY_BUDGET`]); over it the second is decoded twice.
+    pub replay_budget: usize,
 }
 
 /// Encodes `chunk` of the plan for every rung.
 pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, ChunkError> {
-    let ChunkJob { input, plan, decoder_threads, cancel, frames_done, .. } = *job;
+    let ChunkJob { input, plan, decoder_threads, cancel, frames_done, replay_budget, .. } = *job;
     crate::media::init();
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
@@ -236,11 +239,14 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
         let start = origin as f64 * time_base + chunk.start_frame as f64 * frame_seconds;
         (start * f64::from(ff::ffi::AV_TIME_BASE)) as i64
     };
-    // Each pass decodes from the chunk's start: the warm-up's (its first frames, some of
-    // them encoded and thrown away), then the chunk's own.
+    // The warm-up (a sample of the chunk's first frames, encoded and thrown away) goes to the
+    // encoders before the chunk's own frames. Its frames are held and sent again as the
+    // chunk's own, so one decode from the key frame serves both; pictures too large to hold
+    // a second of are decoded twice instead: one pass for the warm-up, one for the chunk.
     let warmup = Warmup::of(plan, job.preset, chunk);
+    let replay = warmup.span > 0 && warmup.span as usize * picture_bytes(&decoder) <= replay_budget;
     let mut passes = Vec::with_capacity(2);
-    if warmup.span > 0 {
+    if warmup.span > 0 && !replay {
         passes.push(Pass { slots: chunk.start_frame..chunk.start_frame + warmup.span, shift: warmup.span });
     }
     passes.push(Pass { slots: chunk.start_frame..chunk.end_frame, shift: 0 });
@@ -249,6 +255,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     let video_index = plan.source.video_stream;
     let mut thumbnails = Thumbnails::new(plan, chunk);
     let rung_job = RungJob { job, chunk, timescale, ticks_per_frame };
+    let mut pictures = 0;
     let (decoded, rungs) = std::thread::scope(|s| {
         // Each rung scales and encodes on its own thread, fed the decoded frames through a
         // short queue: one decode, and the chunk's rungs use every CPU it is given.
@@ -271,9 +278,8 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
             senders.push(tx);
             handles.push(handle);
         }
-        let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64, shift: u64| -> Result<(), ChunkError> {
+        let mut send = |frame: &Arc<ff::frame::Video>, slot: u64, local: i64| -> Result<(), ChunkError> {
             // Negative: a warm-up frame, encoded only to settle the rate control.
-            let local = slot as i64 - chunk.start_frame as i64 - shift as i64;
             if local >= 0 {
                 thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
             } else if !warmup.encodes(local) {
@@ -286,6 +292,24 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                 }
             }
             Ok(())
+        };
+        let span = warmup.span as i64;
+        let mut held: Vec<(Arc<ff::frame::Video>, u64)> =
+            Vec::with_capacity(if replay { warmup.span as usize } else { 0 });
+        let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64, shift: u64| -> Result<(), ChunkError> {
+            let local = slot as i64 - chunk.start_frame as i64 - shift as i64;
+            if replay && local < span {
+                // The warm-up's turn, then, once the whole span is here, the chunk's own.
+                send(frame, slot, local - span)?;
+                held.push((frame.clone(), slot));
+                if local + 1 == span {
+                    for (frame, slot) in held.drain(..) {
+                        send(&frame, slot, slot as i64 - chunk.start_frame as i64)?;
+                    }
+                }
+                return Ok(());
+            }
+            send(frame, slot, local)
         };
         let decoded = (|| {
             for (n, pass) in passes.iter().enumerate() {
@@ -301,6 +325,11 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                 }
                 let mut slots = Slots::new(pass.slots.clone(), plan.fps.as_f64(), origin, time_base);
                 let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64| emit(frame, slot, pass.shift);
+                // Every picture the decoder gives goes to the slots (and is counted).
+                let mut place = |slots: &mut Slots, frame| {
+                    pictures += 1;
+                    slots.place(frame, &mut emit)
+                };
                 for (s, packet) in ictx.packets() {
                     if cancel.load(Ordering::Relaxed) {
                         return Err(ChunkError::Interrupted(c));
@@ -309,17 +338,17 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                         continue;
                     }
                     decoder.send_packet(&packet).map_err(libav("decoding"))?;
-                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
+                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))?;
                     if slots.is_full() {
                         break;
                     }
                 }
                 if !slots.is_full() {
                     decoder.send_eof().map_err(libav("flushing the decoder"))?;
-                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| slots.place(f, &mut emit))?;
+                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))?;
                     if let Some(graph) = picture.as_mut() {
                         push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
-                        drain_picture(c, graph, &mut |f| slots.place(f, &mut emit))?;
+                        drain_picture(c, graph, &mut |f| place(&mut slots, f))?;
                     }
                 }
                 slots.fill_to_end(&mut emit)?;
@@ -342,7 +371,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
         Ok(()) | Err(ChunkError::RungStopped(_)) => rungs.into_iter().collect::<Result<_, _>>()?,
         Err(e) => return Err(e),
     };
-    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters })
+    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters, pictures })
 }
 
 /// Frames a chunk's encoders are given: its own and its warm-up's.
@@ -414,6 +443,20 @@ impl Warmup {
     fn frames(&self) -> u64 {
         (-(self.span as i64)..0).filter(|&local| self.encodes(local)).count() as u64
     }
+}
+
+/// Bytes of decoded pictures a chunk may hold to send its warm-up span twice from one
+/// decode: a second of 720p25 is 35 MB, of 1080p30 93 MB (of 2160p25 311 MB: decoded twice).
+pub const REPLAY_BUDGET: usize = 128 << 20;
+
+/// Bytes of one decoded picture (the decoder's size and format; 3 bytes a pixel while the
+/// format is not known yet).
+fn picture_bytes(decoder: &ff::decoder::Video) -> usize {
+    let (w, h) = (decoder.width() as i32, decoder.height() as i32);
+    // SAFETY: a pure function of its arguments; it returns a negative error for a format
+    // it does not know.
+    let bytes = unsafe { ff::ffi::av_image_get_buffer_size(decoder.format().into(), w, h, 1) };
+    usize::try_from(bytes).unwrap_or(3 * (w * h).max(0) as usize)
 }
 
 /// Decoded frames a rung's queue holds: enough to ride out jitter between rungs, few
@@ -493,6 +536,9 @@ pub struct ChunkOutput {
     /// `(n, JPEG)` of each still `t_<n>.jpg` due in this chunk.
     pub stills: Vec<(usize, Vec<u8>)>,
     pub posters: Vec<PosterCandidate>,
+    /// Pictures the decoder produced: the chunk's own and those from the key frame before
+    /// it, which a chunk cannot avoid decoding once.
+    pub pictures: u64,
 }
 
 /// A frame that may become the poster.
