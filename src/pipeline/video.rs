@@ -394,16 +394,17 @@ struct Pass {
 /// whole encode 0.07-0.15 dB per rung. None for the first chunk, which starts cold in one
 /// encode too.
 ///
-/// The warm-up is the chunk's first second, decoded again (frames from before the chunk
-/// would do as well but cost a decode from the key frame before them, often seconds
-/// earlier). x264's ABR counts time by time stamps (libavcodec leaves its `b_vfr_input` on),
+/// The warm-up is the chunk's first second, sent to the encoders before the chunk's own
+/// frames and then again as them (held from one decode, see [`REPLAY_BUDGET`]; frames from
+/// before the chunk would do as well but cost a decode from the key frame before them, often
+/// seconds earlier). x264's ABR counts time by time stamps (libavcodec leaves its `b_vfr_input` on),
 /// so it settles on the bits a second holds, not on the number of frames it saw: its
 /// encoders get one frame in five of that second, at their own time stamps, and its last few
 /// in a row. That is 8 frames instead of 25, and it lands closer to one long encode than the
 /// whole second did (docs/performance.md). Other encoders get the whole second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Warmup {
-    /// Frames decoded again: the chunk's first, as local frames `-span..0`.
+    /// The chunk's first frames, sent first as local frames `-span..0`.
     span: u64,
     /// Every `step`-th of them goes to the encoders (1: all of them).
     step: u64,
