@@ -116,9 +116,6 @@ struct RungPipeline {
     index: usize,
     width: u32,
     height: u32,
-    /// Made from the first frame's format, remade if the source's changes mid-stream.
-    scaler: Option<scaling::Context>,
-    scaled: ff::frame::Video,
     encoder: ff::encoder::video::Encoder,
     output: ff::format::context::Output,
     path: std::path::PathBuf,
@@ -278,38 +275,61 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
             senders.push(tx);
             handles.push(handle);
         }
-        let mut send = |frame: &Arc<ff::frame::Video>, slot: u64, local: i64| -> Result<(), ChunkError> {
-            // Negative: a warm-up frame, encoded only to settle the rate control.
-            if local >= 0 {
-                thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })?;
-            } else if !warmup.encodes(local) {
-                return Ok(());
-            }
-            for tx in &senders {
+        let mut rung_pictures: Vec<RungPictures> = plan.rungs.iter().map(RungPictures::new).collect();
+        // Every rung's picture of `frame`, made here while the decoded picture is still in
+        // the cache (see [`RungPictures`]).
+        let mut make = |frame: &Arc<ff::frame::Video>| -> Result<Vec<Arc<ff::frame::Video>>, ChunkError> {
+            rung_pictures.iter_mut().map(|p| p.make(frame).map_err(libav("scaling"))).collect()
+        };
+        // Local frame `local` to every rung; negative: a warm-up frame, encoded only to settle
+        // the rate control.
+        let send = |made: &[Arc<ff::frame::Video>], local: i64| -> Result<(), ChunkError> {
+            for (tx, picture) in senders.iter().zip(made) {
                 // A rung that stopped has failed: its own error is reported when joined.
-                if tx.send((frame.clone(), local)).is_err() {
+                if tx.send((picture.clone(), local)).is_err() {
                     return Err(ChunkError::RungStopped(c));
                 }
             }
             Ok(())
         };
+        let mut thumbnail = |frame: &ff::frame::Video, slot: u64| {
+            thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })
+        };
         let span = warmup.span as i64;
-        let mut held: Vec<(Arc<ff::frame::Video>, u64)> =
-            Vec::with_capacity(if replay { warmup.span as usize } else { 0 });
+        // The warm-up span's frames, with the rung pictures made for the warm-up if any.
+        type Held = (Arc<ff::frame::Video>, u64, Option<Vec<Arc<ff::frame::Video>>>);
+        let mut held: Vec<Held> = Vec::with_capacity(if replay { warmup.span as usize } else { 0 });
         let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64, shift: u64| -> Result<(), ChunkError> {
             let local = slot as i64 - chunk.start_frame as i64 - shift as i64;
             if replay && local < span {
                 // The warm-up's turn, then, once the whole span is here, the chunk's own.
-                send(frame, slot, local - span)?;
-                held.push((frame.clone(), slot));
+                let warm = local - span;
+                let made = match warmup.encodes(warm) {
+                    true => Some(make(frame)?),
+                    false => None,
+                };
+                if let Some(made) = &made {
+                    send(made, warm)?;
+                }
+                held.push((frame.clone(), slot, made));
                 if local + 1 == span {
-                    for (frame, slot) in held.drain(..) {
-                        send(&frame, slot, slot as i64 - chunk.start_frame as i64)?;
+                    for (frame, slot, made) in held.drain(..) {
+                        thumbnail(&frame, slot)?;
+                        let made = match made {
+                            Some(made) => made,
+                            None => make(&frame)?,
+                        };
+                        send(&made, slot as i64 - chunk.start_frame as i64)?;
                     }
                 }
                 return Ok(());
             }
-            send(frame, slot, local)
+            if local >= 0 {
+                thumbnail(frame, slot)?;
+            } else if !warmup.encodes(local) {
+                return Ok(());
+            }
+            send(&make(frame)?, local)
         };
         let decoded = (|| {
             for (n, pass) in passes.iter().enumerate() {
@@ -460,6 +480,61 @@ fn picture_bytes(decoder: &ff::decoder::Video) -> usize {
     usize::try_from(bytes).unwrap_or(3 * (w * h).max(0) as usize)
 }
 
+/// A rung's pictures, made on the chunk's decoding thread from each decoded frame: the
+/// decoded picture itself when it already has the rung's size and format (the top rung of a
+/// ladder as large as the source), else a bicubic scale of it into a recycled frame.
+///
+/// Scaling here, right after the decode, reads a picture that is still in the CPU's cache;
+/// each rung's thread scaling it, up to a queue's length later and after other threads had
+/// the CPU, read it back from memory and took ~25 % more CPU for the same scale as the ffmpeg
+/// CLI's decode-then-scale (docs/performance.md). The rung threads are left with encoding.
+struct RungPictures {
+    width: u32,
+    height: u32,
+    /// Made from the first frame's format, remade if the source's changes mid-stream.
+    scaler: Option<scaling::Context>,
+    /// Frames scaled into so far: one its rung is done with is scaled into again, so a
+    /// chunk allocates about a queue's length of them.
+    recycled: Vec<Arc<ff::frame::Video>>,
+}
+
+impl RungPictures {
+    fn new(rung: &crate::plan::PlannedRung) -> Self {
+        Self { width: rung.width, height: rung.height, scaler: None, recycled: Vec::new() }
+    }
+
+    /// The rung's picture of `frame`.
+    fn make(&mut self, frame: &Arc<ff::frame::Video>) -> Result<Arc<ff::frame::Video>, ff::Error> {
+        let source = (frame.format(), frame.width(), frame.height());
+        if source == (Pixel::YUV420P, self.width, self.height) {
+            return Ok(frame.clone());
+        }
+        if self.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source) {
+            let (format, width, height) = source;
+            let to = (Pixel::YUV420P, self.width, self.height);
+            self.scaler =
+                Some(scaling::Context::get(format, width, height, to.0, to.1, to.2, scaling::Flags::BICUBIC)?);
+        }
+        let scaler = self.scaler.as_mut().expect("made just above when missing");
+        // Free: no rung holds it any more, and neither does an encoder (x264 copies its input,
+        // but the planes' own reference counts are what say so).
+        let free = self.recycled.iter_mut().position(|f| Arc::get_mut(f).is_some_and(is_writable));
+        let slot = free.unwrap_or_else(|| {
+            self.recycled.push(Arc::new(ff::frame::Video::empty()));
+            self.recycled.len() - 1
+        });
+        let out = Arc::get_mut(&mut self.recycled[slot]).expect("a free frame or a new one has no other owner");
+        scaler.run(frame, out)?;
+        Ok(self.recycled[slot].clone())
+    }
+}
+
+/// Whether `frame` has planes that nothing else references.
+fn is_writable(frame: &mut ff::frame::Video) -> bool {
+    // SAFETY: reads the reference counts of the frame's buffers; `frame` is a valid frame.
+    unsafe { ff::ffi::av_frame_is_writable(frame.as_mut_ptr()) > 0 }
+}
+
 /// Decoded frames a rung's queue holds: enough to ride out jitter between rungs, few
 /// enough that memory does not grow with the speed difference.
 const FRAME_QUEUE: usize = 8;
@@ -518,8 +593,6 @@ impl RungJob<'_> {
             index: r.index,
             width: r.width,
             height: r.height,
-            scaler: None,
-            scaled: ff::frame::Video::empty(),
             encoder,
             output,
             path,
@@ -751,31 +824,13 @@ fn feed_rung(
 ) -> Result<(), ChunkError> {
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
-    let source = (frame.format(), frame.width(), frame.height());
-    // Already the rung's picture (the top rung of a ladder as large as the source): the
-    // scaler would only copy it, and the encoder copies it again anyway.
-    let mut shared = if source == (Pixel::YUV420P, r.width, r.height) { picture_of(frame) } else { None };
-    let picture = if let Some(shared) = shared.as_mut() {
-        shared
-    } else {
-        let stale = r.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source);
-        if stale {
-            let fresh = scaling::Context::get(
-                source.0,
-                source.1,
-                source.2,
-                Pixel::YUV420P,
-                r.width,
-                r.height,
-                scaling::Flags::BICUBIC,
-            )
-            .map_err(libav("creating a scaler"))?;
-            r.scaler = Some(fresh);
-        }
-        let scaler = r.scaler.as_mut().expect("made just above when missing");
-        scaler.run(frame, &mut r.scaled).map_err(libav("scaling"))?;
-        &mut r.scaled
-    };
+    debug_assert_eq!((frame.format(), frame.width(), frame.height()), (Pixel::YUV420P, r.width, r.height));
+    // A header of its own for the time stamp and picture type; the planes are shared.
+    let mut picture = picture_of(frame).ok_or(ChunkError::Libav {
+        chunk: c,
+        context: "sharing a picture with the encoder",
+        source: ff::Error::Bug,
+    })?;
     picture.set_pts(Some(local));
     // A key frame opens every GOP: the grid is the plan's, not the encoder's.
     let key = local >= 0 && local % i64::from(plan.gop_frames) == 0;
@@ -783,7 +838,7 @@ fn feed_rung(
     if let (Some(check), true) = (r.check.as_mut(), local >= 0) {
         check.references.push_back(picture.clone());
     }
-    r.encoder.send_frame(picture).map_err(libav("encoding"))?;
+    r.encoder.send_frame(&picture).map_err(libav("encoding"))?;
     drain_packets(r, chunk, ticks_per_frame)
 }
 
@@ -1114,5 +1169,33 @@ mod tests {
                 "pan 1/{pan}: key frame {warm} bytes after the warm-up, {cold} cold, {whole} in one encode"
             );
         }
+    }
+
+    /// A rung's picture is scaled into a frame again only once nothing holds it: not its
+    /// rung (the `Arc`), nor an encoder or quality check (a reference to its planes).
+    #[test]
+    fn a_rung_picture_is_recycled_only_once_nothing_holds_it() {
+        crate::media::init();
+        let decoded = |n: u64| Arc::new(scene(n, 1));
+        let mut pictures = RungPictures { width: 160, height: 88, scaler: None, recycled: Vec::new() };
+        let planes = |f: &ff::frame::Video| f.data(0).as_ptr();
+        let first = pictures.make(&decoded(0)).expect("scales");
+        let kept = first.data(0).to_vec();
+        let second = pictures.make(&decoded(40)).expect("scales");
+        assert_ne!(planes(&first), planes(&second), "the first picture is still held");
+        assert_eq!(first.data(0), &kept[..], "and was not written over");
+        let shared = picture_of(&second).expect("a picture with buffers");
+        drop(second);
+        let third = pictures.make(&decoded(80)).expect("scales");
+        assert_ne!(planes(&third), planes(&shared), "an encoder may still read the second one's planes");
+        drop((first, shared, third));
+        let fourth = pictures.make(&decoded(120)).expect("scales");
+        assert_eq!(pictures.recycled.len(), 3, "nothing held any more: the fourth reuses a frame");
+        assert!(pictures.recycled.iter().any(|f| planes(f) == planes(&fourth)));
+        // A picture of the rung's own size and format is the decoded frame itself.
+        let mut same = RungPictures { width: 320, height: 176, scaler: None, recycled: Vec::new() };
+        let frame = decoded(0);
+        assert!(Arc::ptr_eq(&same.make(&frame).expect("no scaling"), &frame));
+        assert!(same.recycled.is_empty() && same.scaler.is_none());
     }
 }
