@@ -12,6 +12,8 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("SVT_LOG", "1") };
     }
     ladder::media::tune_allocator();
+    // libav's SIMD flags are set here, before any thread could read them.
+    ladder::media::init();
     let cli = ladder::cli::Cli::parse();
     ladder::cli::init_logging(&cli.global);
     match ladder::cli::run(cli) {

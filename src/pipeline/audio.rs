@@ -74,8 +74,7 @@ pub fn encode_audio(
     let time_base = f64::from(stream.time_base());
     let context =
         ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
-    let mut decoder =
-        crate::media::with_stable_cpu_flags(|| context.decoder().audio()).map_err(libav("opening the decoder"))?;
+    let mut decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
 
     let spec = AudioEncoderSpec {
         encoder: preset.audio.encoder.clone(),
@@ -83,7 +82,7 @@ pub fn encode_audio(
         sample_rate: audio.sample_rate,
         channels: audio.channels,
     };
-    let mut encoder = crate::media::with_stable_cpu_flags(|| encoder::open_audio(&spec))?;
+    let mut encoder = encoder::open_audio(&spec)?;
     let rate = u64::from(audio.sample_rate);
     let path = scratch.join("audio.mp4");
     let parameters = ff::codec::Parameters::from(&encoder);
@@ -400,16 +399,14 @@ impl Resampler {
             _ => ff::ChannelLayout::default(i32::from(frame.channels())),
         };
         let out_layout = ff::ChannelLayout::default(fifo.channels.len() as i32);
-        let context = crate::media::with_stable_cpu_flags(|| {
-            ff::software::resampling::Context::get(
-                frame.format(),
-                layout,
-                frame.rate(),
-                ff::format::Sample::F32(ff::format::sample::Type::Planar),
-                out_layout,
-                rate as u32,
-            )
-        })
+        let context = ff::software::resampling::Context::get(
+            frame.format(),
+            layout,
+            frame.rate(),
+            ff::format::Sample::F32(ff::format::sample::Type::Planar),
+            out_layout,
+            rate as u32,
+        )
         .map_err(|source| AudioError::Libav { context: "creating the resampler", source })?;
         Ok(Self { context, source: (frame.format(), frame.channel_layout().bits(), frame.channels(), frame.rate()) })
     }

@@ -512,7 +512,8 @@ impl RungPictures {
         if self.scaler.as_ref().is_none_or(|s| (s.input().format, s.input().width, s.input().height) != source) {
             let (format, width, height) = source;
             let to = (Pixel::YUV420P, self.width, self.height);
-            self.scaler = Some(crate::media::scaler((format, width, height), to, scaling::Flags::BICUBIC)?);
+            self.scaler =
+                Some(scaling::Context::get(format, width, height, to.0, to.1, to.2, scaling::Flags::BICUBIC)?);
         }
         let scaler = self.scaler.as_mut().expect("made just above when missing");
         // Free: no rung holds it any more, and neither does an encoder (x264 copies its input,
