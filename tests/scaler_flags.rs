@@ -8,30 +8,7 @@ use ff::format::Pixel;
 use ff::software::scaling;
 use ffmpeg_next as ff;
 
-/// The first `n` pictures of the bundled sample (720p25 H.264).
-fn sample_pictures(n: usize) -> Vec<ff::frame::Video> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/media/bbb-720p25-5s.mp4");
-    let mut input = ff::format::input(&path).expect("the bundled sample opens");
-    let stream = input.streams().best(ff::media::Type::Video).expect("the sample has video");
-    let index = stream.index();
-    let context = ff::codec::Context::from_parameters(stream.parameters()).expect("its parameters");
-    let mut decoder = context.decoder().video().expect("an H.264 decoder");
-    let mut pictures = Vec::new();
-    for (stream, packet) in input.packets() {
-        if stream.index() != index {
-            continue;
-        }
-        decoder.send_packet(&packet).expect("decodes");
-        let mut picture = ff::frame::Video::empty();
-        while decoder.receive_frame(&mut picture).is_ok() {
-            pictures.push(std::mem::replace(&mut picture, ff::frame::Video::empty()));
-        }
-        if pictures.len() >= n {
-            break;
-        }
-    }
-    pictures
-}
+mod common;
 
 /// The visible bytes of every plane, row by row.
 fn planes(picture: &ff::frame::Video) -> Vec<u8> {
@@ -59,7 +36,7 @@ fn scalers_without_avx2_make_the_same_pictures() {
     if cfg!(target_arch = "x86_64") {
         assert_eq!(masked & slow, 0, "media::init leaves AVX2/AVX-512 in libav's flags: {masked:#x}");
     }
-    let pictures = sample_pictures(12);
+    let pictures = common::decoded_sample(12);
     assert!(pictures.len() >= 12, "the sample decodes to {} pictures", pictures.len());
     for (w, h) in [(960, 540), (640, 360), (426, 240), (1920, 1080)] {
         let mut without = bicubic(&pictures[0], w, h);

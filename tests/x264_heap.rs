@@ -16,41 +16,31 @@ use ff::format::Pixel;
 use ffmpeg_next as ff;
 use ladder::{media, preset, rate::FrameRate};
 
+mod common;
+
 /// The bundled sample, decoded and scaled to `w`×`h` (bicubic, as the rungs are).
 fn sample_pictures(w: u32, h: u32) -> Vec<ff::frame::Video> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/media/bbb-720p25-5s.mp4");
-    let mut input = ff::format::input(&path).expect("the bundled sample opens");
-    let stream = input.streams().best(ff::media::Type::Video).expect("the sample has video");
-    let index = stream.index();
-    let context = ff::codec::Context::from_parameters(stream.parameters()).expect("its parameters");
-    let mut decoder = context.decoder().video().expect("an H.264 decoder");
-    let mut scaler = None;
-    let (mut decoded, mut pictures) = (ff::frame::Video::empty(), Vec::new());
-    for (stream, packet) in input.packets() {
-        if stream.index() != index {
-            continue;
-        }
-        decoder.send_packet(&packet).expect("decodes");
-        while decoder.receive_frame(&mut decoded).is_ok() {
-            let scaler = scaler.get_or_insert_with(|| {
-                let (format, dw, dh) = (decoded.format(), decoded.width(), decoded.height());
-                ff::software::scaling::Context::get(
-                    format,
-                    dw,
-                    dh,
-                    Pixel::YUV420P,
-                    w,
-                    h,
-                    ff::software::scaling::Flags::BICUBIC,
-                )
-                .expect("a scaler")
-            });
-            let mut picture = ff::frame::Video::empty();
-            scaler.run(&decoded, &mut picture).expect("scales");
-            pictures.push(picture);
-        }
-    }
-    pictures
+    let decoded = common::decoded_sample(usize::MAX);
+    let first = &decoded[0];
+    let (format, dw, dh) = (first.format(), first.width(), first.height());
+    let mut scaler = ff::software::scaling::Context::get(
+        format,
+        dw,
+        dh,
+        Pixel::YUV420P,
+        w,
+        h,
+        ff::software::scaling::Flags::BICUBIC,
+    )
+    .expect("a scaler");
+    decoded
+        .iter()
+        .map(|picture| {
+            let mut scaled = ff::frame::Video::empty();
+            scaler.run(picture, &mut scaled).expect("scales");
+            scaled
+        })
+        .collect()
 }
 
 /// Every byte x264 makes of `pictures` at `kbps` (the `small` preset's settings otherwise).

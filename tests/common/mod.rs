@@ -118,5 +118,38 @@ pub fn rotate_mp4(src: &Path, name: &str, degrees: u32) -> PathBuf {
     out
 }
 
+/// The first `n` pictures (or all, if fewer) of the bundled sample, 720p25 H.264, decoded
+/// in process through libav.
+pub fn decoded_sample(n: usize) -> Vec<ffmpeg_next::frame::Video> {
+    use ffmpeg_next as ff;
+    let path = repo("media/bbb-720p25-5s.mp4");
+    let mut input = ff::format::input(&path).expect("the bundled sample opens");
+    let stream = input.streams().best(ff::media::Type::Video).expect("the sample has video");
+    let index = stream.index();
+    let context = ff::codec::Context::from_parameters(stream.parameters()).expect("its parameters");
+    let mut decoder = context.decoder().video().expect("an H.264 decoder");
+    let mut pictures = Vec::new();
+    let mut picture = ff::frame::Video::empty();
+    for (stream, packet) in input.packets() {
+        if stream.index() != index {
+            continue;
+        }
+        decoder.send_packet(&packet).expect("decodes");
+        while decoder.receive_frame(&mut picture).is_ok() {
+            pictures.push(std::mem::replace(&mut picture, ff::frame::Video::empty()));
+        }
+        if pictures.len() >= n {
+            pictures.truncate(n);
+            return pictures;
+        }
+    }
+    decoder.send_eof().expect("flushes");
+    while decoder.receive_frame(&mut picture).is_ok() {
+        pictures.push(std::mem::replace(&mut picture, ff::frame::Video::empty()));
+    }
+    pictures.truncate(n);
+    pictures
+}
+
 pub mod playlist;
 pub mod s3;
