@@ -11,8 +11,7 @@ fn main() -> ExitCode {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("SVT_LOG", "1") };
     }
-    ladder::media::tune_allocator();
-    // libav's SIMD flags are set here, before any thread could read them.
+    // The allocator and libav's SIMD flags, before any other thread could use them.
     ladder::media::init();
     let cli = ladder::cli::Cli::parse();
     ladder::cli::init_logging(&cli.global);

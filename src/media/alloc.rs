@@ -11,8 +11,7 @@
 
 use std::ffi::c_void;
 
-/// Sets glibc's allocator up for a run; the binary calls it first thing, before any other
-/// thread exists, and `media::init` again (the same settings). Each yields to its
+/// Sets glibc's allocator up for a run (from `media::init`). Each setting yields to its
 /// `MALLOC_*` environment variable.
 ///
 /// - Two arenas instead of eight per CPU: a run has a dozen threads (decoder, rungs, audio,
@@ -21,7 +20,7 @@ use std::ffi::c_void;
 /// - The mmap threshold pinned at 128 KiB, glibc's starting value, which it would otherwise
 ///   raise (up to 32 MiB) each time a block that large is freed: freed frames go back to
 ///   the system at once, ~35 MB less peak RSS on the bench at the same CPU time.
-pub fn tune_allocator() {
+pub(super) fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // Keeps the zeroing `memalign` in every binary that links this crate.
@@ -38,7 +37,7 @@ pub fn tune_allocator() {
 }
 
 /// Bytes from which glibc serves a block with fresh pages of its own (see [`tune_allocator`]).
-pub const MMAP_THRESHOLD: i32 = 128 << 10;
+const MMAP_THRESHOLD: i32 = 128 << 10;
 
 /// glibc's `memalign`, with the block zeroed. Defined in the executable, it is the one every
 /// shared library's call resolves to (the linker exports a symbol that a library in the link

@@ -5,18 +5,17 @@
 mod alloc;
 pub mod encoder;
 
-pub use alloc::tune_allocator;
-
 use std::sync::Once;
 
 /// Initialises libav once per process and quiets its own logging: ladder reports problems
 /// itself, in sentences. Set `LADDER_LIBAV_LOG=info|warning|error|debug` to see libav's.
-/// Also sets the allocator up ([`tune_allocator`]), which encoders' output depends on, for
-/// whatever process encodes (the binary has done so already, tests have not).
+/// Also sets the allocator up (`alloc::tune_allocator`) and libav's SIMD flags
+/// (`without_slow_simd`): the binary calls it first thing, before any other thread exists;
+/// test binaries on their first use of libav.
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        tune_allocator();
+        alloc::tune_allocator();
         ffmpeg_next::init().expect("libav initialisation only registers codecs and cannot fail");
         without_slow_simd();
         let level = match std::env::var("LADDER_LIBAV_LOG").as_deref() {

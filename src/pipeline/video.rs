@@ -114,8 +114,6 @@ pub fn reorder_delay(plan: &Plan, preset: &Preset) -> Result<u32, EncoderError> 
 
 struct RungPipeline {
     index: usize,
-    width: u32,
-    height: u32,
     encoder: ff::encoder::video::Encoder,
     output: ff::format::context::Output,
     path: std::path::PathBuf,
@@ -304,10 +302,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
             if replay && local < span {
                 // The warm-up's turn, then, once the whole span is here, the chunk's own.
                 let warm = local - span;
-                let made = match warmup.encodes(warm) {
-                    true => Some(make(frame)?),
-                    false => None,
-                };
+                let made = if warmup.encodes(warm) { Some(make(frame)?) } else { None };
                 if let Some(made) = &made {
                     send(made, warm)?;
                 }
@@ -315,10 +310,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                 if local + 1 == span {
                     for (frame, slot, made) in held.drain(..) {
                         thumbnail(&frame, slot)?;
-                        let made = match made {
-                            Some(made) => made,
-                            None => make(&frame)?,
-                        };
+                        let made = if let Some(made) = made { made } else { make(&frame)? };
                         send(&made, slot as i64 - chunk.start_frame as i64)?;
                     }
                 }
@@ -589,17 +581,7 @@ impl RungJob<'_> {
             true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
             false => None,
         };
-        Ok(RungPipeline {
-            index: r.index,
-            width: r.width,
-            height: r.height,
-            encoder,
-            output,
-            path,
-            delay: None,
-            packets: 0,
-            check,
-        })
+        Ok(RungPipeline { index: r.index, encoder, output, path, delay: None, packets: 0, check })
     }
 }
 
@@ -824,7 +806,6 @@ fn feed_rung(
 ) -> Result<(), ChunkError> {
     let c = chunk.index;
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
-    debug_assert_eq!((frame.format(), frame.width(), frame.height()), (Pixel::YUV420P, r.width, r.height));
     // A header of its own for the time stamp and picture type; the planes are shared.
     let mut picture = picture_of(frame).ok_or(ChunkError::Libav {
         chunk: c,
