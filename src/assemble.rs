@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::exit::{ExitClass, Outcome};
+use crate::layout;
 use crate::location::{self, Output, StorageError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
@@ -13,9 +15,6 @@ use crate::preset::Preset;
 use crate::quality::QualityTotals;
 use crate::record::{ChunkRecord, PosterRecord, TrackRecord};
 use crate::thumbs::{self, ThumbError};
-
-/// Files whose presence means "complete"; removed before a run redoes any work.
-pub const PUBLISHED_KEYS: [&str; 2] = ["master.m3u8", "manifest.mpd"];
 
 /// Why the ladder could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +27,17 @@ pub enum AssembleError {
     Inconsistent(String),
     #[error("thumbnails: {0}")]
     Thumbnails(#[from] ThumbError),
+}
+
+impl ExitClass for AssembleError {
+    /// Records that disagree or go missing mid-assembly are another process's doing (or a
+    /// bug): a rerun may see a consistent set.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Storage(e) => e.outcome(),
+            Self::Missing(_) | Self::Inconsistent(_) | Self::Thumbnails(_) => Outcome::Transient,
+        }
+    }
 }
 
 /// The assembled ladder: what the master playlist and the report describe.
@@ -59,7 +69,7 @@ pub fn assemble(
     let mut video = Vec::new();
     let mut quality = Vec::new();
     for rung in &plan.rungs {
-        let dir = format!("v{}", rung.index);
+        let dir = layout::video_dir(rung.index);
         let parts: Vec<&TrackRecord> =
             records.values().filter_map(|r| r.tracks.iter().find(|t| t.dir == dir)).collect();
         let kind = TrackKind::Video { width: rung.width, height: rung.height, fps: plan.fps };
@@ -78,7 +88,7 @@ pub fn assemble(
                 language: a.language.clone(),
                 name: a.label.clone(),
             };
-            Some(summarise("a0", kind, &parts, plan)?)
+            Some(summarise(&layout::audio_dir(0), kind, &parts, plan)?)
         }
         _ => None,
     };
@@ -87,13 +97,16 @@ pub fn assemble(
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if hls_on {
         for track in video.iter().chain(&audio) {
-            files.push((format!("{}/index.m3u8", track.dir), hls::media_playlist(track).into_bytes()));
+            files.push((layout::in_dir(&track.dir, layout::MEDIA_PLAYLIST), hls::media_playlist(track).into_bytes()));
             if matches!(track.kind, TrackKind::Video { .. }) {
-                files.push((format!("{}/iframes.m3u8", track.dir), hls::iframe_playlist(track).into_bytes()));
+                files.push((
+                    layout::in_dir(&track.dir, layout::IFRAME_PLAYLIST),
+                    hls::iframe_playlist(track).into_bytes(),
+                ));
             }
         }
         if dash_on {
-            files.push(("manifest.mpd".into(), dash::mpd(&video, audio.as_ref(), plan.duration_seconds).into_bytes()));
+            files.push((layout::MPD.into(), dash::mpd(&video, audio.as_ref(), plan.duration_seconds).into_bytes()));
         }
     }
     if plan.thumbnails.is_some() {
@@ -101,7 +114,7 @@ pub fn assemble(
     }
     location::put_all(out, &files)?;
     let encoder_version = match video.first() {
-        Some(v) => out.get(&format!("{}/seg_0.m4s", v.dir))?.and_then(|bytes| encoder_version(&bytes)),
+        Some(v) => out.get(&layout::segment_key(&v.dir, 0))?.and_then(|bytes| encoder_version(&bytes)),
         None => None,
     };
     Ok(Ladder {
@@ -119,12 +132,12 @@ pub fn assemble(
 /// off) and returns its key. Call it last, after the report.
 pub fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
     if ladder.hls {
-        out.put("master.m3u8", hls::master_playlist(&ladder.video, ladder.audio.as_ref()).as_bytes())?;
-        Ok("master.m3u8")
+        out.put(layout::MASTER_PLAYLIST, hls::master_playlist(&ladder.video, ladder.audio.as_ref()).as_bytes())?;
+        Ok(layout::MASTER_PLAYLIST)
     } else {
         let mpd = dash::mpd(&ladder.video, ladder.audio.as_ref(), ladder.duration_seconds);
-        out.put("manifest.mpd", mpd.as_bytes())?;
-        Ok("manifest.mpd")
+        out.put(layout::MPD, mpd.as_bytes())?;
+        Ok(layout::MPD)
     }
 }
 
@@ -178,7 +191,7 @@ fn thumbnail_files(
     let poster = choose_poster(records.values().flat_map(|r| &r.posters))
         .ok_or_else(|| AssembleError::Inconsistent("no chunk kept a poster candidate".into()))?;
     // The stills, then the chosen poster candidate.
-    let keys: Vec<String> = (0..t.still_frames.len()).map(still_key).chain([poster.file.key.clone()]).collect();
+    let keys: Vec<String> = (0..t.still_frames.len()).map(layout::still_key).chain([poster.file.key.clone()]).collect();
     let mut stills = Vec::with_capacity(keys.len());
     for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
         stills.push(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
@@ -189,13 +202,13 @@ fn thumbnail_files(
     let mut files = Vec::new();
     for (k, tiles) in stills.chunks(per_sprite).enumerate() {
         let sprite = thumbs::compose_sprite(tiles, t.sprite_columns, t.sprite_rows, t.width, t.height)?;
-        files.push((format!("thumbs/sprite_{k}.jpg"), sprite));
+        files.push((layout::sprite_key(k), sprite));
     }
     let fps = plan.fps.as_f64();
     let seconds: Vec<f64> = t.still_frames.iter().map(|&f| f as f64 / fps).collect();
     let vtt = thumbs::thumbs_vtt(&seconds, plan.duration_seconds, t.sprite_columns, t.sprite_rows, t.width, t.height);
-    files.push(("thumbs/thumbs.vtt".into(), vtt.into_bytes()));
-    files.push(("thumbs/poster.jpg".into(), poster));
+    files.push((layout::THUMBS_VTT.into(), vtt.into_bytes()));
+    files.push((layout::POSTER.into(), poster));
     Ok(files)
 }
 
@@ -204,11 +217,6 @@ fn thumbnail_files(
 fn choose_poster<'a>(candidates: impl Iterator<Item = &'a PosterRecord>) -> Option<&'a PosterRecord> {
     let all: Vec<&PosterRecord> = candidates.collect();
     all.iter().filter(|p| p.worthy).min_by_key(|p| p.frame).or_else(|| all.iter().min_by_key(|p| p.frame)).copied()
-}
-
-/// `thumbs/t_<n>.jpg`.
-pub fn still_key(n: usize) -> String {
-    format!("thumbs/t_{n}.jpg")
 }
 
 /// The encoder's own version string from its SEI message, e.g. `x264 core 164 r3095 baf4ae5`.

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exit::{ExitClass, Outcome};
 use crate::preset::Preset;
 use crate::probe::Probe;
 use crate::rate::FrameRate;
@@ -151,6 +152,12 @@ pub enum PlanError {
     TooShort { path: String, seconds: f64 },
     #[error("{path}: the video has no usable size ({width}x{height})")]
     NoPicture { path: String, width: u32, height: u32 },
+}
+
+impl ExitClass for PlanError {
+    fn outcome(&self) -> Outcome {
+        Outcome::BadInput
+    }
 }
 
 /// Plans the work of `preset` on the probed source.

@@ -9,6 +9,7 @@ use std::ptr;
 use ffmpeg_next::{self as ff, codec, ffi, media};
 use serde::{Deserialize, Serialize};
 
+use crate::exit::{ExitClass, Outcome};
 use crate::rate::FrameRate;
 
 /// The largest pictures ladder accepts: checked on the container's header, and given to
@@ -121,10 +122,13 @@ pub enum ProbeError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-impl ProbeError {
-    /// Whether a retry could succeed (an I/O failure) rather than the input being bad.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Io { .. })
+impl ExitClass for ProbeError {
+    /// An I/O failure may pass; everything else is the input's (do not retry).
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Io { .. } => Outcome::Transient,
+            _ => Outcome::BadInput,
+        }
     }
 }
 

@@ -6,22 +6,13 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::layout::{self, record_key};
 use crate::location::{Output, StorageError};
 use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
 /// Bumped whenever a record's meaning changes, so older records are redone, not misread.
 pub const RECORD_VERSION: u32 = 1;
-
-pub const PLAN_KEY: &str = ".ladder/plan.json";
-
-/// The record key of a chunk, or of the audio (`chunk = None`).
-pub fn record_key(chunk: Option<u32>) -> String {
-    match chunk {
-        Some(c) => format!(".ladder/chunks/{c}.json"),
-        None => ".ladder/chunks/audio.json".to_owned(),
-    }
-}
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
@@ -108,7 +99,7 @@ impl ChunkRecord {
         let tracks = self.tracks.iter().flat_map(|t| {
             t.segments
                 .iter()
-                .map(|s| (format!("{}/seg_{}.m4s", t.dir, s.summary.index), s.summary.size))
+                .map(|s| (layout::segment_key(&t.dir, s.summary.index), s.summary.size))
                 .chain(std::iter::once((t.init.key.clone(), t.init.size)))
         });
         tracks

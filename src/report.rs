@@ -16,8 +16,6 @@ use crate::package::track::TrackKind;
 use crate::plan::Plan;
 use crate::probe::Probe;
 
-pub const REPORT_KEY: &str = "report.json";
-
 /// Wall and CPU seconds of one stage.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stage {

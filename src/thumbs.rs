@@ -191,9 +191,10 @@ pub fn thumbs_vtt(
         let (x, y) = ((cell % columns) as u32 * tile_width, (cell / columns) as u32 * tile_height);
         let _ = write!(
             out,
-            "\n{} --> {}\nsprite_{sheet}.jpg#xywh={x},{y},{tile_width},{tile_height}\n",
+            "\n{} --> {}\n{}#xywh={x},{y},{tile_width},{tile_height}\n",
             vtt_time(start_ms),
-            vtt_time(end_ms)
+            vtt_time(end_ms),
+            crate::layout::sprite_file(sheet)
         );
     }
     out

@@ -54,6 +54,7 @@ fn encode_chunks_holding(
         frames_done: &frames_done,
         quality: false,
         replay_budget,
+        max_pixels: ladder::probe::Limits::default().max_pixels,
     };
     let chunks = plan.chunks.iter().map(|c| video::encode_chunk(&job, c).unwrap()).collect();
     for done in &frames_done {

@@ -7,6 +7,7 @@
 
 mod common;
 
+use ladder::exit::ExitClass;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -469,7 +470,7 @@ mod storage {
         proxy.add(Rule::new(Fault::Status(500, "InternalError"), Some("PUT"), Some("partNumber=2"), 2));
         let err = out.put("v0/seg_1.m4s", &blob).unwrap_err();
         assert!(matches!(err, StorageError::Remote { .. }), "{err}");
-        assert!(!err.is_usage() && !err.is_bad_input());
+        assert!(err.outcome() == ladder::exit::Outcome::Transient);
         assert_eq!(out.size("v0/seg_1.m4s").unwrap(), None);
         assert_eq!(server.pending_parts(), 0, "the failed upload was aborted");
         assert_eq!(out.get("missing.json").unwrap(), None);
@@ -525,7 +526,7 @@ mod storage {
         let err =
             location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
         assert!(err.to_string().contains("changed while it was fetched"), "{err}");
-        assert!(!err.is_usage() && !err.is_bad_input(), "a rerun fetches the new version: {err}");
+        assert!(err.outcome() == ladder::exit::Outcome::Transient, "a rerun fetches the new version: {err}");
     }
 
     #[test]
@@ -545,6 +546,6 @@ mod storage {
         let err =
             location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
-        assert!(!err.is_usage() && !err.is_bad_input(), "a rerun may fetch a good copy: {err}");
+        assert!(err.outcome() == ladder::exit::Outcome::Transient, "a rerun may fetch a good copy: {err}");
     }
 }

@@ -14,7 +14,7 @@ pub use client::{Created, Finished};
 pub use config::{DispatchConfig, RawConfig, TenantRoute};
 pub use job::{JobRequest, build_job, job_name};
 
-use crate::exit::Outcome;
+use crate::exit::{ExitClass, Outcome};
 
 /// Why a dispatch failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,10 +47,10 @@ fn hint(code: u16, reason: &str, message: &str, namespace: &str) -> String {
     }
 }
 
-impl DispatchError {
+impl ExitClass for DispatchError {
     /// The exit code this failure maps to. A full quota, throttling and server errors pass;
     /// a Job failed by its pod failure policy (bad input or preset) does not.
-    pub fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> Outcome {
         match self {
             Self::ConfigRead { .. } | Self::Config { .. } | Self::Tenant { .. } | Self::Request { .. } => {
                 Outcome::Usage

@@ -11,6 +11,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::exit::{ExitClass, Outcome};
+
 /// A parsed `INPUT` or `--out` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -63,15 +65,17 @@ pub enum StorageError {
     Remote { location: String, action: &'static str, key: String, detail: String },
 }
 
-impl StorageError {
-    /// Whether the call or the deployment is wrong (exit 2) rather than retrying helping.
-    pub fn is_usage(&self) -> bool {
-        matches!(self, Self::BadLocation(_) | Self::Config { .. })
-    }
-
-    /// Whether the input itself is missing (exit 3: do not retry).
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::InputMissing { .. })
+impl ExitClass for StorageError {
+    /// A wrong call or deployment exits 2, a missing input 3 (do not retry); a local path
+    /// that cannot be used (a file where a folder must be, no permission) is the user's to
+    /// fix; the rest may pass.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::BadLocation(_) | Self::Config { .. } => Outcome::Usage,
+            Self::InputMissing { .. } => Outcome::BadInput,
+            Self::Io { source, .. } => crate::exit::io_class(source),
+            Self::Remote { .. } => Outcome::Transient,
+        }
     }
 }
 

@@ -205,7 +205,7 @@ pub fn content_type(key: &str) -> &'static str {
         "mpd" => "application/dash+xml",
         "m4s" => "video/iso.segment",
         // The audio rendition's init segment holds only an audio track.
-        "mp4" if key.starts_with("a0/") || key.contains("/a0/") => "audio/mp4",
+        "mp4" if crate::layout::is_audio(key) => "audio/mp4",
         "mp4" => "video/mp4",
         "jpg" | "jpeg" => "image/jpeg",
         "vtt" => "text/vtt",
@@ -218,7 +218,7 @@ pub fn content_type(key: &str) -> &'static str {
 /// cached for a year; manifests and the report name the current set and may be republished
 /// by a rerun, so they live a minute; checkpoints are never served.
 pub fn cache_control(key: &str) -> &'static str {
-    if key.starts_with(".ladder/") {
+    if crate::layout::is_checkpoint(key) {
         return "no-store";
     }
     match key.rsplit_once('.').map_or("", |(_, e)| e) {

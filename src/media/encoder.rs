@@ -3,6 +3,7 @@
 
 use ffmpeg_next::{self as ff, Dictionary, codec, encoder, format::Pixel};
 
+use crate::exit::{ExitClass, Outcome};
 use crate::rate::FrameRate;
 
 /// The video codecs a preset can ask for.
@@ -93,6 +94,21 @@ pub enum EncoderError {
     Failed { encoder: String, source: ff::Error },
     #[error("encoder {encoder} does not know option {key:?}")]
     UnknownOption { encoder: String, key: String, source_key: OptionSource },
+}
+
+impl ExitClass for EncoderError {
+    /// Settings the encoder refuses are the preset's to fix; an encoder failing mid-stream
+    /// may pass (out of memory, a bug).
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Open { source: ff::Error::Other { errno: libc::ENOMEM }, .. } | Self::Failed { .. } => {
+                Outcome::Transient
+            }
+            Self::NotFound(_) | Self::WrongCodec { .. } | Self::Open { .. } | Self::UnknownOption { .. } => {
+                Outcome::Usage
+            }
+        }
+    }
 }
 
 /// One problem `check_video` found, with the option responsible when it is known.

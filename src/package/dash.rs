@@ -8,11 +8,9 @@
 
 use std::fmt::Write as _;
 
-use super::track::{INIT_FILE, SegmentSummary, TrackKind, TrackSummary, ticks_to_micros};
+use super::track::{SegmentSummary, TrackKind, TrackSummary, ticks_to_micros};
+use crate::layout;
 use crate::rate::FrameRate;
-
-/// The file name of the MPD at the output root.
-pub const MPD_FILE: &str = "manifest.mpd";
 
 const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
 const CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
@@ -160,8 +158,8 @@ fn segment_template(x: &mut Xml, track: &TrackSummary) {
     x.open(
         "SegmentTemplate",
         &[
-            ("initialization", format!("$RepresentationID$/{INIT_FILE}")),
-            ("media", "$RepresentationID$/seg_$Number$.m4s".into()),
+            ("initialization", layout::DASH_INIT_TEMPLATE.into()),
+            ("media", layout::DASH_MEDIA_TEMPLATE.into()),
             ("startNumber", start_number.to_string()),
             ("timescale", track.timescale.to_string()),
             ("presentationTimeOffset", track.presentation_offset.to_string()),

@@ -8,18 +8,14 @@
 
 use std::fmt::Write as _;
 
-use super::track::{INIT_FILE, TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
+use crate::layout::{self, IFRAME_PLAYLIST, MEDIA_PLAYLIST, in_dir};
+
+use super::track::{TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
 
 /// Every playlist declares version 7: fMP4 segments with `EXT-X-MAP` in a media playlist
 /// need 6+ (RFC 8216 §7), and 7 is what Apple's authoring spec asks for with CMAF.
 const VERSION: u32 = 7;
 
-/// The file name of a track's media playlist inside its folder.
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
-/// The file name of a video rung's I-frame playlist inside its folder.
-pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
-/// The file name of the master playlist at the output root.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// The `GROUP-ID` tying the video variants to the audio rendition.
 const AUDIO_GROUP: &str = "audio";
 
@@ -63,7 +59,7 @@ pub fn iframe_playlist(track: &TrackSummary) -> String {
             start: k.start,
             duration: k.duration,
             byte_range: Some((k.range.length, k.range.offset)),
-            uri: format!("seg_{}.m4s", k.segment),
+            uri: layout::segment_file(k.segment),
         })
         .collect();
     playlist(track.timescale, &entries, true)
@@ -89,7 +85,7 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
         line(&mut out, "#EXT-X-I-FRAMES-ONLY");
     }
     line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
-    line(&mut out, &format!("#EXT-X-MAP:URI=\"{INIT_FILE}\""));
+    line(&mut out, &format!("#EXT-X-MAP:URI=\"{}\"", layout::INIT));
     for (entry, us) in entries.iter().zip(extinf) {
         line(&mut out, &format!("#EXTINF:{},", micros_fixed6(us)));
         if let Some((length, offset)) = entry.byte_range {
@@ -126,7 +122,7 @@ pub fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> 
                  CHANNELS=\"{channels}\",URI={}",
                 quoted(name),
                 quoted(language),
-                quoted(&format!("{}/{MEDIA_PLAYLIST}", a.dir)),
+                quoted(&in_dir(&a.dir, MEDIA_PLAYLIST)),
             ),
         );
     }
@@ -155,7 +151,7 @@ pub fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> 
         // video and may show a captions menu for nothing.
         tag.push_str(",CLOSED-CAPTIONS=NONE");
         line(&mut out, &tag);
-        line(&mut out, &format!("{}/{MEDIA_PLAYLIST}", v.dir));
+        line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
     }
 
     for v in video {
@@ -168,7 +164,7 @@ pub fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> 
         if let TrackKind::Video { width, height, .. } = &v.kind {
             let _ = write!(tag, ",RESOLUTION={width}x{height}");
         }
-        let _ = write!(tag, ",URI={}", quoted(&format!("{}/{IFRAME_PLAYLIST}", v.dir)));
+        let _ = write!(tag, ",URI={}", quoted(&in_dir(&v.dir, IFRAME_PLAYLIST)));
         line(&mut out, &tag);
     }
     out

@@ -82,13 +82,10 @@ pub struct KeyFrameSpan {
     pub duration: u64,
 }
 
-/// The name of the init segment inside a track's folder.
-pub const INIT_FILE: &str = "init.mp4";
-
 impl SegmentSummary {
     /// `seg_<index>.m4s`, the file's name inside the track's folder.
     pub fn file_name(&self) -> String {
-        format!("seg_{}.m4s", self.index)
+        crate::layout::segment_file(self.index)
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ffmpeg_next::{self as ff};
 
 use super::{EncodedSegment, close_fragment, open_muxer};
+use crate::exit::{ExitClass, Outcome};
 use crate::media::encoder::{self, AudioEncoderSpec, EncoderError};
 use crate::package::cmaf::{self, CmafError};
 use crate::plan::Plan;
@@ -38,6 +39,20 @@ pub enum AudioError {
     FragmentCount { expected: usize, found: usize },
     #[error("audio: interrupted")]
     Interrupted,
+}
+
+impl ExitClass for AudioError {
+    /// A stream libav cannot decode past a point will not decode on a retry either.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Interrupted => Outcome::Interrupted,
+            Self::Libav { source: ff::Error::InvalidData, .. } => Outcome::BadInput,
+            Self::Encoder(e) => e.outcome(),
+            Self::Libav { .. } | Self::Package(_) | Self::Scratch { .. } | Self::FragmentCount { .. } => {
+                Outcome::Transient
+            }
+        }
+    }
 }
 
 /// The audio rendition's init segment, once every segment has been handed out.

@@ -20,6 +20,7 @@ use diagnostic::Seg;
 pub use diagnostic::{Diagnostic, KeyPath, Problem};
 use raw::RawPreset;
 
+use crate::exit::{ExitClass, Outcome};
 use crate::media::encoder::{EncoderOption, OptionSource, VideoCodec, VideoEncoderSpec};
 use crate::rate::FrameRate;
 
@@ -284,6 +285,13 @@ pub enum PresetError {
     NotFound { name: String, builtin: String },
     #[error("preset {origin} is invalid:\n{}", render(.diagnostics))]
     Invalid { origin: String, diagnostics: Vec<Diagnostic> },
+}
+
+impl ExitClass for PresetError {
+    /// A preset that cannot be read or used is the caller's to fix.
+    fn outcome(&self) -> Outcome {
+        Outcome::Usage
+    }
 }
 
 fn render(diagnostics: &[Diagnostic]) -> String {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::diagnostic::{KeyPath, Problem};
-use super::raw::{RawNumberOrText, RawPreset, RawRung};
+use super::raw::{RawNumberOrText, RawPreset, RawRung, RawVideo};
 use super::{
     AudioSettings, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings, ThumbnailSettings, VideoSettings,
     levels,
@@ -158,7 +158,29 @@ fn frame_rate(r: &mut Rules, key: &str, value: &RawNumberOrText) -> Option<Frame
 
 fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>) -> Option<VideoSettings> {
     let v = &raw.video;
-    let codec = match v.codec.as_str() {
+    let codec = check_codec(r, &v.codec);
+    let (fps, max_fps) = check_frame_rates(r, v, segments);
+    let rate_control = check_rate_control(r, v, codec);
+    let level = check_level_and_profile(r, v, codec);
+    check_options(r, v);
+    let (Some(codec), Some(max_fps), Some(rate_control)) = (codec, max_fps, rate_control) else {
+        return None;
+    };
+    Some(VideoSettings {
+        codec,
+        encoder: v.encoder.clone().unwrap_or_else(|| codec.default_encoder().to_owned()),
+        profile: v.profile.clone(),
+        level,
+        speed: v.speed.as_ref().map(ToString::to_string),
+        fps,
+        max_fps,
+        rate_control,
+        options: v.options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+    })
+}
+
+fn check_codec(r: &mut Rules, codec: &str) -> Option<VideoCodec> {
+    match codec {
         "h264" | "avc" => Some(VideoCodec::H264),
         "hevc" | "h265" => Some(VideoCodec::Hevc),
         "av1" => Some(VideoCodec::Av1),
@@ -166,7 +188,15 @@ fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>
             r.fail(path("video.codec"), format!("unknown video codec {other:?}"), "use \"h264\", \"hevc\" or \"av1\"");
             None
         }
-    };
+    }
+}
+
+/// `video.fps` and `video.max_fps` (default 60), and whether a GOP is whole frames.
+fn check_frame_rates(
+    r: &mut Rules,
+    v: &RawVideo,
+    segments: Option<SegmentSettings>,
+) -> (Option<FrameRate>, Option<FrameRate>) {
     let max_fps = match &v.max_fps {
         None => FrameRate::new(60, 1),
         Some(x) => frame_rate(r, "video.max_fps", x),
@@ -197,7 +227,11 @@ fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>
             format!("use gop_seconds = {} ({whole} frames) or a frame rate that fits", trim_float(whole / f.as_f64())),
         );
     }
-    let rate_control = match (v.rate_control.as_deref().unwrap_or("cvbr"), v.crf) {
+    (fps, max_fps)
+}
+
+fn check_rate_control(r: &mut Rules, v: &RawVideo, codec: Option<VideoCodec>) -> Option<RateControl> {
+    match (v.rate_control.as_deref().unwrap_or("cvbr"), v.crf) {
         ("cvbr", None) => Some(RateControl::Cvbr),
         ("cvbr", Some(_)) => {
             r.fail(
@@ -231,7 +265,11 @@ fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>
             );
             None
         }
-    };
+    }
+}
+
+/// The level, normalised; the level and profile must fit the codec.
+fn check_level_and_profile(r: &mut Rules, v: &RawVideo, codec: Option<VideoCodec>) -> Option<String> {
     let level = v.level.as_ref().map(|l| levels::normalise(&l.to_string()));
     if let (Some(level), Some(codec)) = (&level, codec) {
         match codec {
@@ -255,6 +293,11 @@ fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>
             "use \"main\" (8/10-bit 4:2:0) or remove profile",
         );
     }
+    level
+}
+
+/// Encoder options must not override what ladder sets from the preset.
+fn check_options(r: &mut Rules, v: &RawVideo) {
     for (key, value) in &v.options {
         if matches!(
             key.as_str(),
@@ -276,20 +319,6 @@ fn check_video(r: &mut Rules, raw: &RawPreset, segments: Option<SegmentSettings>
             );
         }
     }
-    let (Some(codec), Some(max_fps), Some(rate_control)) = (codec, max_fps, rate_control) else {
-        return None;
-    };
-    Some(VideoSettings {
-        codec,
-        encoder: v.encoder.clone().unwrap_or_else(|| codec.default_encoder().to_owned()),
-        profile: v.profile.clone(),
-        level,
-        speed: v.speed.as_ref().map(ToString::to_string),
-        fps,
-        max_fps,
-        rate_control,
-        options: v.options.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
-    })
 }
 
 /// Rungs that passed their own checks, with their index in the file.
@@ -297,22 +326,7 @@ fn check_rungs(r: &mut Rules, raw: &RawPreset, video: Option<&VideoSettings>) ->
     if raw.rungs.is_empty() {
         r.fail(path("rungs"), "the preset has no rungs", "add at least one [[rungs]] table");
     }
-    let maxrate_factor = raw.video.maxrate_factor.unwrap_or(1.5);
-    if !(1.0..=MAX_PEAK_TO_AVERAGE).contains(&maxrate_factor) {
-        r.fail(
-            path("video.maxrate_factor"),
-            format!("maxrate_factor = {maxrate_factor} is outside 1.0-{MAX_PEAK_TO_AVERAGE}"),
-            "use 1.1-2.0 (peak at most twice the average, per Apple's HLS Authoring Specification)",
-        );
-    }
-    let bufsize_seconds = raw.video.bufsize_seconds.unwrap_or(2.0);
-    if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&bufsize_seconds) {
-        r.fail(
-            path("video.bufsize_seconds"),
-            format!("bufsize_seconds = {bufsize_seconds} is outside {}-{}", BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1),
-            "use 1-2 seconds of maxrate",
-        );
-    }
+    let shape = check_rate_shape(r, raw);
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut good = Vec::new();
     for (i, rung) in raw.rungs.iter().enumerate() {
@@ -329,71 +343,100 @@ fn check_rungs(r: &mut Rules, raw: &RawPreset, video: Option<&VideoSettings>) ->
                 "give every rung its own name",
             );
         }
-        let mut ok =
-            check_dimension(r, i, rung, "width", rung.width) & check_dimension(r, i, rung, "height", rung.height);
-        if rung.bitrate_kbps == 0 {
-            r.fail(
-                rung_path(i, "bitrate_kbps"),
-                format!("rung {:?} has bitrate 0", rung.name),
-                "give it a bitrate in kbit/s",
-            );
-            ok = false;
-        }
-        let maxrate = rung.maxrate_kbps.unwrap_or((f64::from(rung.bitrate_kbps) * maxrate_factor).round() as u32);
-        if maxrate < rung.bitrate_kbps {
-            r.fail(
-                rung_path(i, "maxrate_kbps"),
-                format!(
-                    "rung {:?}: maxrate {maxrate} kbit/s is below its bitrate {} kbit/s",
-                    rung.name, rung.bitrate_kbps
-                ),
-                format!("set maxrate_kbps >= {}", rung.bitrate_kbps),
-            );
-            ok = false;
-        } else if f64::from(maxrate) > MAX_PEAK_TO_AVERAGE * f64::from(rung.bitrate_kbps) {
-            r.fail(
-                rung_path(i, "maxrate_kbps"),
-                format!(
-                    "rung {:?}: peak {maxrate} kbit/s is more than {MAX_PEAK_TO_AVERAGE} × its average {} kbit/s",
-                    rung.name, rung.bitrate_kbps
-                ),
-                format!("set maxrate_kbps <= {}", (MAX_PEAK_TO_AVERAGE * f64::from(rung.bitrate_kbps)) as u32),
-            );
-            ok = false;
-        }
-        let bufsize = rung.bufsize_kbit.unwrap_or((f64::from(maxrate) * bufsize_seconds).round() as u32);
-        let seconds = f64::from(bufsize) / f64::from(maxrate.max(1));
-        if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&seconds) {
-            r.fail(
-                rung_path(i, "bufsize_kbit"),
-                format!(
-                    "rung {:?}: bufsize {bufsize} kbit is {seconds:.2} s of its maxrate {maxrate} kbit/s (expected {}-{} s)",
-                    rung.name, BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1
-                ),
-                format!(
-                    "set bufsize_kbit between {} and {}",
-                    (f64::from(maxrate) * BUFSIZE_SECONDS.0).ceil(),
-                    (f64::from(maxrate) * BUFSIZE_SECONDS.1).floor()
-                ),
-            );
-            ok = false;
-        }
-        if ok && video.is_some() {
-            good.push((
-                i,
-                Rung {
-                    name: rung.name.clone(),
-                    width: rung.width,
-                    height: rung.height,
-                    bitrate_kbps: rung.bitrate_kbps,
-                    maxrate_kbps: maxrate,
-                    bufsize_kbit: bufsize,
-                },
-            ));
+        if let Some(checked) = check_rung(r, i, rung, shape)
+            && video.is_some()
+        {
+            good.push((i, checked));
         }
     }
     check_bitrate_order(r, &raw.rungs);
     good
+}
+
+/// `video.maxrate_factor` and `video.bufsize_seconds`: how a rung's peak and buffer follow
+/// from its bitrate when it does not set them.
+#[derive(Debug, Clone, Copy)]
+struct RateShape {
+    maxrate_factor: f64,
+    bufsize_seconds: f64,
+}
+
+fn check_rate_shape(r: &mut Rules, raw: &RawPreset) -> RateShape {
+    let maxrate_factor = raw.video.maxrate_factor.unwrap_or(1.5);
+    if !(1.0..=MAX_PEAK_TO_AVERAGE).contains(&maxrate_factor) {
+        r.fail(
+            path("video.maxrate_factor"),
+            format!("maxrate_factor = {maxrate_factor} is outside 1.0-{MAX_PEAK_TO_AVERAGE}"),
+            "use 1.1-2.0 (peak at most twice the average, per Apple's HLS Authoring Specification)",
+        );
+    }
+    let bufsize_seconds = raw.video.bufsize_seconds.unwrap_or(2.0);
+    if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&bufsize_seconds) {
+        r.fail(
+            path("video.bufsize_seconds"),
+            format!("bufsize_seconds = {bufsize_seconds} is outside {}-{}", BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1),
+            "use 1-2 seconds of maxrate",
+        );
+    }
+    RateShape { maxrate_factor, bufsize_seconds }
+}
+
+/// One rung's size, bitrate, peak and buffer.
+fn check_rung(r: &mut Rules, i: usize, rung: &RawRung, shape: RateShape) -> Option<Rung> {
+    let RateShape { maxrate_factor, bufsize_seconds } = shape;
+    let mut ok = check_dimension(r, i, rung, "width", rung.width) & check_dimension(r, i, rung, "height", rung.height);
+    if rung.bitrate_kbps == 0 {
+        r.fail(
+            rung_path(i, "bitrate_kbps"),
+            format!("rung {:?} has bitrate 0", rung.name),
+            "give it a bitrate in kbit/s",
+        );
+        ok = false;
+    }
+    let maxrate = rung.maxrate_kbps.unwrap_or((f64::from(rung.bitrate_kbps) * maxrate_factor).round() as u32);
+    if maxrate < rung.bitrate_kbps {
+        r.fail(
+            rung_path(i, "maxrate_kbps"),
+            format!("rung {:?}: maxrate {maxrate} kbit/s is below its bitrate {} kbit/s", rung.name, rung.bitrate_kbps),
+            format!("set maxrate_kbps >= {}", rung.bitrate_kbps),
+        );
+        ok = false;
+    } else if f64::from(maxrate) > MAX_PEAK_TO_AVERAGE * f64::from(rung.bitrate_kbps) {
+        r.fail(
+            rung_path(i, "maxrate_kbps"),
+            format!(
+                "rung {:?}: peak {maxrate} kbit/s is more than {MAX_PEAK_TO_AVERAGE} × its average {} kbit/s",
+                rung.name, rung.bitrate_kbps
+            ),
+            format!("set maxrate_kbps <= {}", (MAX_PEAK_TO_AVERAGE * f64::from(rung.bitrate_kbps)) as u32),
+        );
+        ok = false;
+    }
+    let bufsize = rung.bufsize_kbit.unwrap_or((f64::from(maxrate) * bufsize_seconds).round() as u32);
+    let seconds = f64::from(bufsize) / f64::from(maxrate.max(1));
+    if !(BUFSIZE_SECONDS.0..=BUFSIZE_SECONDS.1).contains(&seconds) {
+        r.fail(
+            rung_path(i, "bufsize_kbit"),
+            format!(
+                "rung {:?}: bufsize {bufsize} kbit is {seconds:.2} s of its maxrate {maxrate} kbit/s (expected {}-{} s)",
+                rung.name, BUFSIZE_SECONDS.0, BUFSIZE_SECONDS.1
+            ),
+            format!(
+                "set bufsize_kbit between {} and {}",
+                (f64::from(maxrate) * BUFSIZE_SECONDS.0).ceil(),
+                (f64::from(maxrate) * BUFSIZE_SECONDS.1).floor()
+            ),
+        );
+        ok = false;
+    }
+    ok.then(|| Rung {
+        name: rung.name.clone(),
+        width: rung.width,
+        height: rung.height,
+        bitrate_kbps: rung.bitrate_kbps,
+        maxrate_kbps: maxrate,
+        bufsize_kbit: bufsize,
+    })
 }
 
 fn check_dimension(r: &mut Rules, i: usize, rung: &RawRung, key: &str, value: u32) -> bool {

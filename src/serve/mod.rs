@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::dispatch::{self, DispatchConfig, JobRequest};
-use crate::exit::Outcome;
+use crate::exit::{ExitClass, Outcome};
 use crate::preset::Preset;
 use events::{EventError, Recording};
 use metrics::Metrics;

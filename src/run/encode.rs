@@ -1,0 +1,189 @@
+//! Encoding what is left: the chunks on a rayon pool, the audio on its own thread, and the
+//! calling thread storing each part as it finishes (files, then record) while the others
+//! encode.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::prepare::{Done, Work};
+use super::{RunError, store};
+use crate::exit::{ExitClass, Outcome};
+use crate::location::Output;
+use crate::pipeline::EncodedSegment;
+use crate::pipeline::audio::{self, AudioError, AudioTrack};
+use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
+use crate::plan::{Chunk, Plan};
+use crate::record::SegmentRecord;
+
+/// CPUs one chunk keeps busy: its decoder thread and one thread per rung, the largest
+/// rung doing about half of the encoding.
+const CPUS_PER_CHUNK: usize = 2;
+
+/// How the work is spread over the CPUs this process may use.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Workers {
+    pub(super) cpus: usize,
+    /// Chunks encoded at once.
+    pub(super) jobs: usize,
+    /// One thread per encoder, whatever the machine: a chunk's bytes are then the same
+    /// whichever process, shard or rerun encodes it. Parallelism comes from chunks.
+    pub(super) encoder_threads: usize,
+    /// Decoding is bit-exact with any thread count: spare CPUs (fewer chunks than workers)
+    /// go to the decoders.
+    pub(super) decoder_threads: usize,
+}
+
+impl Workers {
+    /// `jobs` as asked for, else one chunk per [`CPUS_PER_CHUNK`] CPUs: every chunk at work
+    /// holds a set of encoders in memory.
+    pub(super) fn size(jobs: Option<usize>, pending: usize) -> Self {
+        let cpus = crate::report::available_cpus();
+        let jobs = jobs.unwrap_or(cpus.div_ceil(CPUS_PER_CHUNK)).max(1);
+        let decoder_threads = (cpus / (jobs.min(pending).max(1) * CPUS_PER_CHUNK)).max(1);
+        Self { cpus, jobs, encoder_threads: 1, decoder_threads }
+    }
+}
+
+/// A part that finished encoding, on its way to the storing thread.
+enum Finished {
+    Chunk(u32, Result<ChunkOutput, ChunkError>, Duration),
+    /// An audio segment, stored as soon as it is cut.
+    AudioSegment(EncodedSegment),
+    Audio(Result<AudioTrack, AudioError>, Duration),
+}
+
+/// The storing side: where parts go and what has been stored.
+pub(super) struct Storer<'a> {
+    pub(super) out: &'a dyn Output,
+    pub(super) plan: &'a Plan,
+    pub(super) plan_id: &'a str,
+    /// The encoder delay every rung must have, in frames.
+    pub(super) delay: u32,
+    pub(super) done: &'a mut Done,
+    /// Chunks stored by this run, in the order they finished.
+    pub(super) encoded: Vec<u32>,
+    audio_segments: Vec<SegmentRecord>,
+    first_error: Option<RunError>,
+}
+
+impl<'a> Storer<'a> {
+    pub(super) fn new(out: &'a dyn Output, plan: &'a Plan, plan_id: &'a str, delay: u32, done: &'a mut Done) -> Self {
+        Self { out, plan, plan_id, delay, done, encoded: Vec::new(), audio_segments: Vec::new(), first_error: None }
+    }
+
+    fn store(&mut self, finished: Finished) -> Result<(), RunError> {
+        match finished {
+            Finished::Chunk(c, result, took) => {
+                let record = store::store_chunk(self.out, self.plan, self.plan_id, c, result?, self.delay, took)?;
+                self.done.chunks.insert(c, record);
+                self.encoded.push(c);
+            }
+            Finished::AudioSegment(segment) => {
+                self.audio_segments.push(store::store_audio_segment(self.out, &segment)?);
+            }
+            Finished::Audio(result, took) => {
+                let segments = std::mem::take(&mut self.audio_segments);
+                self.done.audio = Some(store::store_audio(self.out, self.plan_id, result?, segments, took)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the first real failure (what the user needs to see), not a part that only
+    /// stopped because of it.
+    fn fail(&mut self, e: RunError) {
+        let interrupted = e.outcome() == Outcome::Interrupted;
+        if self.first_error.as_ref().is_none_or(|f| f.outcome() == Outcome::Interrupted && !interrupted) {
+            self.first_error = Some(e);
+        }
+    }
+
+    /// The run's result so far: the first failure, or `Interrupted` when stopped.
+    fn result(self, cancel: &AtomicBool) -> Result<Vec<u32>, RunError> {
+        match self.first_error {
+            // A chunk that stopped for a signal says only that; the run's message says what next.
+            Some(e) if e.outcome() == Outcome::Interrupted => Err(RunError::Interrupted),
+            Some(e) => Err(e),
+            None if cancel.load(Ordering::Relaxed) => Err(RunError::Interrupted),
+            None => {
+                let mut encoded = self.encoded;
+                encoded.sort_unstable();
+                Ok(encoded)
+            }
+        }
+    }
+}
+
+/// Encodes `work` and stores every part; returns the chunks this run encoded, in order.
+/// On the first failure the other workers are cancelled.
+pub(super) fn encode(
+    job: &ChunkJob<'_>,
+    workers: Workers,
+    work: &Work<'_>,
+    mut storer: Storer<'_>,
+) -> Result<Vec<u32>, RunError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers.jobs)
+        .thread_name(|i| format!("ladder-chunk-{i}"))
+        .build()
+        .map_err(|e| RunError::Inconsistent(format!("starting {} worker threads: {e}", workers.jobs)))?;
+    let delay_seconds = f64::from(storer.delay) / job.plan.fps.as_f64();
+    std::thread::scope(|s| {
+        // Bounded: a worker whose chunk is not stored yet waits, so memory stays flat when
+        // storing is slower than encoding.
+        let (tx, rx) = mpsc::sync_channel::<Finished>(workers.jobs);
+        if work.audio {
+            let tx = tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("ladder-audio".into())
+                .spawn_scoped(s, move || encode_audio(job, delay_seconds, &tx));
+            if let Err(e) = spawned {
+                storer.fail(RunError::Inconsistent(format!("starting the audio thread: {e}")));
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+        let pool = &pool;
+        s.spawn(move || encode_chunks(pool, job, &work.chunks, &tx));
+        for finished in rx {
+            if let Err(e) = storer.store(finished) {
+                storer.fail(e);
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    storer.result(job.cancel)
+}
+
+/// The audio, a small serial task: on its own thread it never holds up a chunk. Segments go
+/// to the storing thread as they are cut; a closed channel means the run is stopping.
+fn encode_audio(job: &ChunkJob<'_>, delay_seconds: f64, tx: &mpsc::SyncSender<Finished>) {
+    crate::pipeline::give_way();
+    let started = Instant::now();
+    let mut send = |segment| tx.send(Finished::AudioSegment(segment)).map_err(|_| AudioError::Interrupted);
+    let result =
+        audio::encode_audio(job.input, job.plan, job.preset, delay_seconds, job.scratch, job.cancel, &mut send);
+    let _ = tx.send(Finished::Audio(result, started.elapsed()));
+}
+
+/// The chunks on the pool, FIFO: they start in order, so an interrupted run has finished
+/// the start of the recording.
+fn encode_chunks(pool: &rayon::ThreadPool, job: &ChunkJob<'_>, chunks: &[&Chunk], tx: &mpsc::SyncSender<Finished>) {
+    pool.scope_fifo(|ps| {
+        for &chunk in chunks {
+            let tx = tx.clone();
+            ps.spawn_fifo(move |_| {
+                let _ = tx.send(encode_one(job, chunk));
+            });
+        }
+    });
+}
+
+fn encode_one(job: &ChunkJob<'_>, chunk: &Chunk) -> Finished {
+    if job.cancel.load(Ordering::Relaxed) {
+        return Finished::Chunk(chunk.index, Err(ChunkError::Interrupted(chunk.index)), Duration::ZERO);
+    }
+    let started = Instant::now();
+    let result = video::encode_chunk(job, chunk);
+    Finished::Chunk(chunk.index, result, started.elapsed())
+}

@@ -1,0 +1,54 @@
+//! Why a run failed, and the exit class of each way.
+
+use crate::assemble::AssembleError;
+use crate::exit::{ExitClass, Outcome};
+use crate::location::StorageError;
+use crate::media::encoder::EncoderError;
+use crate::pipeline::audio::AudioError;
+use crate::pipeline::video::ChunkError;
+use crate::plan::PlanError;
+use crate::probe::ProbeError;
+
+/// Why a run failed. Each wrapped error decides its own exit class.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error("preparing the encoders: {0}")]
+    Encoder(#[from] EncoderError),
+    #[error(transparent)]
+    Assemble(#[from] AssembleError),
+    #[error("scratch folder {path}: {source}")]
+    Scratch { path: String, source: std::io::Error },
+    /// The process's own parts disagree (a bug, or a machine fault): retried.
+    #[error("{0}")]
+    Inconsistent(String),
+    #[error("interrupted: finished chunks are recorded in the output; run the same command again to finish")]
+    Interrupted,
+}
+
+impl ExitClass for RunError {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Storage(e) => e.outcome(),
+            Self::Probe(e) => e.outcome(),
+            Self::Plan(e) => e.outcome(),
+            Self::Chunk(e) => e.outcome(),
+            Self::Audio(e) => e.outcome(),
+            Self::Encoder(e) => e.outcome(),
+            Self::Assemble(e) => e.outcome(),
+            // A folder the user named that cannot be used is theirs to fix; a full disk passes.
+            Self::Scratch { source, .. } => crate::exit::io_class(source),
+            Self::Inconsistent(_) => Outcome::Transient,
+            Self::Interrupted => Outcome::Interrupted,
+        }
+    }
+}

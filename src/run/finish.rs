@@ -1,0 +1,87 @@
+//! The end of a run: with every record present, assemble the ladder, write the report and
+//! publish the master playlist last; otherwise say which chunks other shards still owe.
+
+use super::encode::Workers;
+use super::prepare::{Done, Prepared};
+use super::{Clock, RunError, RunRequest, RunSummary};
+use crate::assemble;
+use crate::layout;
+use crate::location::Output;
+use crate::plan::Plan;
+use crate::report::{self, Report, Stage};
+
+/// What the encoding stages leave for the end.
+pub(super) struct Finished<'a> {
+    pub(super) req: &'a RunRequest,
+    pub(super) clock: Clock,
+    pub(super) workers: Workers,
+    /// Chunks this run encoded, in order.
+    pub(super) encoded: Vec<u32>,
+    /// Chunks earlier runs had finished.
+    pub(super) reused: Vec<u32>,
+    pub(super) done: Done,
+}
+
+impl Finished<'_> {
+    /// This shard's share is done; the last shard to finish publishes.
+    pub(super) fn waiting(self, plan: &Plan) -> RunSummary {
+        let waiting_for = self.done.missing_chunks(plan);
+        tracing::info!(shard = %self.req.shard, ?waiting_for, "this shard's share is done; the last shard to finish publishes");
+        let wall_seconds = self.clock.wall_seconds();
+        RunSummary {
+            output: self.req.out.to_string(),
+            published: None,
+            waiting_for,
+            duration_seconds: plan.duration_seconds,
+            wall_seconds,
+            cpu_seconds: self.clock.cpu_seconds(),
+            speed: plan.duration_seconds / wall_seconds.max(1e-9),
+            chunks_encoded: self.encoded,
+            chunks_reused: self.reused,
+            rungs: Vec::new(),
+        }
+    }
+}
+
+/// Assembles, writes the report, then publishes: the master playlist means complete.
+pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> Result<RunSummary, RunError> {
+    let Finished { req, mut clock, workers, encoded, reused, done } = f;
+    let plan = &prepared.plan;
+    let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
+    let ladder = assemble::assemble(out, plan, &req.preset, &done.chunks, done.audio.as_ref())?;
+    clock.stages.push(Stage::since("assemble", assemble_started));
+    let input_sha256 = prepared.input_hash.wait()?;
+    let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());
+    let report = Report::new(report::ReportInputs {
+        input: &req.input,
+        probe: &prepared.probe,
+        input_sha256,
+        plan,
+        plan_id: &prepared.plan_id,
+        encoder: &req.preset.video.encoder,
+        ladder: &ladder,
+        stages: clock.stages,
+        wall_seconds,
+        cpu_seconds,
+        cpus: workers.cpus,
+        jobs: workers.jobs,
+        encoder_threads: workers.encoder_threads,
+        encoded: &encoded,
+        reused: &reused,
+    });
+    let report_json = serde_json::to_vec_pretty(&report).expect("a report is plain data and always serialises");
+    out.put(layout::REPORT, &report_json)?;
+    let published = assemble::publish(out, &ladder)?;
+    Ok(RunSummary {
+        output: req.out.to_string(),
+        published: Some(format!("{}/{published}", req.out.to_string().trim_end_matches('/'))),
+        waiting_for: Vec::new(),
+        duration_seconds: plan.duration_seconds,
+        wall_seconds,
+        cpu_seconds,
+        speed: plan.duration_seconds / wall_seconds.max(1e-9),
+        chunks_encoded: encoded,
+        chunks_reused: reused,
+        rungs: report.rungs.clone(),
+    })
+}

@@ -1,0 +1,150 @@
+//! `ladder run`: the whole job, as stages. [`run`] reads top to bottom: prepare the input
+//! ([`prepare`]: fetch, probe, plan), find what earlier runs recorded, claim the output,
+//! encode what is left ([`encode`]: the chunk pool, the audio thread, and storing each part
+//! as it finishes, [`store`]), and, when every record is there, assemble the manifests,
+//! thumbnails and report and publish the master playlist last ([`finish`]).
+
+mod encode;
+mod error;
+mod finish;
+mod prepare;
+mod scratch;
+mod shard;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use error::RunError;
+pub use shard::Shard;
+
+use crate::location::{self, Location, StorageConfig};
+use crate::pipeline::video::{self, ChunkJob};
+use crate::preset::Preset;
+use crate::probe::Limits;
+use crate::progress::{Progress, ProgressMode};
+use crate::report::{self, Stage};
+use encode::{Storer, Workers};
+use prepare::{Done, Work};
+use scratch::Scratch;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub input: Location,
+    pub out: Location,
+    pub preset: Preset,
+    /// Chunks encoded at once; default: one per two CPUs this process may use.
+    pub jobs: Option<usize>,
+    /// Where muxers write; default: a temporary folder, removed afterwards.
+    pub scratch: Option<PathBuf>,
+    /// Measure PSNR and SSIM of every rung against the source.
+    pub quality: bool,
+    /// What the input may be: the probe and every decoder the run opens honour them.
+    pub limits: Limits,
+    pub progress: ProgressMode,
+    /// This process's share of the chunks.
+    pub shard: Shard,
+    /// How to reach S3 when the input or output is there.
+    pub storage: StorageConfig,
+}
+
+/// What `--json` prints and the CLI summarises.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub output: String,
+    /// The master playlist (or the MPD when HLS is off): its presence means complete.
+    /// `None` when this shard finished its share and others are still working.
+    pub published: Option<String>,
+    /// Chunks still left to other shards (when nothing was published).
+    pub waiting_for: Vec<u32>,
+    pub duration_seconds: f64,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    /// Media seconds per wall second.
+    pub speed: f64,
+    pub chunks_encoded: Vec<u32>,
+    pub chunks_reused: Vec<u32>,
+    pub rungs: Vec<report::RungReport>,
+}
+
+/// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
+/// seconds, keeps what is recorded, publishes nothing and returns `Interrupted`.
+pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError> {
+    let mut clock = Clock::start();
+    let out = location::open_output(&req.out, &req.storage)?;
+    let scratch = Scratch::new(req.scratch.as_deref())?;
+    let prepared = prepare::prepare(req, scratch.path(), &mut clock)?;
+    let (plan, plan_id) = (&prepared.plan, prepared.plan_id.as_str());
+
+    let mut done = Done::default();
+    done.load_missing(out.as_ref(), plan, plan_id)?;
+    let work = Work::left(req, plan, &done);
+    prepare::claim(out.as_ref(), plan, &done)?;
+    if !work.reused.is_empty() {
+        tracing::info!(chunks = ?work.reused, "reusing chunks finished by an earlier run");
+    }
+
+    let delay = clock.timed("encoder setup", || video::reorder_delay(plan, &req.preset))?;
+    let workers = Workers::size(req.jobs, work.chunks.len());
+    let progress = Progress::start(req.progress, plan, done.frames(plan));
+    let job = ChunkJob {
+        input: &prepared.input,
+        plan,
+        preset: &req.preset,
+        scratch: scratch.path(),
+        encoder_threads: workers.encoder_threads,
+        decoder_threads: workers.decoder_threads,
+        cancel,
+        frames_done: &progress.counters().frames,
+        quality: req.quality,
+        replay_budget: video::REPLAY_BUDGET,
+        max_pixels: req.limits.max_pixels,
+    };
+    let encode_started = (Instant::now(), report::cpu_seconds());
+    tracing::info!(chunks = work.chunks.len(), jobs = workers.jobs, cpus = workers.cpus, shard = %req.shard, "encoding");
+    let encoded = encode::encode(&job, workers, &work, Storer::new(out.as_ref(), plan, plan_id, delay, &mut done));
+    progress.finish();
+    clock.stages.push(Stage::since("encode", encode_started));
+    let encoded = encoded?;
+
+    // Chunks other shards own: published only when every record is there.
+    done.load_missing(out.as_ref(), plan, plan_id)?;
+    let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done };
+    if !finished.done.is_complete(plan) {
+        return Ok(finished.waiting(plan));
+    }
+    finish::publish(out.as_ref(), prepared, finished)
+}
+
+/// Wall and CPU time of the run and of each stage, for the report.
+struct Clock {
+    started: Instant,
+    cpu_at_start: f64,
+    stages: Vec<Stage>,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self { started: Instant::now(), cpu_at_start: report::cpu_seconds(), stages: Vec::new() }
+    }
+
+    /// Runs `f` as the stage `name`.
+    fn timed<T, E>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let start = (Instant::now(), report::cpu_seconds());
+        let result = f();
+        self.stages.push(Stage::since(name, start));
+        result
+    }
+
+    fn wall_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        report::cpu_seconds() - self.cpu_at_start
+    }
+}

@@ -1,0 +1,137 @@
+//! Before any encoding: the input fetched, probed and planned; what earlier runs finished.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use super::Clock;
+use super::{RunError, RunRequest};
+use crate::layout;
+use crate::location::{self, Output};
+use crate::pipeline::video;
+use crate::plan::{Chunk, Plan};
+use crate::probe::Probe;
+use crate::record::{self, ChunkRecord};
+use crate::report;
+
+/// The input as this run sees it.
+pub(super) struct Prepared {
+    /// The input's local path: the scratch copy of a remote object, or the file itself.
+    pub(super) input: PathBuf,
+    pub(super) probe: Probe,
+    pub(super) plan: Plan,
+    pub(super) plan_id: String,
+    pub(super) input_hash: InputHash,
+}
+
+/// Fetches, probes and plans the input.
+pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut Clock) -> Result<Prepared, RunError> {
+    let input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage))?;
+    let probe = clock.timed("probe", || crate::probe::probe(&input, &req.limits))?;
+    let mut plan = clock.timed("plan", || crate::plan::plan(&probe, &req.preset))?;
+    // The plan names the input by its location, not by the scratch copy, whose folder is
+    // new in every run: reruns and other shards must find the same plan.
+    plan.source.path = req.input.to_string();
+    let plan_id = record::plan_id(&plan);
+    let input_hash = InputHash::start(&input);
+    Ok(Prepared { input, probe, plan, plan_id, input_hash })
+}
+
+/// The input's SHA-256, computed on its own thread while the chunks encode.
+pub(super) struct InputHash {
+    input: PathBuf,
+    thread: JoinHandle<std::io::Result<String>>,
+}
+
+impl InputHash {
+    fn start(input: &std::path::Path) -> Self {
+        let path = input.to_owned();
+        Self { input: input.to_owned(), thread: std::thread::spawn(move || report::file_sha256(&path)) }
+    }
+
+    pub(super) fn wait(self) -> Result<String, RunError> {
+        let hashed = self.thread.join().map_err(|_| RunError::Inconsistent("hashing the input panicked".into()))?;
+        hashed.map_err(|source| RunError::Scratch { path: self.input.display().to_string(), source })
+    }
+}
+
+/// The parts of the plan whose records are stored: finished by this run or an earlier one,
+/// by this process or another shard.
+#[derive(Default)]
+pub(super) struct Done {
+    pub(super) chunks: BTreeMap<u32, ChunkRecord>,
+    pub(super) audio: Option<ChunkRecord>,
+}
+
+impl Done {
+    /// Reads the records not yet known (made for this very plan) from the output.
+    pub(super) fn load_missing(&mut self, out: &dyn Output, plan: &Plan, plan_id: &str) -> Result<(), RunError> {
+        for chunk in &plan.chunks {
+            if !self.chunks.contains_key(&chunk.index)
+                && let Some(r) = ChunkRecord::load_valid(out, plan_id, Some(chunk.index))?
+            {
+                self.chunks.insert(chunk.index, r);
+            }
+        }
+        if self.audio_missing(plan) {
+            self.audio = ChunkRecord::load_valid(out, plan_id, None)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn audio_missing(&self, plan: &Plan) -> bool {
+        plan.audio.is_some() && self.audio.is_none()
+    }
+
+    /// The chunks without a record, in order.
+    pub(super) fn missing_chunks(&self, plan: &Plan) -> Vec<u32> {
+        plan.chunks.iter().map(|c| c.index).filter(|c| !self.chunks.contains_key(c)).collect()
+    }
+
+    pub(super) fn is_complete(&self, plan: &Plan) -> bool {
+        self.missing_chunks(plan).is_empty() && !self.audio_missing(plan)
+    }
+
+    /// Output frames of the recorded chunks (progress starts there).
+    pub(super) fn frames(&self, plan: &Plan) -> u64 {
+        let frames = |c: Option<u32>| {
+            c.and_then(|c| plan.chunks.get(c as usize)).map_or(0, |c: &Chunk| c.end_frame - c.start_frame)
+        };
+        self.chunks.values().map(|r| frames(r.chunk)).sum()
+    }
+}
+
+/// What this process has left to encode.
+pub(super) struct Work<'a> {
+    pub(super) chunks: Vec<&'a Chunk>,
+    pub(super) audio: bool,
+    /// Chunks earlier runs finished.
+    pub(super) reused: Vec<u32>,
+}
+
+impl<'a> Work<'a> {
+    /// This shard's share of what `done` lacks.
+    pub(super) fn left(req: &RunRequest, plan: &'a Plan, done: &Done) -> Self {
+        let chunks = plan
+            .chunks
+            .iter()
+            .filter(|c| !done.chunks.contains_key(&c.index) && req.shard.owns_chunk(c.index))
+            .collect();
+        let audio = done.audio_missing(plan)
+            && req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(plan, &req.preset, c));
+        Self { chunks, audio, reused: done.chunks.keys().copied().collect() }
+    }
+}
+
+/// Marks the output as this plan's: whatever was published before (another plan, or files
+/// since lost) is not complete now, so the published markers go first.
+pub(super) fn claim(out: &dyn Output, plan: &Plan, done: &Done) -> Result<(), RunError> {
+    if !done.is_complete(plan) {
+        for key in layout::PUBLISHED {
+            out.delete(key)?;
+        }
+    }
+    let plan_json = serde_json::to_vec_pretty(plan).expect("a plan is plain data and always serialises");
+    out.put(layout::PLAN, &plan_json)?;
+    Ok(())
+}
