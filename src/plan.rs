@@ -175,44 +175,8 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
     let gop_frames = (preset.segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
     let segment_frames = gop_frames * preset.segments.gops_per_segment;
     let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
-
-    let frame_seconds = |frame: u64| frame as f64 * f64::from(fps.den()) / f64::from(fps.num());
-    // A last segment shorter than a GOP joins the one before it (MediaConvert's "minimum
-    // final segment length"): a few frames led by an IDR would otherwise claim a peak
-    // bitrate many times the rung's and mislead players' rate selection.
-    let mut count = total_frames.div_ceil(u64::from(segment_frames));
-    if count > 1 && total_frames - (count - 1) * u64::from(segment_frames) < u64::from(gop_frames) {
-        count -= 1;
-    }
-    let segments: Vec<Segment> = (0..count)
-        .map(|i| {
-            let start = i * u64::from(segment_frames);
-            let frames = if i + 1 == count { total_frames - start } else { u64::from(segment_frames) } as u32;
-            Segment {
-                index: i as u32,
-                start_frame: start,
-                frames,
-                start_seconds: frame_seconds(start),
-                duration_seconds: frame_seconds(u64::from(frames)),
-            }
-        })
-        .collect();
-    let per_chunk = preset.segments.chunk_segments as usize;
-    let chunks = segments
-        .chunks(per_chunk)
-        .enumerate()
-        .map(|(i, run)| {
-            let (first, last) = (&run[0], &run[run.len() - 1]);
-            Chunk {
-                index: i as u32,
-                first_segment: first.index,
-                end_segment: last.index + 1,
-                start_frame: first.start_frame,
-                end_frame: last.start_frame + u64::from(last.frames),
-            }
-        })
-        .collect();
-
+    let segments = plan_segments(fps, total_frames, gop_frames, segment_frames);
+    let chunks = plan_chunks(&segments, preset.segments.chunk_segments as usize);
     let audio = probe.audio.as_ref().map(|a| PlannedAudio {
         source_stream: a.index,
         sample_rate: preset.audio.sample_rate,
@@ -221,33 +185,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         language: preset.audio.language.clone(),
         label: preset.audio.label.clone(),
     });
-
-    let thumbnails = preset.thumbnails.enabled.then(|| {
-        let t = &preset.thumbnails;
-        let width = even(f64::from(t.width.min(dw)));
-        let height = even(f64::from(width) * f64::from(dh) / f64::from(dw));
-        let largest = rungs.iter().map(|r| r.width).max().unwrap_or(dw);
-        let poster_width = even(f64::from(t.poster_width.unwrap_or(largest).min(dw)));
-        let poster_height = even(f64::from(poster_width) * f64::from(dh) / f64::from(dw));
-        let step = t.interval_seconds * fps.as_f64();
-        let still_frames: Vec<u64> =
-            (0..).map(|n| (f64::from(n) * step).round() as u64).take_while(|&f| f < total_frames).collect();
-        let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
-        let search_from = (POSTER_SEARCH_FROM_SECONDS * fps.as_f64()).round() as u64;
-        PlannedThumbnails {
-            interval_seconds: t.interval_seconds,
-            width,
-            height,
-            sprite_count: still_frames.len().div_ceil(per_sprite) as u32,
-            still_frames,
-            sprite_columns: t.sprite_columns,
-            sprite_rows: t.sprite_rows,
-            poster_width,
-            poster_height,
-            poster_search_from_frame: if search_from < total_frames { search_from } else { 0 },
-        }
-    });
-
+    let thumbnails = preset.thumbnails.enabled.then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
     Ok(Plan {
         version: PLAN_VERSION,
         source: Source {
@@ -271,7 +209,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         gop_frames,
         segment_frames,
         total_frames,
-        duration_seconds: frame_seconds(total_frames),
+        duration_seconds: seconds_of(fps, total_frames),
         deinterlace: v.interlaced,
         rungs,
         skipped_rungs,
@@ -280,6 +218,86 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         chunks,
         thumbnails,
     })
+}
+
+/// The segment grid: `segment_frames` each, the last one shorter.
+fn plan_segments(fps: FrameRate, total_frames: u64, gop_frames: u32, segment_frames: u32) -> Vec<Segment> {
+    // A last segment shorter than a GOP joins the one before it (MediaConvert's "minimum
+    // final segment length"): a few frames led by an IDR would otherwise claim a peak
+    // bitrate many times the rung's and mislead players' rate selection.
+    let mut count = total_frames.div_ceil(u64::from(segment_frames));
+    if count > 1 && total_frames - (count - 1) * u64::from(segment_frames) < u64::from(gop_frames) {
+        count -= 1;
+    }
+    (0..count)
+        .map(|i| {
+            let start = i * u64::from(segment_frames);
+            let frames = if i + 1 == count { total_frames - start } else { u64::from(segment_frames) } as u32;
+            Segment {
+                index: i as u32,
+                start_frame: start,
+                frames,
+                start_seconds: seconds_of(fps, start),
+                duration_seconds: seconds_of(fps, u64::from(frames)),
+            }
+        })
+        .collect()
+}
+
+/// Runs of `per_chunk` segments.
+fn plan_chunks(segments: &[Segment], per_chunk: usize) -> Vec<Chunk> {
+    segments
+        .chunks(per_chunk)
+        .enumerate()
+        .map(|(i, run)| {
+            let (first, last) = (&run[0], &run[run.len() - 1]);
+            Chunk {
+                index: i as u32,
+                first_segment: first.index,
+                end_segment: last.index + 1,
+                start_frame: first.start_frame,
+                end_frame: last.start_frame + u64::from(last.frames),
+            }
+        })
+        .collect()
+}
+
+/// Stills every `interval_seconds`, the sprite grid and the poster's size and search start.
+fn plan_thumbnails(
+    preset: &Preset,
+    rungs: &[PlannedRung],
+    (dw, dh): (u32, u32),
+    fps: FrameRate,
+    total_frames: u64,
+) -> PlannedThumbnails {
+    let t = &preset.thumbnails;
+    let width = even(f64::from(t.width.min(dw)));
+    let height = even(f64::from(width) * f64::from(dh) / f64::from(dw));
+    let largest = rungs.iter().map(|r| r.width).max().unwrap_or(dw);
+    let poster_width = even(f64::from(t.poster_width.unwrap_or(largest).min(dw)));
+    let poster_height = even(f64::from(poster_width) * f64::from(dh) / f64::from(dw));
+    let step = t.interval_seconds * fps.as_f64();
+    let still_frames: Vec<u64> =
+        (0..).map(|n| (f64::from(n) * step).round() as u64).take_while(|&f| f < total_frames).collect();
+    let per_sprite = (t.sprite_columns * t.sprite_rows) as usize;
+    let search_from = (POSTER_SEARCH_FROM_SECONDS * fps.as_f64()).round() as u64;
+    PlannedThumbnails {
+        interval_seconds: t.interval_seconds,
+        width,
+        height,
+        sprite_count: still_frames.len().div_ceil(per_sprite) as u32,
+        still_frames,
+        sprite_columns: t.sprite_columns,
+        sprite_rows: t.sprite_rows,
+        poster_width,
+        poster_height,
+        poster_search_from_frame: if search_from < total_frames { search_from } else { 0 },
+    }
+}
+
+/// Seconds of `frames` output frames at `fps`.
+fn seconds_of(fps: FrameRate, frames: u64) -> f64 {
+    frames as f64 * f64::from(fps.den()) / f64::from(fps.num())
 }
 
 /// The nearest even number, at least 2.

@@ -174,6 +174,30 @@ fn open_video_with(
         .encoder()
         .video()
         .map_err(|e| one(None, EncoderError::Open { encoder: spec.encoder.clone(), source: e }))?;
+    configure_video(&mut video, spec);
+    let mut dict = Dictionary::new();
+    for o in options {
+        dict.set(&o.key, &o.value);
+    }
+    // SAFETY: avcodec_open2 takes ownership of the dictionary pointer and leaves in it the
+    // entries it did not consume, which we take back with `own`.
+    let (result, leftover) = unsafe {
+        let mut raw = dict.disown();
+        let r = ff::ffi::avcodec_open2(video.as_mut_ptr(), codec.as_ptr(), &mut raw);
+        (r, Dictionary::own(raw))
+    };
+    if result < 0 {
+        return Err(one(None, EncoderError::Open { encoder: spec.encoder.clone(), source: ff::Error::from(result) }));
+    }
+    let unknown = unknown_options(spec, options, &leftover);
+    if !unknown.is_empty() {
+        return Err(unknown);
+    }
+    Ok(encoder::video::Encoder(video))
+}
+
+/// Size, rate, GOP, rate control and threads from the spec, before the encoder is opened.
+fn configure_video(video: &mut encoder::video::Video, spec: &VideoEncoderSpec) {
     video.set_width(spec.width);
     video.set_height(spec.height);
     video.set_format(Pixel::YUV420P);
@@ -199,22 +223,15 @@ fn open_video_with(
         (*ctx).rc_buffer_size = (spec.bufsize_kbit as i32).saturating_mul(1000);
         (*ctx).keyint_min = spec.gop_frames as i32;
     }
+}
 
-    let mut dict = Dictionary::new();
-    for o in options {
-        dict.set(&o.key, &o.value);
-    }
-    // SAFETY: avcodec_open2 takes ownership of the dictionary pointer and leaves in it the
-    // entries it did not consume, which we take back with `own`.
-    let (result, leftover) = unsafe {
-        let mut raw = dict.disown();
-        let r = ff::ffi::avcodec_open2(video.as_mut_ptr(), codec.as_ptr(), &mut raw);
-        (r, Dictionary::own(raw))
-    };
-    if result < 0 {
-        return Err(one(None, EncoderError::Open { encoder: spec.encoder.clone(), source: ff::Error::from(result) }));
-    }
-    let unknown: Vec<EncoderProblem> = leftover
+/// The options the encoder left unconsumed: it does not know them.
+fn unknown_options(
+    spec: &VideoEncoderSpec,
+    options: &[EncoderOption],
+    leftover: &Dictionary<'_>,
+) -> Vec<EncoderProblem> {
+    leftover
         .iter()
         .map(|(key, _)| {
             let source = options.iter().find(|o| o.key == key).map_or(OptionSource::Ladder, |o| o.source.clone());
@@ -227,11 +244,7 @@ fn open_video_with(
                 },
             }
         })
-        .collect();
-    if !unknown.is_empty() {
-        return Err(unknown);
-    }
-    Ok(encoder::video::Encoder(video))
+        .collect()
 }
 
 /// Opens the encoder as `spec` says and reports every problem: a missing encoder, options it

@@ -154,7 +154,32 @@ fn read_fragment(bytes: &[u8], moof: &BoxRef, mdat: &BoxRef, trex: (u32, u32)) -
     let tfhd = child(bytes, &traf, b"tfhd")?.ok_or(CmafError::Missing("tfhd"))?;
     let tfdt = child(bytes, &traf, b"tfdt")?.ok_or(CmafError::Missing("tfdt"))?;
     let trun = child(bytes, &traf, b"trun")?.ok_or(CmafError::Missing("trun"))?;
+    let defaults = fragment_defaults(bytes, &tfhd, trex);
+    let t = tfdt.body().start;
+    let (decode_time, tfdt_wide) = decode_time(bytes, t);
+    let TrunSummary { data_offset, sample_count, duration, first_size } = read_trun(bytes, &trun, defaults)?;
+    // With default-base-is-moof the data offset counts from the start of moof.
+    let first_sample_start = match data_offset {
+        Some(off) => moof.range.start + off.max(0) as usize,
+        None => mdat.body().start,
+    };
+    let first_sample_end = first_sample_start + first_size.unwrap_or(0) as usize;
+    if first_sample_end > mdat.range.end {
+        return Err(CmafError::BadBox { at: mdat.range.start });
+    }
+    Ok(Fragment {
+        range: moof.range.start..mdat.range.end,
+        decode_time,
+        duration,
+        sample_count,
+        first_sample_end: first_sample_end - moof.range.start,
+        tfdt_at: t + 4,
+        tfdt_wide,
+    })
+}
 
+/// The sample duration and size a fragment's `tfhd` sets, else the `trex` defaults.
+fn fragment_defaults(bytes: &[u8], tfhd: &BoxRef, trex: (u32, u32)) -> (u32, u32) {
     let mut p = tfhd.body().start;
     let flags = be32(bytes, p) & 0x00ff_ffff;
     p += 8; // version/flags, track_ID
@@ -174,7 +199,11 @@ fn read_fragment(bytes: &[u8], moof: &BoxRef, mdat: &BoxRef, trex: (u32, u32)) -
         default_size = be32(bytes, p);
     }
 
-    let t = tfdt.body().start;
+    (default_duration, default_size)
+}
+
+/// `tfdt`'s base media decode time, and whether it is the 64-bit version.
+fn decode_time(bytes: &[u8], t: usize) -> (u64, bool) {
     let tfdt_wide = bytes[t] == 1;
     let decode_time = if tfdt_wide {
         u64::from_be_bytes(bytes[t + 4..t + 12].try_into().expect("8 bytes"))
@@ -182,6 +211,23 @@ fn read_fragment(bytes: &[u8], moof: &BoxRef, mdat: &BoxRef, trex: (u32, u32)) -
         u64::from(be32(bytes, t + 4))
     };
 
+    (decode_time, tfdt_wide)
+}
+
+/// What `trun` says of a fragment's samples.
+struct TrunSummary {
+    data_offset: Option<i32>,
+    sample_count: u32,
+    /// Of all samples, in track ticks.
+    duration: u64,
+    first_size: Option<u32>,
+}
+
+fn read_trun(
+    bytes: &[u8],
+    trun: &BoxRef,
+    (default_duration, default_size): (u32, u32),
+) -> Result<TrunSummary, CmafError> {
     let mut r = trun.body().start;
     let trun_flags = be32(bytes, r) & 0x00ff_ffff;
     let sample_count = be32(bytes, r + 4);
@@ -221,24 +267,7 @@ fn read_fragment(bytes: &[u8], moof: &BoxRef, mdat: &BoxRef, trex: (u32, u32)) -
         duration += u64::from(d);
         first_size.get_or_insert(s);
     }
-    // With default-base-is-moof the data offset counts from the start of moof.
-    let first_sample_start = match data_offset {
-        Some(off) => moof.range.start + off.max(0) as usize,
-        None => mdat.body().start,
-    };
-    let first_sample_end = first_sample_start + first_size.unwrap_or(0) as usize;
-    if first_sample_end > mdat.range.end {
-        return Err(CmafError::BadBox { at: mdat.range.start });
-    }
-    Ok(Fragment {
-        range: moof.range.start..mdat.range.end,
-        decode_time,
-        duration,
-        sample_count,
-        first_sample_end: first_sample_end - moof.range.start,
-        tfdt_at: t + 4,
-        tfdt_wide,
-    })
+    Ok(TrunSummary { data_offset, sample_count, duration, first_size })
 }
 
 /// Adds `delta` to a fragment's `tfdt` in place (`bytes` is the buffer it was split from).

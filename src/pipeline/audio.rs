@@ -77,20 +77,7 @@ pub fn encode_audio(
 ) -> Result<AudioTrack, AudioError> {
     crate::media::init();
     let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
-    let libav = |context| move |source| AudioError::Libav { context, source };
-    let mut ictx = ff::format::input(&input).map_err(libav("opening the input"))?;
-    let video = ictx
-        .stream(plan.source.video_stream)
-        .ok_or(AudioError::Libav { context: "finding the video stream", source: ff::Error::StreamNotFound })?;
-    let zero = start_seconds(&video);
-    let stream = ictx
-        .stream(audio.source_stream)
-        .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
-    let time_base = f64::from(stream.time_base());
-    let context =
-        ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
-    let mut decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
-
+    let mut source = AudioSource::open(input, plan)?;
     let spec = AudioEncoderSpec {
         encoder: preset.audio.encoder.clone(),
         bitrate_kbps: audio.bitrate_kbps,
@@ -105,47 +92,19 @@ pub fn encode_audio(
     let delay = (delay_seconds * rate as f64).round() as u64;
     let mut segmenter = Segmenter::open(&path, plan, delay, on_segment)?;
     segmenter.take(&mut output)?;
-
-    let total_samples = (plan.duration_seconds * rate as f64).round() as u64;
     let mut track = Track {
         fifo: Fifo::new(audio.channels as usize),
         resampler: None,
-        total_samples,
+        total_samples: (plan.duration_seconds * rate as f64).round() as u64,
         rate,
         boundaries: segment_boundaries(plan, rate),
         next_pts: 0,
         packets: 0,
         segmenter,
     };
-
-    let audio_index = audio.source_stream;
-    let mut frame = ff::frame::Audio::empty();
-    for (s, packet) in ictx.packets() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(AudioError::Interrupted);
-        }
-        if s.index() != audio_index {
-            continue;
-        }
-        decoder.send_packet(&packet).map_err(libav("decoding"))?;
-        while receive_frame(&mut decoder, &mut frame)? {
-            let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
-            track.place(&frame, at)?;
-            track.encode_ready(&mut encoder, &mut output, false)?;
-        }
-        if track.fifo.written >= total_samples {
-            break;
-        }
-    }
-    if track.fifo.written < total_samples {
-        decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        while receive_frame(&mut decoder, &mut frame)? {
-            let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
-            track.place(&frame, at)?;
-        }
-    }
+    source.decode(&mut track, &mut encoder, &mut output, cancel)?;
     // The recording's audio may end before its video: the rest is silence.
-    track.fifo.pad_to(total_samples);
+    track.fifo.pad_to(track.total_samples);
     track.encode_ready(&mut encoder, &mut output, true)?;
     encoder.send_eof().map_err(libav("flushing the encoder"))?;
     track.mux_packets(&mut encoder, &mut output)?;
@@ -158,6 +117,74 @@ pub fn encode_audio(
         return Err(AudioError::FragmentCount { expected: plan.segments.len(), found: next });
     }
     Ok(AudioTrack { init, timescale })
+}
+
+fn libav(context: &'static str) -> impl Fn(ff::Error) -> AudioError {
+    move |source| AudioError::Libav { context, source }
+}
+
+/// The recording's audio stream and its decoder.
+struct AudioSource {
+    input: ff::format::context::Input,
+    decoder: ff::decoder::Audio,
+    index: usize,
+    time_base: f64,
+    /// The video's start, the timeline's zero, in seconds.
+    zero: f64,
+}
+
+impl AudioSource {
+    fn open(input: &Path, plan: &Plan) -> Result<Self, AudioError> {
+        let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
+        let input = ff::format::input(&input).map_err(libav("opening the input"))?;
+        let video = input
+            .stream(plan.source.video_stream)
+            .ok_or(AudioError::Libav { context: "finding the video stream", source: ff::Error::StreamNotFound })?;
+        let zero = start_seconds(&video);
+        let stream = input
+            .stream(audio.source_stream)
+            .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
+        let time_base = f64::from(stream.time_base());
+        let context =
+            ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
+        let decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
+        Ok(Self { input, decoder, index: audio.source_stream, time_base, zero })
+    }
+
+    /// Decodes the stream into `track` (encoding what is ready) until it holds the
+    /// recording's samples or the stream ends.
+    fn decode(
+        &mut self,
+        track: &mut Track<'_>,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+        cancel: &AtomicBool,
+    ) -> Result<(), AudioError> {
+        let (time_base, zero) = (self.time_base, self.zero);
+        let at = |frame: &ff::frame::Audio| frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
+        let mut frame = ff::frame::Audio::empty();
+        for (s, packet) in self.input.packets() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AudioError::Interrupted);
+            }
+            if s.index() != self.index {
+                continue;
+            }
+            self.decoder.send_packet(&packet).map_err(libav("decoding"))?;
+            while receive_frame(&mut self.decoder, &mut frame)? {
+                track.place(&frame, at(&frame))?;
+                track.encode_ready(encoder, output, false)?;
+            }
+            if track.fifo.written >= track.total_samples {
+                return Ok(());
+            }
+        }
+        self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
+        while receive_frame(&mut self.decoder, &mut frame)? {
+            track.place(&frame, at(&frame))?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads the muxer's file as it grows: first the init segment, then each fragment as soon
