@@ -224,6 +224,10 @@ pub struct RunArgs {
     /// Also measure PSNR and SSIM of every rung against the source, in the same pass.
     #[arg(long)]
     pub quality: bool,
+    /// Replace what the output holds when it is another recording's (or another preset's)
+    /// ladder: its files are removed first. Never while another run is writing it.
+    #[arg(long, env = "LADDER_OVERWRITE")]
+    pub overwrite: bool,
     /// Print the final summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -740,6 +744,7 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
         jobs: args.jobs.map(usize::from),
         scratch: args.scratch.clone(),
         quality: args.quality,
+        overwrite: args.overwrite,
         limits: args.limits.limits(),
         progress,
         shard: match args.shard {

@@ -7,7 +7,7 @@
 //! v<i>/init.mp4  seg_<n>.m4s  index.m3u8  iframes.m3u8
 //! a<k>/init.mp4  seg_<n>.m4s  index.m3u8
 //! thumbs/poster.jpg  t_<n>.jpg  sprite_<k>.jpg  thumbs.vtt
-//! .ladder/plan.json  chunks/<c>.json  chunks/audio.json  posters/<frame>.jpg
+//! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio.json  posters/<frame>.jpg
 //! ```
 
 /// The master playlist: its presence means the ladder is complete.
@@ -90,6 +90,8 @@ pub fn sprite_key(k: usize) -> String {
 pub const CHECKPOINTS_DIR: &str = ".ladder";
 /// The plan every record of this output was made for.
 pub const PLAN: &str = ".ladder/plan.json";
+/// The output's owner: which recording and preset it holds (a conditional create).
+pub const LEASE: &str = ".ladder/lease.json";
 
 /// The record of a chunk, or of the audio (`chunk = None`).
 pub fn record_key(chunk: Option<u32>) -> String {

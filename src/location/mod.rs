@@ -131,6 +131,11 @@ pub trait Output: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// The stored object, `None` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Stores `bytes` under `key` only if nothing is there, atomically (a conditional
+    /// create): `false` when `key` exists, whoever made it.
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, StorageError>;
+    /// Every key stored under the output, in no particular order.
+    fn list(&self) -> Result<Vec<String>, StorageError>;
     /// Where this is, for messages.
     fn describe(&self) -> String;
     /// Requests worth having in flight at once for a batch of files ([`put_all`], [`get_all`]).
@@ -245,8 +250,15 @@ impl Output for LocalOutput {
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match std::fs::remove_file(self.root.join(key)) {
-            Ok(()) => Ok(()),
+        let path = self.root.join(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                // A folder left empty goes too (it fails, harmlessly, while it holds files).
+                if let Some(folder) = path.parent().filter(|f| *f != self.root) {
+                    let _ = std::fs::remove_dir(folder);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io("removing", key)(e)),
         }
@@ -260,9 +272,61 @@ impl Output for LocalOutput {
         }
     }
 
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, StorageError> {
+        let path = self.root.join(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(self.io("creating the folder of", key))?;
+        // Written whole under a name of its own, then linked into place: the link fails if
+        // the key exists (O_EXCL semantics), and nobody ever sees half the file.
+        let temporary = dir.join(format!(".tmp-create-{}-{}", std::process::id(), unique()));
+        let written = write_new(&temporary, bytes).map_err(self.io("writing", key));
+        let linked = written.and_then(|()| match std::fs::hard_link(&temporary, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.io("creating", key)(e)),
+        });
+        let _ = std::fs::remove_file(&temporary);
+        linked
+    }
+
+    fn list(&self) -> Result<Vec<String>, StorageError> {
+        let mut keys = Vec::new();
+        let mut folders = vec![self.root.clone()];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("listing", &folder.display().to_string())(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(self.io("listing", &folder.display().to_string()))?;
+                let path = entry.path();
+                if entry.file_type().map_err(self.io("listing", &path.display().to_string()))?.is_dir() {
+                    folders.push(path);
+                } else if let Ok(key) = path.strip_prefix(&self.root) {
+                    keys.push(key.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
+}
+
+/// Writes a new file (the umask decides its mode) and syncs it.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// A number no other call of this process has had.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -481,6 +481,51 @@ impl Output for S3Output {
         self.s3.runtime.block_on(self.get_object(key))
     }
 
+    /// `PutObject` with `If-None-Match: *`: S3 answers 412 when the key exists (409 when
+    /// another conditional write of it is in flight: that one wins too).
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, StorageError> {
+        let full = join(&self.prefix, key);
+        let request = self
+            .s3
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .body(ByteStream::from(bytes.to_vec()))
+            .content_type(content_type(key))
+            .cache_control(cache_control(key))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(sha256_b64(bytes))
+            .if_none_match("*");
+        match self.s3.runtime.block_on(request.send()) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412 | 409)) => Ok(false),
+            Err(e) => Err(self.error(classify(&e, &self.bucket), "creating", key)),
+        }
+    }
+
+    fn list(&self) -> Result<Vec<String>, StorageError> {
+        let prefix = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let request =
+                self.s3.client.list_objects_v2().bucket(&self.bucket).prefix(&prefix).set_continuation_token(token);
+            let page = self
+                .s3
+                .runtime
+                .block_on(request.send())
+                .map_err(|e| self.error(classify(&e, &self.bucket), "listing", &prefix))?;
+            keys.extend(
+                page.contents().iter().filter_map(|o| o.key()?.strip_prefix(prefix.as_str())).map(str::to_owned),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
     fn describe(&self) -> String {
         self.location()
     }

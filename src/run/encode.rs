@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::lease::Lease;
 use super::prepare::{Done, Work};
 use super::{RunError, store};
 use crate::exit::{ExitClass, Outcome};
@@ -61,6 +62,7 @@ pub(super) struct Storer<'a> {
     /// The encoder delay every rung must have, in frames.
     pub(super) delay: u32,
     pub(super) done: &'a mut Done,
+    lease: &'a mut Lease,
     /// Chunks stored by this run, in the order they finished.
     pub(super) encoded: Vec<u32>,
     audio_segments: Vec<SegmentRecord>,
@@ -68,8 +70,16 @@ pub(super) struct Storer<'a> {
 }
 
 impl<'a> Storer<'a> {
-    pub(super) fn new(out: &'a dyn Output, plan: &'a Plan, plan_id: &'a str, delay: u32, done: &'a mut Done) -> Self {
-        Self { out, plan, plan_id, delay, done, encoded: Vec::new(), audio_segments: Vec::new(), first_error: None }
+    pub(super) fn new(
+        out: &'a dyn Output,
+        plan: &'a Plan,
+        plan_id: &'a str,
+        delay: u32,
+        done: &'a mut Done,
+        lease: &'a mut Lease,
+    ) -> Self {
+        let (encoded, audio_segments) = (Vec::new(), Vec::new());
+        Self { out, plan, plan_id, delay, done, lease, encoded, audio_segments, first_error: None }
     }
 
     fn store(&mut self, finished: Finished) -> Result<(), RunError> {
@@ -78,6 +88,7 @@ impl<'a> Storer<'a> {
                 let record = store::store_chunk(self.out, self.plan, self.plan_id, c, result?, self.delay, took)?;
                 self.done.chunks.insert(c, record);
                 self.encoded.push(c);
+                self.lease.renew_if_due(self.out)?;
             }
             Finished::AudioSegment(segment) => {
                 self.audio_segments.push(store::store_audio_segment(self.out, &segment)?);

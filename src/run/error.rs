@@ -31,6 +31,8 @@ pub enum RunError {
     /// The process's own parts disagree (a bug, or a machine fault): retried.
     #[error("{0}")]
     Inconsistent(String),
+    #[error("{}", owned_message(output, input, preset, writer.as_deref()))]
+    Owned { output: String, input: String, preset: String, writer: Option<String> },
     #[error("interrupted: finished chunks are recorded in the output; run the same command again to finish")]
     Interrupted,
 }
@@ -48,7 +50,22 @@ impl ExitClass for RunError {
             // A folder the user named that cannot be used is theirs to fix; a full disk passes.
             Self::Scratch { source, .. } => crate::exit::io_class(source),
             Self::Inconsistent(_) => Outcome::Transient,
+            // Another recording's output: the call must name another, or say to overwrite.
+            Self::Owned { .. } => Outcome::Usage,
             Self::Interrupted => Outcome::Interrupted,
         }
+    }
+}
+
+fn owned_message(output: &str, input: &str, preset: &str, writer: Option<&str>) -> String {
+    match writer {
+        Some(writer) => format!(
+            "{output} is being written right now by {writer}, for {input} (preset {preset}): give another --out, \
+             or wait for that run to end before using --overwrite"
+        ),
+        None => format!(
+            "{output} holds the ladder of another recording, {input} (preset {preset}): give another --out, or \
+             --overwrite to replace it"
+        ),
     }
 }

@@ -7,6 +7,7 @@
 mod encode;
 mod error;
 mod finish;
+mod lease;
 mod prepare;
 mod scratch;
 mod shard;
@@ -28,6 +29,7 @@ use crate::probe::Limits;
 use crate::progress::{Progress, ProgressMode};
 use crate::report::{self, Stage};
 use encode::{Storer, Workers};
+use lease::{Lease, Owner};
 use prepare::{Done, Work};
 use scratch::Scratch;
 
@@ -43,6 +45,8 @@ pub struct RunRequest {
     pub scratch: Option<PathBuf>,
     /// Measure PSNR and SSIM of every rung against the source.
     pub quality: bool,
+    /// Take over an output that holds another recording's (or preset's) ladder.
+    pub overwrite: bool,
     /// What the input may be: the probe and every decoder the run opens honour them.
     pub limits: Limits,
     pub progress: ProgressMode,
@@ -74,16 +78,37 @@ pub struct RunSummary {
 /// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
 /// seconds, keeps what is recorded, publishes nothing and returns `Interrupted`.
 pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError> {
-    let mut clock = Clock::start();
+    let clock = Clock::start();
     let out = location::open_output(&req.out, &req.storage)?;
+    let owner =
+        Owner { input: req.input.to_string(), preset: req.preset.name.clone(), preset_hash: req.preset.hash.clone() };
+    let mut lease = Lease::claim(out.as_ref(), owner, req.overwrite)?;
+    let result = run_claimed(req, out.as_ref(), &mut lease, cancel, clock);
+    match &result {
+        // Other shards are still at work, or a rerun will resume: the claim stays.
+        Ok(summary) if summary.published.is_none() => {}
+        Err(RunError::Interrupted) => {}
+        _ => lease.release(out.as_ref()),
+    }
+    result
+}
+
+/// The job, once the output is this run's.
+fn run_claimed(
+    req: &RunRequest,
+    out: &dyn location::Output,
+    lease: &mut Lease,
+    cancel: &AtomicBool,
+    mut clock: Clock,
+) -> Result<RunSummary, RunError> {
     let scratch = Scratch::new(req.scratch.as_deref())?;
     let prepared = prepare::prepare(req, scratch.path(), &mut clock)?;
     let (plan, plan_id) = (&prepared.plan, prepared.plan_id.as_str());
 
     let mut done = Done::default();
-    done.load_missing(out.as_ref(), plan, plan_id)?;
+    done.load_missing(out, plan, plan_id)?;
     let work = Work::left(req, plan, &done);
-    prepare::claim(out.as_ref(), plan, &done)?;
+    prepare::claim(out, plan, &done)?;
     if !work.reused.is_empty() {
         tracing::info!(chunks = ?work.reused, "reusing chunks finished by an earlier run");
     }
@@ -106,18 +131,18 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     };
     let encode_started = (Instant::now(), report::cpu_seconds());
     tracing::info!(chunks = work.chunks.len(), jobs = workers.jobs, cpus = workers.cpus, shard = %req.shard, "encoding");
-    let encoded = encode::encode(&job, workers, &work, Storer::new(out.as_ref(), plan, plan_id, delay, &mut done));
+    let encoded = encode::encode(&job, workers, &work, Storer::new(out, plan, plan_id, delay, &mut done, lease));
     progress.finish();
     clock.stages.push(Stage::since("encode", encode_started));
     let encoded = encoded?;
 
     // Chunks other shards own: published only when every record is there.
-    done.load_missing(out.as_ref(), plan, plan_id)?;
+    done.load_missing(out, plan, plan_id)?;
     let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done };
     if !finished.done.is_complete(plan) {
         return Ok(finished.waiting(plan));
     }
-    finish::publish(out.as_ref(), prepared, finished)
+    finish::publish(out, prepared, finished)
 }
 
 /// Wall and CPU time of the run and of each stage, for the report.
