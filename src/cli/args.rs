@@ -108,8 +108,8 @@ pub(crate) struct RunArgs {
     pub(crate) out: String,
     #[command(flatten)]
     pub(crate) preset: PresetArgs,
-    /// Chunks encoded at once [default: half the CPUs this process may use (cgroup quota included):
-    /// each chunk encodes its rungs on threads of their own].
+    /// Chunks encoded at once [default: one per two CPUs this process may use, rounded up
+    /// (cgroup quota included): each chunk encodes its rungs on threads of their own].
     #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) jobs: Option<u16>,
     /// Folder for intermediate files [default: a temporary folder, removed afterwards].
