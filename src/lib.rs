@@ -24,25 +24,3 @@ pub mod report;
 pub mod run;
 pub mod serve;
 pub mod thumbs;
-
-/// The exit class of a failure that reached the binary: that of the first error in its
-/// cause chain whose type is one of the crate's (each type decides its own, see [`exit`]).
-pub fn outcome_of(err: &anyhow::Error) -> exit::Outcome {
-    use exit::class_of;
-    exit::classify(
-        err,
-        &[
-            class_of::<run::RunError>,
-            class_of::<location::StorageError>,
-            class_of::<preset::PresetError>,
-            class_of::<exit::UsageError>,
-            class_of::<probe::ProbeError>,
-            class_of::<plan::PlanError>,
-            class_of::<dispatch::DispatchError>,
-            class_of::<pipeline::video::ChunkError>,
-            class_of::<pipeline::audio::AudioError>,
-            class_of::<media::encoder::EncoderError>,
-            class_of::<assemble::AssembleError>,
-        ],
-    )
-}

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     match ladder::cli::run(cli) {
         Ok(outcome) => outcome.into(),
         Err(err) => {
-            let outcome = ladder::outcome_of(&err);
+            let outcome = ladder::cli::outcome_of(&err);
             tracing::debug!(?outcome, "failed");
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
             outcome.into()

@@ -1,0 +1,93 @@
+//! `ladder plan`: the work for a recording, as a summary or the whole plan in JSON.
+
+use std::io::Write;
+
+use crate::exit::Outcome;
+use crate::plan::{self, Plan};
+use crate::probe;
+
+use super::args::PlanArgs;
+
+/// Loads the preset, probes the recording, plans and prints the plan.
+pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<Outcome> {
+    let preset = args.preset.load()?;
+    let probe = probe::probe(&args.input, &args.limits.limits())?;
+    let plan = plan::plan(&probe, &preset)?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
+    } else {
+        write_plan(out, &plan)?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// The source, the output rate and the grid, then the renditions.
+fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    let s = &plan.source;
+    writeln!(out, "{} with preset {} ({})", s.path, plan.preset.name, &plan.preset.hash[..12])?;
+    writeln!(
+        out,
+        "  source   {}x{} displayed {}x{}, {:.3} s{}{}{}",
+        s.width,
+        s.height,
+        s.display_width,
+        s.display_height,
+        s.duration_seconds,
+        if s.rotation != 0 { format!(", rotated {}°", s.rotation) } else { String::new() },
+        if s.interlaced { ", interlaced → deinterlace" } else { "" },
+        if s.variable_frame_rate { ", variable frame rate" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "  output   {} fps ({}), {} frames = {:.3} s",
+        plan.fps, plan.fps_reason, plan.total_frames, plan.duration_seconds
+    )?;
+    writeln!(
+        out,
+        "  grid     GOP {} frames, segment {} frames ({:.3} s), {} segments in {} chunks",
+        plan.gop_frames,
+        plan.segment_frames,
+        f64::from(plan.segment_frames) / plan.fps.as_f64(),
+        plan.segments.len(),
+        plan.chunks.len()
+    )?;
+    write_renditions(out, plan)
+}
+
+/// One line per rung (and per skipped rung), the audio and the thumbnails.
+fn write_renditions(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    for r in &plan.rungs {
+        writeln!(
+            out,
+            "  v{:<3}     {:<10} {:>4}x{:<4} {:>6} kbit/s (max {}, buffer {} kbit)",
+            r.index, r.name, r.width, r.height, r.bitrate_kbps, r.maxrate_kbps, r.bufsize_kbit
+        )?;
+    }
+    for r in &plan.skipped_rungs {
+        writeln!(out, "  skipped  {:<10} {}", r.name, r.reason)?;
+    }
+    match &plan.audio {
+        Some(a) => writeln!(
+            out,
+            "  a0       AAC-LC {} Hz {} ch {} kbit/s from stream #{}",
+            a.sample_rate, a.channels, a.bitrate_kbps, a.source_stream
+        )?,
+        None => writeln!(out, "  audio    none (video-only ladder)")?,
+    }
+    if let Some(t) = &plan.thumbnails {
+        writeln!(
+            out,
+            "  thumbs   {} stills {}x{} every {} s in {} sprite(s) of {}x{}; poster {}x{}",
+            t.still_frames.len(),
+            t.width,
+            t.height,
+            t.interval_seconds,
+            t.sprite_count,
+            t.sprite_columns,
+            t.sprite_rows,
+            t.poster_width,
+            t.poster_height
+        )?;
+    }
+    Ok(())
+}

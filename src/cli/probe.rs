@@ -1,0 +1,66 @@
+//! `ladder probe`: what a recording is, as text or JSON.
+
+use std::io::Write;
+
+use crate::exit::Outcome;
+use crate::probe::{self, Probe};
+use crate::rate::FrameRate;
+
+use super::args::ProbeArgs;
+
+/// Probes the recording and prints what it found.
+pub(crate) fn execute(out: &mut impl Write, args: &ProbeArgs) -> anyhow::Result<Outcome> {
+    let probe = probe::probe(&args.input, &args.limits.limits())?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&probe)?)?;
+    } else {
+        write_probe(out, &probe)?;
+    }
+    Ok(Outcome::Done)
+}
+
+fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
+    let v = &p.video;
+    let rate = |r: Option<FrameRate>| r.map_or_else(|| "unknown".to_owned(), |r| format!("{r} ({:.3})", r.as_f64()));
+    writeln!(out, "{}", p.path)?;
+    writeln!(out, "  container   {} ({}), {} bytes", p.container, p.container_long_name, p.size_bytes)?;
+    writeln!(out, "  duration    {:.3} s", p.duration_seconds)?;
+    writeln!(
+        out,
+        "  video       #{} {}{} {}x{} (displayed {}x{}{}), {} {}-bit",
+        v.index,
+        v.codec,
+        v.profile.as_deref().map(|x| format!(" {x}")).unwrap_or_default(),
+        v.width,
+        v.height,
+        v.display_width,
+        v.display_height,
+        if v.rotation != 0 { format!(", rotated {}°", v.rotation) } else { String::new() },
+        v.pixel_format,
+        v.bit_depth
+    )?;
+    writeln!(
+        out,
+        "  frame rate  nominal {}, average {}, {}",
+        rate(v.nominal_fps),
+        rate(v.average_fps),
+        if v.variable_frame_rate { "variable" } else { "constant" }
+    )?;
+    writeln!(
+        out,
+        "  scan        {}",
+        if v.interlaced { format!("interlaced ({})", v.field_order) } else { v.field_order.clone() }
+    )?;
+    match &p.audio {
+        Some(a) => writeln!(
+            out,
+            "  audio       #{} {} {} Hz {} ({} ch), {}",
+            a.index, a.codec, a.sample_rate, a.layout, a.channels, a.sample_format
+        )?,
+        None => writeln!(out, "  audio       none")?,
+    }
+    for s in &p.streams {
+        writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! From parsed flag groups to the library's settings types, each checked once here: what
+//! clap cannot check is a [`UsageError`] (exit 2).
+
+use std::time::Duration;
+
+use crate::dispatch::{DispatchConfig, RawConfig, config::RawPool};
+use crate::exit::UsageError;
+use crate::location::StorageConfig;
+use crate::preset::{self, Preset};
+use crate::probe;
+use crate::progress::ProgressMode;
+
+use super::args::{DispatcherArgs, LimitArgs, PresetArgs, ProgressArg, S3Args};
+
+impl PresetArgs {
+    /// The preset named by `--preset`: a file, a built-in, or one in `--presets-dir`.
+    pub(crate) fn load(&self) -> anyhow::Result<Preset> {
+        Ok(preset::resolve(&self.preset, Some(&self.dir.presets_dir))?)
+    }
+}
+
+impl LimitArgs {
+    /// The input size limits the probe enforces.
+    pub(crate) fn limits(&self) -> probe::Limits {
+        probe::Limits { max_side: self.max_side, max_pixels: self.max_pixels }
+    }
+}
+
+impl ProgressArg {
+    /// `auto` is bars when stderr is a terminal, lines otherwise.
+    pub(crate) fn mode(self, stderr_is_terminal: bool) -> ProgressMode {
+        match self {
+            Self::Auto if stderr_is_terminal => ProgressMode::Bars,
+            Self::Auto | Self::Lines => ProgressMode::Lines,
+            Self::Bars => ProgressMode::Bars,
+            Self::Off => ProgressMode::Off,
+        }
+    }
+}
+
+impl S3Args {
+    /// The storage settings; a read timeout that is not a positive number of seconds is a
+    /// usage error.
+    pub(crate) fn config(&self) -> anyhow::Result<StorageConfig> {
+        let read_timeout =
+            Duration::try_from_secs_f64(self.s3_read_timeout).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                UsageError(format!("--s3-read-timeout {} must be a positive number of seconds", self.s3_read_timeout))
+            })?;
+        Ok(StorageConfig {
+            // The SDK reads AWS_ENDPOINT_URL itself when no endpoint is given here.
+            endpoint: self.s3_endpoint.clone().filter(|e| !e.is_empty()),
+            path_style: self.s3_path_style,
+            max_attempts: self.s3_attempts,
+            initial_backoff: Duration::from_millis(self.s3_backoff_ms),
+            read_timeout,
+            part_size: self.s3_part_mib as usize * 1024 * 1024,
+            ..StorageConfig::default()
+        })
+    }
+}
+
+impl DispatcherArgs {
+    /// The one place dispatcher settings are resolved: defaults, file, then these.
+    pub(crate) fn resolve(&self) -> anyhow::Result<DispatchConfig> {
+        let file = match &self.config {
+            Some(path) => DispatchConfig::read_file(path)?,
+            None => RawConfig::default(),
+        };
+        let flags = RawConfig {
+            image: self.image.clone(),
+            priority_class: self.priority_class.clone(),
+            namespace_pattern: self.namespace_pattern.clone(),
+            service_account: self.service_account.clone(),
+            storage_secret: self.storage_secret.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            backoff_limit: self.backoff_limit,
+            active_deadline_seconds: self.active_deadline_seconds,
+            ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            pool: Some(self.pool()?),
+            ..RawConfig::default()
+        };
+        Ok(DispatchConfig::resolve(file, flags)?)
+    }
+
+    /// `--pool-taint` and `--node-selector`.
+    fn pool(&self) -> anyhow::Result<RawPool> {
+        let mut pool = RawPool::default();
+        if let Some(taint) = &self.pool_taint {
+            let (key, value) = key_value(taint, "--pool-taint")?;
+            pool.taint_key = Some(key);
+            pool.taint_value = Some(value);
+        }
+        if !self.node_selector.is_empty() {
+            pool.node_selector = Some(
+                self.node_selector.iter().map(|s| key_value(s, "--node-selector")).collect::<anyhow::Result<_>>()?,
+            );
+        }
+        Ok(pool)
+    }
+}
+
+/// `key=value`, both sides trimmed.
+fn key_value(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| UsageError(format!("{flag} {s:?} must be key=value")).into())
+}
