@@ -1,7 +1,7 @@
 //! The command line: argument types (clap) and one handler per command. Handlers use
 //! `anyhow` and print results; everything they call returns typed errors.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -36,7 +36,8 @@ pub struct GlobalArgs {
     /// Log format: text on a terminal, JSON otherwise (for pods).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "LADDER_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info` or `ladder=debug`.
+    /// Log filter: a level for ladder's own log (`info`), and `crate=level` for a
+    /// dependency's, which otherwise logs errors only (`info,aws_smithy_runtime=debug`).
     #[arg(long, global = true, default_value = "warn", env = "LADDER_LOG")]
     pub log: String,
 }
@@ -231,7 +232,8 @@ pub struct RunArgs {
     /// publishes. In an Indexed Job: `JOB_COMPLETION_INDEX` with `LADDER_SHARDS=N`.
     #[arg(long, env = "LADDER_SHARD", value_parser = Shard::parse)]
     pub shard: Option<Shard>,
-    /// Progress display: bars on a terminal, periodic lines otherwise.
+    /// Progress display: bars on a terminal that gets text logs, otherwise `progress`
+    /// events in the log (JSON objects in a JSON log) every 5 s and at the end.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto, env = "LADDER_PROGRESS")]
     pub progress: ProgressArg,
     #[command(flatten)]
@@ -374,26 +376,19 @@ pub enum PresetsCommand {
     Schema,
 }
 
-/// Sets up `tracing` on stderr.
+/// Sets up `tracing` on stderr (`crate::logging`).
 pub fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let json = match global.log_format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    let format = match global.log_format {
+        LogFormat::Auto => crate::logging::LogFormat::for_stderr(),
+        LogFormat::Text => crate::logging::LogFormat::Text,
+        LogFormat::Json => crate::logging::LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    crate::logging::init(format, &global.log);
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdout::Stdout::lock();
     match cli.command {
         Command::Probe(args) => {
             let probe = probe::probe(&args.input, &args.limits.limits())?;
@@ -728,8 +723,8 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
 fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
     let preset = load_preset(&args.preset)?;
     let progress = match args.progress {
-        ProgressArg::Auto if std::io::stderr().is_terminal() => ProgressMode::Bars,
-        ProgressArg::Auto | ProgressArg::Lines => ProgressMode::Lines,
+        ProgressArg::Auto => ProgressMode::auto(),
+        ProgressArg::Lines => ProgressMode::Lines,
         ProgressArg::Bars => ProgressMode::Bars,
         ProgressArg::Off => ProgressMode::Off,
     };

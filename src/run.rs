@@ -211,7 +211,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let plan_json = serde_json::to_vec_pretty(&plan).expect("a plan is plain data and always serialises");
     out.put(record::PLAN_KEY, &plan_json)?;
     if !reused.is_empty() {
-        tracing::info!(chunks = ?reused, "reusing chunks finished by an earlier run");
+        tracing::info!(chunks = crate::logging::json(&reused), "reusing chunks finished by an earlier run");
     }
 
     let delay = timed(&mut stages, "encoder setup", || video::reorder_delay(&plan, &req.preset))?;
@@ -352,7 +352,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     }
     let waiting_for: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
     if !waiting_for.is_empty() || (plan.audio.is_some() && audio_record.is_none()) {
-        tracing::info!(shard = %req.shard, ?waiting_for, "this shard's share is done; the last shard to finish publishes");
+        tracing::info!(shard = %req.shard, waiting_for = crate::logging::json(&waiting_for), "this shard's share is done; the last shard to finish publishes");
         return Ok(RunSummary {
             output: req.out.to_string(),
             published: None,
