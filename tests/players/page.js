@@ -32,8 +32,8 @@ async function waitFor(what, ready, state) {
 }
 
 /** hls.js on the master playlist: rungs are its levels, `currentLevel` switches at once. */
-async function openHls(video, url, state) {
-  const hls = new Hls({ debug: false, capLevelToPlayerSize: false });
+async function openHls(video, url, state, verbose) {
+  const hls = new Hls({ debug: verbose, capLevelToPlayerSize: false });
   hls.on(Hls.Events.ERROR, (_event, data) => {
     // hls.js reports its own cancelling of a request it no longer needs (after a switch
     // or a seek) as a non-fatal "aborted" error: that is not a problem of the stream.
@@ -63,8 +63,9 @@ async function openHls(video, url, state) {
 }
 
 /** Shaka Player on the MPD: rungs are its variant tracks, `selectVariantTrack` switches. */
-async function openShaka(video, url, state) {
+async function openShaka(video, url, state, verbose) {
   shaka.polyfill.installAll();
+  if (verbose) shaka.log?.setLevel?.(shaka.log.Level.DEBUG);
   const player = new shaka.Player();
   await player.attach(video);
   player.addEventListener('error', (event) => {
@@ -93,7 +94,7 @@ async function openShaka(video, url, state) {
 }
 
 /** Plays `url` with `playerName` ('hls.js' or 'shaka'); resolves to the observations. */
-window.play = async function play(playerName, url) {
+window.play = async function play(playerName, url, verbose = false) {
   const state = { errors: [], fatal: false };
   const video = document.getElementById('video');
   video.addEventListener('error', () => {
@@ -103,7 +104,7 @@ window.play = async function play(playerName, url) {
   const result = { player: playerName, version: null, supported: {}, duration: null, rungs: [], ended: null, errors: state.errors };
   let opened;
   try {
-    opened = await (playerName === 'hls.js' ? openHls : openShaka)(video, url, state);
+    opened = await (playerName === 'hls.js' ? openHls : openShaka)(video, url, state, verbose);
   } catch (e) {
     state.errors.push(`loading ${url}: ${e?.message ?? JSON.stringify(e)}`);
     return result;
@@ -113,6 +114,9 @@ window.play = async function play(playerName, url) {
     const kind = codec.startsWith('mp4a') ? 'audio' : 'video';
     result.supported[codec] = MediaSource.isTypeSupported(`${kind}/mp4; codecs="${codec}"`);
   }
+  // Adaptation off from the start (the first rung chosen by hand), so that no switch of
+  // the player's own is still appending when the test switches.
+  opened.select(opened.rungs[0]);
   video.muted = true;
   try {
     await video.play();
@@ -133,13 +137,14 @@ window.play = async function play(playerName, url) {
     const seen = { ...rung, seekTo: Number((0.5 + ((k * 1.7) % room)).toFixed(3)), problem: null };
     result.rungs.push(seen);
     // Switched and sought while paused, so that the player's own stall handling (which
-    // reports a stall as an error) does not run while the new rung's segment loads.
+    // reports a stall as an error) does not run while the new rung's segment loads. A
+    // paused element need not show a new frame, so the picture's size is checked playing.
     video.pause();
     opened.select(rung);
     video.currentTime = seen.seekTo;
     seen.problem = await waitFor(
       `switching to rung ${rung.id} (${rung.width}x${rung.height}) at ${seen.seekTo} s`,
-      () => opened.active() === rung.id && !video.seeking && video.videoHeight === rung.height,
+      () => opened.active() === rung.id && !video.seeking && video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA,
       state,
     );
     [seen.timeFrom, seen.framesFrom] = [video.currentTime, frames(video)];

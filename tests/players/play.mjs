@@ -126,6 +126,9 @@ const server = createServer((req, res) =>
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
 
+// LADDER_PLAYERS_DEBUG=1: the players log verbosely, and the page's console goes to stderr.
+const debug = Boolean(process.env.LADDER_PLAYERS_DEBUG);
+
 // The flags of a closed network: no background requests, no component or sync downloads.
 // playwright-core starts it with a fresh, temporary user-data-dir of its own.
 const browser = await chromium.launch({
@@ -155,18 +158,25 @@ try {
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
     page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+      if (debug) process.stderr.write(`[${name} ${m.type()}] ${m.text()}\n`);
+      if (m.type() === 'error' && !debug) pageErrors.push(`console: ${m.text()}`);
     });
+    page.on('crash', () => pageErrors.push('the page crashed'));
     failedRequests.length = 0;
-    await page.goto(`${origin}/`);
-    const played = await page.evaluate(
-      ([player, url]) => window.play(player, url),
-      [name, `${origin}${manifest}`],
-    );
+    let played;
+    try {
+      await page.goto(`${origin}/`);
+      played = await page.evaluate(
+        ([player, url, verbose]) => window.play(player, url, verbose),
+        [name, `${origin}${manifest}`, debug],
+      );
+    } catch (e) {
+      played = { player: name, rungs: [], errors: [`driving the page: ${e.message}`] };
+    }
     played.errors.push(...pageErrors);
     played.failedRequests = [...failedRequests];
     result.players[name] = played;
-    await page.close();
+    await page.close().catch(() => {});
   }
 } finally {
   await browser.close();
