@@ -11,6 +11,8 @@ const STEP_MS = 20_000;
 /** Media that must play at each rung, in seconds, and frames that must be decoded meanwhile. */
 const PLAY_SECONDS = 0.5;
 const PLAY_FRAMES = 5;
+/** The start is played this far before the rungs are tried. */
+const START_SECONDS = 0.3;
 
 function frames(video) {
   return video.getVideoPlaybackQuality().totalVideoFrames;
@@ -18,6 +20,17 @@ function frames(video) {
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Asks to play. Not awaited: the promise stays pending while there is nothing to
+ * play, and the waits that follow notice that. A refusal is an error; being interrupted
+ * by the test's own `pause()` (AbortError) is not. */
+function startPlaying(video, state) {
+  video.play().catch((e) => {
+    if (e.name === 'AbortError') return;
+    state.errors.push(`video.play(): ${e.name}: ${e.message}`);
+    state.fatal = true;
+  });
 }
 
 /** Polls `ready` until it holds; resolves to null, or to why it did not (`what` timed out, or the player failed). */
@@ -118,13 +131,12 @@ window.play = async function play(playerName, url, verbose = false) {
   // the player's own is still appending when the test switches.
   opened.select(opened.rungs[0]);
   video.muted = true;
-  try {
-    await video.play();
-  } catch (e) {
-    state.errors.push(`video.play(): ${e.message}`);
-    return result;
-  }
-  const problem = await waitFor('the duration', () => Number.isFinite(video.duration) && video.duration > 0, state);
+  startPlaying(video, state);
+  const problem = await waitFor(
+    'the start to play',
+    () => Number.isFinite(video.duration) && video.currentTime > START_SECONDS,
+    state,
+  );
   if (problem) {
     state.errors.push(problem);
     return result;
@@ -148,7 +160,7 @@ window.play = async function play(playerName, url, verbose = false) {
       state,
     );
     [seen.timeFrom, seen.framesFrom] = [video.currentTime, frames(video)];
-    await video.play().catch((e) => state.errors.push(`video.play(): ${e.message}`));
+    startPlaying(video, state);
     seen.problem ??= await waitFor(
       `playing rung ${rung.id} from ${seen.timeFrom.toFixed(3)} s`,
       () =>

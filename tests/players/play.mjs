@@ -3,7 +3,7 @@
 // as one JSON object on stdout. tests/players.rs runs this and judges the result; this
 // script only fails (exit 1) when it cannot play at all (no browser, no page).
 //
-//   node tests/players/play.mjs OUTPUT_DIR [--chromium /usr/bin/chromium]
+//   node tests/players/play.mjs OUTPUT_DIR [--chromium /usr/bin/chromium] [--player hls.js|shaka]
 //
 // The folder, the page (page.html, page.js) and the two players' builds are served by a
 // static server of this script on 127.0.0.1, so the page and the media share one origin.
@@ -23,7 +23,11 @@ const require = createRequire(import.meta.url);
 
 const args = process.argv.slice(2);
 const outputDir = args[0];
-const chromiumPath = args.includes('--chromium') ? args[args.indexOf('--chromium') + 1] : '/usr/bin/chromium';
+const option = (name, otherwise) => (args.includes(name) ? args[args.indexOf(name) + 1] : otherwise);
+const chromiumPath = option('--chromium', '/usr/bin/chromium');
+const only = option('--player', null);
+/** A player that has not finished by then is reported as hanging (the page's own waits are shorter). */
+const PLAYER_MS = 180_000;
 if (!outputDir) {
   console.error('usage: node play.mjs OUTPUT_DIR [--chromium PATH]');
   process.exit(2);
@@ -153,7 +157,7 @@ try {
   for (const [name, manifest] of [
     ['hls.js', '/media/master.m3u8'],
     ['shaka', '/media/manifest.mpd'],
-  ]) {
+  ].filter(([name]) => !only || name === only)) {
     const page = await browser.newPage();
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
@@ -166,10 +170,18 @@ try {
     let played;
     try {
       await page.goto(`${origin}/`);
-      played = await page.evaluate(
-        ([player, url, verbose]) => window.play(player, url, verbose),
-        [name, `${origin}${manifest}`, debug],
-      );
+      let timer;
+      const hang = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${name} did not finish within ${PLAYER_MS} ms`)), PLAYER_MS);
+      });
+      played = await Promise.race([
+        page.evaluate(([player, url, verbose]) => window.play(player, url, verbose), [
+          name,
+          `${origin}${manifest}`,
+          debug,
+        ]),
+        hang,
+      ]).finally(() => clearTimeout(timer));
     } catch (e) {
       played = { player: name, rungs: [], errors: [`driving the page: ${e.message}`] };
     }
