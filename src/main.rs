@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     ladder::cli::init_logging(&cli.global);
     match ladder::cli::run(cli) {
         Ok(outcome) => outcome.into(),
+        // `ladder … | head`: the reader has what it wanted.
+        Err(err) if ladder::stdout::is_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let outcome = ladder::cli::outcome_of(&err);
             tracing::debug!(?outcome, "failed");

@@ -1,10 +1,11 @@
 //! Progress of a run: `indicatif` bars on a terminal (overall and per rung: frames, fps,
-//! speed × realtime, ETA), plain periodic lines otherwise (logs of a pod), or nothing.
+//! speed × realtime, ETA), periodic `progress` events in the log otherwise (a pod's log:
+//! JSON objects with typed fields, or text lines, whatever the log's format is), or nothing.
 //! Workers only bump atomic counters; a display thread reads them.
 
-use std::io::Write as _;
-use std::sync::Arc;
+use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,9 +17,32 @@ use crate::plan::Plan;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     Bars,
-    /// One line to stderr every `LINE_INTERVAL`.
+    /// A `progress` event (info, target `ladder::progress`) in the log every
+    /// `LINE_INTERVAL`, and one when the run stops.
     Lines,
     Off,
+}
+
+impl ProgressMode {
+    /// Bars when stderr is a terminal that gets text logs; otherwise events in the log, so
+    /// that a stream carries one format (a JSON log never gets bars or plain lines).
+    pub fn auto() -> Self {
+        let json_log = crate::logging::format() == Some(crate::logging::LogFormat::Json);
+        if std::io::stderr().is_terminal() && !json_log { Self::Bars } else { Self::Lines }
+    }
+}
+
+/// The bars being drawn, so that a log line can be written without tearing them.
+static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Runs `write` (which writes to stderr) with the progress bars cleared from the terminal,
+/// and draws them again afterwards; just runs it when no bars are drawn.
+pub fn clear_bars_while<R>(write: impl FnOnce() -> R) -> R {
+    let bars = BARS.lock().unwrap_or_else(PoisonError::into_inner);
+    match bars.as_ref() {
+        Some(multi) => multi.suspend(write),
+        None => write(),
+    }
 }
 
 const LINE_INTERVAL: Duration = Duration::from_secs(5);
@@ -94,6 +118,7 @@ fn rates(frames: u64, since: Instant, fps: f64) -> (f64, f64) {
 
 fn show_bars(counters: &Counters, stop: &AtomicBool, labels: &[String], fps: f64, done_frames: u64) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    *BARS.lock().unwrap_or_else(PoisonError::into_inner) = Some(multi.clone());
     let rungs = counters.frames.len() as u64;
     let overall_style = ProgressStyle::with_template(
         "{prefix:>16} [{elapsed_precise}] {wide_bar:.cyan/blue} {percent:>3}% {msg} ETA {eta}",
@@ -138,26 +163,41 @@ fn show_bars(counters: &Counters, stop: &AtomicBool, labels: &[String], fps: f64
         bar.finish();
     }
     overall.finish();
+    *BARS.lock().unwrap_or_else(PoisonError::into_inner) = None;
 }
 
 fn show_lines(counters: &Counters, stop: &AtomicBool, fps: f64, done_frames: u64) {
     let start = Instant::now();
     let mut last = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
-        if last.elapsed() < LINE_INTERVAL {
-            continue;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping || last.elapsed() >= LINE_INTERVAL {
+            last = Instant::now();
+            log_progress(counters, start, fps, done_frames);
         }
-        last = Instant::now();
-        // The slowest rung decides when the run ends.
-        let frames = counters.frames.iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
-        let total = counters.total_frames.max(1);
-        let (per_second, speed) = rates(frames.saturating_sub(done_frames), start, fps);
-        let left = total.saturating_sub(frames) as f64 / per_second.max(1e-3);
-        let _ = writeln!(
-            std::io::stderr(),
-            "progress: {frames}/{total} frames ({:.1}%), {per_second:.1} fps, {speed:.2}× realtime, ETA {left:.0} s",
-            frames as f64 * 100.0 / total as f64
-        );
+        if stopping {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// One `progress` event: the slowest rung's frames (it decides when the run ends), rate,
+/// speed and the time left, as numbers.
+fn log_progress(counters: &Counters, start: Instant, fps: f64, done_frames: u64) {
+    let frames = counters.frames.iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0);
+    let total = counters.total_frames.max(1);
+    let (per_second, speed) = rates(frames.saturating_sub(done_frames), start, fps);
+    let eta_seconds = (total.saturating_sub(frames) as f64 / per_second.max(1e-3)).round() as u64;
+    let round = |x: f64, digits: i32| (x * 10f64.powi(digits)).round() / 10f64.powi(digits);
+    tracing::info!(
+        target: "ladder::progress",
+        frames,
+        total_frames = counters.total_frames,
+        percent = round(frames as f64 * 100.0 / total as f64, 1),
+        fps = round(per_second, 1),
+        speed = round(speed, 2),
+        eta_seconds,
+        "progress"
+    );
 }

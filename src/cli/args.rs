@@ -28,7 +28,8 @@ pub struct GlobalArgs {
     /// Log format: text on a terminal, JSON otherwise (for pods).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "LADDER_LOG_FORMAT")]
     pub(crate) log_format: LogFormat,
-    /// Log filter, e.g. `info` or `ladder=debug`.
+    /// Log filter: a level for ladder's own log (`info`), and `crate=level` for a
+    /// dependency's, which otherwise logs errors only (`info,aws_smithy_runtime=debug`).
     #[arg(long, global = true, default_value = "warn", env = "LADDER_LOG")]
     pub(crate) log: String,
 }
@@ -129,7 +130,8 @@ pub(crate) struct RunArgs {
     /// publishes. In an Indexed Job: `JOB_COMPLETION_INDEX` with `LADDER_SHARDS=N`.
     #[arg(long, env = "LADDER_SHARD", value_parser = Shard::parse)]
     pub(crate) shard: Option<Shard>,
-    /// Progress display: bars on a terminal, periodic lines otherwise.
+    /// Progress display: bars on a terminal that gets text logs, otherwise `progress`
+    /// events in the log (JSON objects in a JSON log) every 5 s and at the end.
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto, env = "LADDER_PROGRESS")]
     pub(crate) progress: ProgressArg,
     #[command(flatten)]

@@ -11,33 +11,24 @@ mod run;
 mod serve;
 mod settings;
 
-use std::io::IsTerminal as _;
-
 use crate::exit::Outcome;
 
 pub use args::{Cli, GlobalArgs};
 use args::{Command, LogFormat};
 
-/// Sets up `tracing` on stderr.
+/// Sets up `tracing` on stderr (`crate::logging`).
 pub fn init_logging(global: &GlobalArgs) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let json = match global.log_format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    let format = match global.log_format {
+        LogFormat::Auto => crate::logging::LogFormat::for_stderr(),
+        LogFormat::Text => crate::logging::LogFormat::Text,
+        LogFormat::Json => crate::logging::LogFormat::Json,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    crate::logging::init(format, &global.log);
 }
 
 /// Runs a parsed command line; results go to stdout.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::stdout::Stdout::lock();
     match cli.command {
         Command::Probe(args) => probe::execute(&mut out, &args),
         Command::Plan(args) => plan::execute(&mut out, &args),

@@ -1,7 +1,7 @@
 //! `ladder run`: the request from the flags (and an Indexed Job's environment), signal
 //! handling, and the summary printed at the end.
 
-use std::io::{IsTerminal as _, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -39,7 +39,7 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
         quality: args.quality,
         overwrite: args.overwrite,
         limits: args.limits.limits(),
-        progress: args.progress.mode(std::io::stderr().is_terminal()),
+        progress: args.progress.mode(),
         shard: match args.shard {
             Some(shard) => shard,
             None => shard_from_job_env()?,

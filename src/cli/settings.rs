@@ -27,11 +27,11 @@ impl LimitArgs {
 }
 
 impl ProgressArg {
-    /// `auto` is bars when stderr is a terminal, lines otherwise.
-    pub(crate) fn mode(self, stderr_is_terminal: bool) -> ProgressMode {
+    /// `auto` is bars on a terminal that gets text logs, progress events in the log otherwise.
+    pub(crate) fn mode(self) -> ProgressMode {
         match self {
-            Self::Auto if stderr_is_terminal => ProgressMode::Bars,
-            Self::Auto | Self::Lines => ProgressMode::Lines,
+            Self::Auto => ProgressMode::auto(),
+            Self::Lines => ProgressMode::Lines,
             Self::Bars => ProgressMode::Bars,
             Self::Off => ProgressMode::Off,
         }

@@ -4,6 +4,7 @@
 //! which kind of location it writes to. The input is only ever read: [`fetch_input`] copies
 //! an S3 recording to scratch, and no [`Output`] is ever opened on it.
 
+mod atomic;
 pub mod s3;
 
 use std::fmt;
@@ -194,7 +195,7 @@ fn each_concurrently<T: Sync, R: Send, E: Send>(
 /// and the credentials are accepted, so a misconfigured job fails before encoding.
 pub fn open_output(location: &Location, config: &StorageConfig) -> Result<Box<dyn Output>, StorageError> {
     match location {
-        Location::Local(root) => Ok(Box::new(LocalOutput { root: root.clone() })),
+        Location::Local(root) => Ok(Box::new(LocalOutput::open(root))),
         Location::S3 { bucket, prefix } => Ok(Box::new(s3::S3Output::open(bucket, prefix, config)?)),
     }
 }
@@ -220,6 +221,15 @@ pub struct LocalOutput {
 }
 
 impl LocalOutput {
+    /// The folder `root`, without the temporaries an interrupted run left in it.
+    fn open(root: &Path) -> Self {
+        let removed = atomic::remove_leftovers(root);
+        if removed > 0 {
+            tracing::info!(removed, "removed the temporary files of an interrupted run");
+        }
+        Self { root: root.to_owned() }
+    }
+
     fn io(&self, action: &'static str, key: &str) -> impl FnOnce(std::io::Error) -> StorageError {
         let (location, key) = (self.root.display().to_string(), key.to_owned());
         move |source| StorageError::Io { location, action, key, source }
@@ -231,10 +241,7 @@ impl Output for LocalOutput {
         let path = self.root.join(key);
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(self.io("creating the folder of", key))?;
-        let mut file = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(self.io("creating a temporary file for", key))?;
+        let mut file = atomic::temporary_in(dir).map_err(self.io("creating a temporary file for", key))?;
         file.write_all(bytes).map_err(self.io("writing", key))?;
         file.as_file().sync_data().map_err(self.io("syncing", key))?;
         file.persist(&path).map_err(|e| e.error).map_err(self.io("renaming into place", key))?;

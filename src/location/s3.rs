@@ -664,7 +664,7 @@ fn report_progress(fetched: &AtomicU64, size: u64, started: Instant, what: &str)
     let bytes = fetched.load(Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64().max(1e-6);
     let mb_per_s = bytes as f64 / 1e6 / seconds;
-    tracing::info!(bytes, of = size, seconds, mb_per_s = format!("{mb_per_s:.1}"), "{what}");
+    tracing::info!(bytes, of = size, seconds, mb_per_s = (mb_per_s * 10.0).round() / 10.0, "{what}");
 }
 
 async fn head_input(s3: &S3Client, bucket: &str, key: &str, location: &str) -> Result<InputObject, StorageError> {

@@ -26,7 +26,7 @@ impl Finished<'_> {
     /// This shard's share is done; the last shard to finish publishes.
     pub(super) fn waiting(self, plan: &Plan) -> RunSummary {
         let waiting_for = self.done.missing_chunks(plan);
-        tracing::info!(shard = %self.req.shard, ?waiting_for, "this shard's share is done; the last shard to finish publishes");
+        tracing::info!(shard = %self.req.shard, waiting_for = crate::logging::json(&waiting_for), "this shard's share is done; the last shard to finish publishes");
         let wall_seconds = self.clock.wall_seconds();
         RunSummary {
             output: self.req.out.to_string(),

@@ -110,7 +110,7 @@ fn run_claimed(
     let work = Work::left(req, plan, &done);
     prepare::claim(out, plan, &done)?;
     if !work.reused.is_empty() {
-        tracing::info!(chunks = ?work.reused, "reusing chunks finished by an earlier run");
+        tracing::info!(chunks = crate::logging::json(&work.reused), "reusing chunks finished by an earlier run");
     }
 
     let delay = clock.timed("encoder setup", || video::reorder_delay(plan, &req.preset))?;
