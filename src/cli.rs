@@ -97,6 +97,9 @@ pub struct DispatchArgs {
     /// Split the chunks over N pods of an Indexed Job.
     #[arg(long)]
     pub shards: Option<u32>,
+    /// When the recording ended (RFC 3339): the Job reports time-to-VOD from it.
+    #[arg(long, value_parser = parse_timestamp)]
+    pub recording_ended: Option<jiff::Timestamp>,
     /// Print the Job as YAML instead of creating it.
     #[arg(long)]
     pub dry_run: bool,
@@ -149,6 +152,9 @@ pub struct DispatcherArgs {
     /// Seconds a finished Job is kept before Kubernetes deletes it.
     #[arg(long, env = "LADDER_TTL_SECONDS_AFTER_FINISHED")]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// Where the Jobs push their metrics (`LADDER_METRICS_URL` in the Job; see `ladder run --metrics-url`).
+    #[arg(long, env = "LADDER_METRICS_URL")]
+    pub metrics_url: Option<String>,
 }
 
 impl DispatcherArgs {
@@ -183,6 +189,7 @@ impl DispatcherArgs {
             backoff_limit: self.backoff_limit,
             active_deadline_seconds: self.active_deadline_seconds,
             ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            metrics_url: self.metrics_url.clone(),
             pool: Some(pool),
             ..dispatch::RawConfig::default()
         };
@@ -238,6 +245,56 @@ pub struct RunArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where a run pushes its metrics, and their labels (see docs/observability.md).
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Push the run's metrics, at its end and every --metrics-interval while it works, to this
+    /// Prometheus text import endpoint, e.g. `http://victoria-metrics:8428/api/v1/import/prometheus`,
+    /// or a Pushgateway group `http://pushgateway:9091/metrics/job/{job}/shard/{shard}`. A failed push
+    /// never changes the exit code and delays the exit by 4 s at most.
+    #[arg(long, env = "LADDER_METRICS_URL")]
+    pub metrics_url: Option<String>,
+    /// Seconds between pushes while the run works (0: only at the end).
+    #[arg(long, env = "LADDER_METRICS_INTERVAL", default_value_t = 60)]
+    pub metrics_interval: u64,
+    /// The `tenant` label of the metrics (`ladder dispatch` sets it in the Job).
+    #[arg(long, env = "LADDER_TENANT", default_value = "")]
+    pub tenant: String,
+    /// The `job` label: the Kubernetes Job's name (the Job sets it from its pod's labels).
+    #[arg(long, env = "LADDER_JOB_NAME", default_value = "")]
+    pub job_name: String,
+    /// When the recording ended (RFC 3339, e.g. 2026-11-25T05:00:00Z): time-to-VOD is measured
+    /// from it to the publication of the master playlist.
+    #[arg(long, env = "LADDER_RECORDING_ENDED", value_parser = parse_timestamp)]
+    pub recording_ended: Option<jiff::Timestamp>,
+}
+
+impl MetricsArgs {
+    fn pusher(&self, preset: &str, shard: Shard) -> crate::metrics::Pusher {
+        // The preset's name: a path names it by its file.
+        let preset = Path::new(preset).file_stem().map_or_else(|| preset.to_owned(), |s| s.to_string_lossy().into());
+        crate::metrics::Pusher::start(crate::metrics::PushSettings {
+            url: self.metrics_url.clone(),
+            interval: Duration::from_secs(self.metrics_interval),
+            labels: crate::metrics::JobLabels {
+                tenant: self.tenant.clone(),
+                preset,
+                job: self.job_name.clone(),
+                shard: shard.index.to_string(),
+            },
+            shards: shard.count,
+            recording_ended: self.recording_ended,
+        })
+    }
+}
+
+/// An RFC 3339 time, as flags and webhooks give the end of a recording.
+pub fn parse_timestamp(text: &str) -> Result<jiff::Timestamp, String> {
+    text.trim().parse().map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-25T05:00:00Z: {e}"))
 }
 
 /// How to reach S3. Credentials come from the standard AWS chain (env, profile, web
@@ -445,6 +502,7 @@ fn run_dispatch(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Result<Out
         output: args.out.clone(),
         preset: &preset,
         shards: args.shards,
+        recording_ended: args.recording_ended,
     };
     let job = dispatch::build_job(&config, &request)?;
     if args.dry_run {
@@ -726,6 +784,18 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
 }
 
 fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
+    // Every run pushes its end, whatever ends it; a bad shard setting is reported below.
+    let shard = args.shard.or_else(|| shard_from_job_env().ok()).unwrap_or(Shard::ALL);
+    let pusher = args.metrics.pusher(&args.preset.preset, shard);
+    let result = transcode(args, pusher.watch());
+    pusher.finish(result.as_ref().map(|(_, summary)| summary));
+    let (request, summary) = result?;
+    print_summary(out, args, &request, &summary)?;
+    Ok(Outcome::Done)
+}
+
+/// `ladder run` up to its summary.
+fn transcode(args: &RunArgs, watch: crate::progress::Watch) -> anyhow::Result<(RunRequest, crate::run::RunSummary)> {
     let preset = load_preset(&args.preset)?;
     let progress = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => ProgressMode::Bars,
@@ -747,6 +817,7 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
             None => shard_from_job_env()?,
         },
         storage: args.s3.config()?,
+        watch,
     };
     let cancel = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -756,6 +827,15 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
         signal_hook::flag::register(signal, cancel.clone()).context("installing signal handlers")?;
     }
     let summary = crate::run::run(&request, &cancel)?;
+    Ok((request, summary))
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    args: &RunArgs,
+    request: &RunRequest,
+    summary: &crate::run::RunSummary,
+) -> anyhow::Result<()> {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
     } else if summary.published.is_none() {
@@ -789,7 +869,7 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 /// The shard of a pod in an Indexed Job: `JOB_COMPLETION_INDEX` (set by Kubernetes) of

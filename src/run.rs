@@ -48,6 +48,8 @@ pub struct RunRequest {
     pub shard: Shard,
     /// How to reach S3 when the input or output is there.
     pub storage: StorageConfig,
+    /// Receives the run's progress counters once it has planned (for metrics pushes).
+    pub watch: crate::progress::Watch,
 }
 
 /// A share of a plan's chunks: chunk `c` belongs to shard `c % count`, the audio to the
@@ -160,6 +162,10 @@ pub struct RunSummary {
     pub chunks_encoded: Vec<u32>,
     pub chunks_reused: Vec<u32>,
     pub rungs: Vec<report::RungReport>,
+    /// Size of the input recording.
+    pub input_bytes: u64,
+    /// Wall and CPU seconds of each stage so far.
+    pub stages: Vec<Stage>,
 }
 
 /// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
@@ -226,7 +232,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     // go to the decoders.
     let decoder_threads = (cpus / (jobs.min(pending.len()).max(1) * CPUS_PER_CHUNK)).max(1);
     let done_frames: u64 = records.values().map(|r| chunk_frames(&plan, r.chunk)).sum();
-    let progress = Progress::start(req.progress, &plan, done_frames);
+    let progress = Progress::start(req.progress, &plan, done_frames, &req.watch);
     let encode_started = (Instant::now(), report::cpu_seconds());
     tracing::info!(chunks = pending.len(), jobs, cpus, shard = %req.shard, "encoding");
 
@@ -306,6 +312,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
                     let record = store_chunk(out.as_ref(), &plan, &plan_id, c, output, delay, took)?;
                     records.insert(c, record);
                     encoded.push(c);
+                    progress.counters().chunk_stored(chunk_frames(&plan, Some(c)));
                     Ok(())
                 }),
                 Finished::AudioSegment(segment) => store_segment(out.as_ref(), "a0", &segment).map(|record| {
@@ -364,6 +371,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
             chunks_encoded: encoded,
             chunks_reused: reused,
             rungs: Vec::new(),
+            input_bytes: probe.size_bytes,
+            stages,
         });
     }
 
@@ -406,6 +415,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         chunks_encoded: encoded,
         chunks_reused: reused,
         rungs: report.rungs.clone(),
+        input_bytes: probe.size_bytes,
+        stages: report.stages.clone(),
     })
 }
 
