@@ -788,7 +788,7 @@ fn run_ladder(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
     let shard = args.shard.or_else(|| shard_from_job_env().ok()).unwrap_or(Shard::ALL);
     let pusher = args.metrics.pusher(&args.preset.preset, shard);
     let result = transcode(args, pusher.watch());
-    pusher.finish(result.as_ref().map(|(_, summary)| summary));
+    pusher.finish(result.as_ref().map(|(_, summary)| summary).map_err(crate::exit::classify));
     let (request, summary) = result?;
     print_summary(out, args, &request, &summary)?;
     Ok(Outcome::Done)

@@ -275,7 +275,8 @@ mod tests {
         let raw = RawConfig { buckets: BTreeMap::from([("b".into(), "ghost".into())]), ..RawConfig::default() };
         let err = DispatchConfig::resolve(raw, RawConfig::default()).unwrap_err().to_string();
         assert!(err.contains("[tenants.ghost]"), "{err}");
-        let raw = RawConfig { metrics_url: Some("https://vm:8428/api/v1/import/prometheus".into()), ..RawConfig::default() };
+        let raw =
+            RawConfig { metrics_url: Some("https://vm:8428/api/v1/import/prometheus".into()), ..RawConfig::default() };
         let err = DispatchConfig::resolve(raw, RawConfig::default()).unwrap_err().to_string();
         assert!(err.contains("http://"), "{err}");
         let unknown = toml::from_str::<RawConfig>("imagee = \"x\"").unwrap_err().to_string();

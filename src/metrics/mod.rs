@@ -120,13 +120,13 @@ impl Pusher {
 
     /// Makes the final push: the summary of a run that ended well, or the exit class of
     /// its failure. Returns when the push is done or its deadline has passed.
-    pub fn finish(self, result: Result<&RunSummary, &anyhow::Error>) {
+    pub fn finish(self, result: Result<&RunSummary, Outcome>) {
         let Some((run, worker)) = self.running else {
             return;
         };
         let outcome = match result {
             Ok(_) => Outcome::Done,
-            Err(e) => crate::exit::classify(e),
+            Err(outcome) => outcome,
         };
         let mut push = run.push();
         push.outcome = job::outcome_label(outcome);
