@@ -75,6 +75,8 @@ impl Policy {
 /// the body, as the Pushgateway requires. Any other path gets a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// `host[:port]` as written: the `Host` header.
+    authority: String,
     host: String,
     port: u16,
     path: String,
@@ -115,7 +117,7 @@ impl Endpoint {
             return Err(bad("has a placeholder other than {tenant}, {preset}, {job} and {shard}, or a space"));
         }
         let grouping = grouping_labels(&filled);
-        Ok(Self { host: host.to_owned(), port, path: filled, grouping })
+        Ok(Self { authority: authority.to_owned(), host: host.to_owned(), port, path: filled, grouping })
     }
 
     /// The labels the URL's Pushgateway grouping key sets (none for other endpoints).
@@ -164,12 +166,12 @@ impl Endpoint {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| failed(format!("HTTP handshake: {e}")))?;
-        let connection = tokio::spawn(connection);
-        let host = if self.port == 80 { self.host.clone() } else { format!("{}:{}", self.host, self.port) };
+        // Stopping the push (the final one supersedes a periodic one) stops its connection.
+        let connection = AbortOnDrop(tokio::spawn(connection));
         let request = Request::builder()
             .method(self.method())
             .uri(&self.path)
-            .header(header::HOST, host)
+            .header(header::HOST, &self.authority)
             .header(header::CONTENT_TYPE, CONTENT_TYPE)
             .body(Full::new(body))
             .map_err(|e| failed(format!("building the request: {e}")))?;
@@ -177,13 +179,22 @@ impl Endpoint {
         let status = response.status();
         // Enough of an error answer to say what was wrong.
         let answer = Limited::new(response.into_body(), 4096).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        connection.abort();
+        drop(connection);
         if status.is_success() {
             Ok(())
         } else {
             let body = String::from_utf8_lossy(&answer).trim().to_owned();
             Err(PushError::Status { endpoint: self.to_string(), status, body })
         }
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -303,6 +314,8 @@ mod tests {
         assert!(e.grouping_labels().is_empty());
         let e = Endpoint::parse("http://vminsert", &labels()).unwrap();
         assert_eq!(e.to_string(), "http://vminsert:80/");
+        let e = Endpoint::parse("http://[::1]:8428/api/v1/import/prometheus", &labels()).unwrap();
+        assert_eq!((e.host.as_str(), e.port, e.authority.as_str()), ("::1", 8428, "[::1]:8428"));
     }
 
     #[test]
@@ -334,6 +347,60 @@ mod tests {
             assert!(err.to_string().contains(why), "{url}: {err}");
             assert_eq!(err.outcome(), crate::exit::Outcome::Usage);
         }
+    }
+
+    /// Answers one request with `status` and returns what it received.
+    async fn answer_once(listener: tokio::net::TcpListener, status: &str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if body.len() >= length {
+                    break;
+                }
+            }
+            assert!(n > 0, "the request ended early");
+        }
+        socket.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await.unwrap();
+        String::from_utf8(request).unwrap()
+    }
+
+    #[test]
+    fn a_pushgateway_group_gets_a_put_of_the_text() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/metrics/job/{{job}}/shard/{{shard}}", listener.local_addr().unwrap());
+            let server = tokio::spawn(answer_once(listener, "200 OK"));
+            let e = Endpoint::parse(&url, &labels()).unwrap();
+            e.push("ladder_job_wall_seconds{tenant=\"acme\"} 1.0\n", Policy::FINAL).await.unwrap();
+            let request = server.await.unwrap();
+            assert!(request.starts_with("PUT /metrics/job/ladder-0a1b/shard/3 HTTP/1.1\r\n"), "{request}");
+            assert!(request.contains("content-type: text/plain; version=0.0.4"), "{request}");
+            assert!(request.ends_with("\r\n\r\nladder_job_wall_seconds{tenant=\"acme\"} 1.0\n"), "{request}");
+        });
+    }
+
+    #[test]
+    fn a_refused_body_is_not_sent_again() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/api/v1/import/prometheus", listener.local_addr().unwrap());
+            let server = tokio::spawn(answer_once(listener, "400 Bad Request"));
+            let err = Endpoint::parse(&url, &labels()).unwrap().push("x 1\n", Policy::FINAL).await.unwrap_err();
+            assert!(matches!(err, PushError::Status { status: StatusCode::BAD_REQUEST, .. }), "{err}");
+            assert!(server.await.unwrap().starts_with("POST /api/v1/import/prometheus HTTP/1.1"));
+        });
     }
 
     #[test]
