@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing ladder needs on Debian bookworm, skipping what is there:
 # the libav development packages (FFmpeg 5.1), clang for bindgen, pkg-config, and the ffmpeg
-# CLI the tests use as an independent checker, and python3 with venv for the Kubernetes
-# schema check (scripts/validate-manifests.sh). Needs root (or sudo) only when installing.
+# CLI the tests use as an independent checker, python3 with venv for the Kubernetes
+# schema check (scripts/validate-manifests.sh), and victoria-metrics (with vmalert), which
+# tests/observability.rs starts on a loopback port. Needs root (or sudo) only when installing.
 set -euo pipefail
 
 packages=(libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libswscale-dev
           libswresample-dev libavutil-dev clang libclang-dev pkg-config ffmpeg
-          python3 python3-venv)
+          python3 python3-venv victoria-metrics)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

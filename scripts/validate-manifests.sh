@@ -37,6 +37,8 @@ else
   echo "no kubectl with kustomize here: validating jobs/ file by file only" >&2
 fi
 
-mapfile -t files < <(find jobs -name '*.yaml' ! -name kustomization.yaml | sort; ls "$out"/*.yaml)
+# jobs/observability holds custom resources (VictoriaMetrics and Prometheus operators),
+# which the Kubernetes schema does not know: tests/observability.rs runs their rules.
+mapfile -t files < <(find jobs -name '*.yaml' ! -name kustomization.yaml ! -path 'jobs/observability/*' | sort; ls "$out"/*.yaml)
 "$venv/bin/kubernetes-validate" --strict --quiet -k "$k8s_version" "${files[@]}"
 echo "validated ${#files[@]} manifests against the strict OpenAPI schema of Kubernetes $k8s_version"

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod location;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod package;
 pub mod pipeline;
 pub mod plan;

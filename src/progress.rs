@@ -5,7 +5,7 @@
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,39 @@ pub struct Counters {
     /// Frames encoded per rung, in plan order (frames of reused chunks included).
     pub frames: Vec<AtomicU64>,
     pub total_frames: u64,
+    /// Output frames per second of the plan, and its duration in seconds.
+    pub fps: f64,
+    pub duration_seconds: f64,
+    /// Frames of the chunks earlier runs finished (counted in `frames` from the start).
+    pub reused_frames: u64,
+    /// Chunks this process encoded and stored so far, and their frames.
+    pub chunks_stored: AtomicU64,
+    pub frames_stored: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a chunk of `frames` frames as encoded and durably stored.
+    pub fn chunk_stored(&self, frames: u64) {
+        self.chunks_stored.fetch_add(1, Ordering::Relaxed);
+        self.frames_stored.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Frames of the slowest rung: how far the run as a whole is.
+    pub fn slowest_rung_frames(&self) -> u64 {
+        self.frames.iter().map(|f| f.load(Ordering::Relaxed)).min().unwrap_or(0)
+    }
+}
+
+/// A handle to a run's counters for readers outside the run (the metrics pusher): empty
+/// until the run has planned, then the counters [`Progress::start`] made.
+#[derive(Debug, Clone, Default)]
+pub struct Watch(Arc<OnceLock<Arc<Counters>>>);
+
+impl Watch {
+    /// The run's counters, once it has planned.
+    pub fn counters(&self) -> Option<&Counters> {
+        self.0.get().map(Arc::as_ref)
+    }
 }
 
 /// A running display; [`Progress::finish`] stops it.
@@ -63,12 +96,19 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Starts showing progress of `plan`; `done_frames` were done by earlier runs.
-    pub fn start(mode: ProgressMode, plan: &Plan, done_frames: u64) -> Self {
+    /// Starts showing progress of `plan`; `done_frames` were done by earlier runs. The
+    /// counters are also handed to `watch` (the first run started with it keeps them).
+    pub fn start(mode: ProgressMode, plan: &Plan, done_frames: u64, watch: &Watch) -> Self {
         let counters = Arc::new(Counters {
             frames: plan.rungs.iter().map(|_| AtomicU64::new(done_frames)).collect(),
             total_frames: plan.total_frames,
+            fps: plan.fps.as_f64(),
+            duration_seconds: plan.duration_seconds,
+            reused_frames: done_frames,
+            chunks_stored: AtomicU64::new(0),
+            frames_stored: AtomicU64::new(0),
         });
+        let _ = watch.0.set(counters.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let labels: Vec<String> = plan.rungs.iter().map(|r| format!("v{} {}x{}", r.index, r.width, r.height)).collect();
         let fps = plan.fps.as_f64();

@@ -41,8 +41,13 @@ pub struct RungReport {
     pub height: u32,
     pub codec: String,
     pub segments: usize,
+    /// Bytes of the rung's media segments.
+    pub bytes: u64,
     pub average_kbps: f64,
     pub peak_kbps: f64,
+    /// The preset's target average and peak bitrates for the rung.
+    pub target_kbps: u32,
+    pub maxrate_kbps: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub psnr_db: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,8 +160,11 @@ impl Report {
                 height: rung.height,
                 codec: track.codec.clone(),
                 segments: track.segments.len(),
+                bytes: track.segments.iter().map(|s| s.size).sum(),
                 average_kbps: track.average_bitrate() as f64 / 1000.0,
                 peak_kbps: track.peak_bitrate() as f64 / 1000.0,
+                target_kbps: rung.bitrate_kbps,
+                maxrate_kbps: rung.maxrate_kbps,
                 psnr_db: quality.as_ref().and_then(|q| q.psnr_db()),
                 psnr_y_db: quality.as_ref().and_then(|q| q.psnr_y_db()),
                 ssim: quality.as_ref().and_then(|q| q.ssim()),

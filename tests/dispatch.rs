@@ -121,9 +121,53 @@ fn dry_run_prints_the_whole_contract() {
     let env_from = c.env_from.as_ref().unwrap();
     assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "ladder-storage");
     for var in c.env.as_ref().unwrap() {
-        assert!(var.value_from.is_none());
+        // Only the pod's own fields (its Job's name) come from elsewhere.
+        assert!(var.value_from.as_ref().is_none_or(|v| v.field_ref.is_some() && v.secret_key_ref.is_none()));
         assert!(!var.name.contains("SECRET") && !var.name.contains("KEY"), "{}", var.name);
     }
+}
+
+/// Its metrics' labels, where to push them, and when the recording ended: time-to-VOD.
+#[test]
+fn the_job_carries_what_its_metrics_need() {
+    let env = |args: &[&str]| -> Vec<(String, String)> {
+        let job = parse(&dry_run(args));
+        let c = job.spec.unwrap().template.spec.unwrap().containers[0].clone();
+        c.env
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                let value = match e.value_from {
+                    Some(from) => format!("fieldRef {}", from.field_ref.unwrap().field_path),
+                    None => e.value.unwrap(),
+                };
+                (e.name, value)
+            })
+            .filter(|(name, _)| ["TENANT", "JOB_NAME", "METRICS", "RECORDING"].iter().any(|k| name.contains(k)))
+            .collect()
+    };
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["--recording-ended", "2026-11-25T06:00:00+01:00"]);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    assert_eq!(
+        env(&args),
+        pairs(&[
+            ("LADDER_TENANT", "acme"),
+            ("LADDER_JOB_NAME", "fieldRef metadata.labels['batch.kubernetes.io/job-name']"),
+            ("LADDER_METRICS_URL", "http://victoria-metrics.monitoring:8428/api/v1/import/prometheus"),
+            ("LADDER_RECORDING_ENDED", "2026-11-25T05:00:00Z"),
+        ])
+    );
+    // No push URL configured, no recording end: only the labels.
+    let mut defaults = EXAMPLE.to_vec();
+    defaults.truncate(EXAMPLE.len() - 2);
+    let names: Vec<String> = env(&defaults).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["LADDER_TENANT", "LADDER_JOB_NAME"]);
+    // A time that is not RFC 3339 is a usage error.
+    let out = ladder().args(EXAMPLE).args(["--recording-ended", "yesterday", "--dry-run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -141,6 +141,26 @@ fn the_dispatcher_runs_locked_down_with_probes() {
     }
 }
 
+/// Both scrape configs select the dispatcher's Service by its labels and name its port.
+#[test]
+fn the_scrapes_find_the_dispatchers_metrics() {
+    let service: k8s_openapi::api::core::v1::Service = read("jobs/base/dispatcher-service.yaml");
+    let labels = service.metadata.labels.unwrap();
+    let ports: Vec<String> = service.spec.unwrap().ports.unwrap().into_iter().filter_map(|p| p.name).collect();
+    for path in
+        ["jobs/observability/vmservicescrape.yaml", "jobs/observability/prometheus-operator/servicemonitor.yaml"]
+    {
+        let scrape: serde_json::Value = read(path);
+        assert_eq!(scrape["metadata"]["namespace"], service.metadata.namespace.as_deref().unwrap(), "{path}");
+        for (k, v) in scrape["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+            assert_eq!(labels.get(k).map(String::as_str), v.as_str(), "{path}: label {k}");
+        }
+        let endpoint = &scrape["spec"]["endpoints"][0];
+        assert!(ports.iter().any(|p| endpoint["port"] == p.as_str()), "{path}: port {}", endpoint["port"]);
+        assert_eq!(endpoint["path"], "/metrics", "{path}");
+    }
+}
+
 #[test]
 fn the_example_config_and_node_pool_match_the_defaults() {
     let raw = DispatchConfig::read_file(Path::new("jobs/overlays/example/ladder.toml")).unwrap();
@@ -188,5 +208,5 @@ fn kustomizations_list_exactly_their_manifests() {
             assert!(resources.iter().any(|r| r == name), "{}: {name} is not listed", kustomization.display());
         }
     }
-    assert_eq!(checked, 4, "base, tenant, the example overlay and its tenant");
+    assert_eq!(checked, 6, "base, tenant, the example overlay and its tenant, observability and its alternative");
 }

@@ -134,6 +134,11 @@ async fn an_s3_notification_makes_one_job_for_the_recording() {
     assert_eq!(input, "s3://acme-recordings/rooms/stand up.mp4");
     assert_eq!(output, "s3://acme-vod/rooms/stand up");
     assert_eq!(args, ["run", "--out=s3://acme-vod/rooms/stand up", "--preset=small", "--", &input]);
+    // The notification's event time is when the recording became complete: the Job
+    // measures time-to-VOD from it.
+    let env = &fake.jobs()[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let ended = env.as_array().unwrap().iter().find(|e| e["name"] == "LADDER_RECORDING_ENDED").unwrap();
+    assert_eq!(ended["value"], "2026-11-25T05:00:00Z");
 }
 
 #[tokio::test]
@@ -180,7 +185,7 @@ async fn s3_rejections() {
     }
     assert!(fake.jobs().is_empty());
     assert_eq!(fake.creates(), 0);
-    assert_eq!(state.metrics.events("s3", "too_large"), 1);
+    assert_eq!(state.metrics.events("s3", "", "too_large"), 1);
 }
 
 #[tokio::test]
@@ -334,11 +339,13 @@ async fn health_and_metrics() {
     let text =
         String::from_utf8(axum::body::to_bytes(metrics.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
     for line in [
-        "ladder_webhook_events_total{hook=\"s3\",outcome=\"created\"} 1",
-        "ladder_webhook_events_total{hook=\"s3\",outcome=\"duplicate\"} 1",
-        "ladder_webhook_events_total{hook=\"s3\",outcome=\"unauthorized\"} 1",
-        "ladder_jobs_total{result=\"created\"} 1",
-        "ladder_jobs_total{result=\"failed\"} 0",
+        "ladder_webhook_events_total{hook=\"s3\",tenant=\"acme\",outcome=\"created\"} 1",
+        "ladder_webhook_events_total{hook=\"s3\",tenant=\"acme\",outcome=\"duplicate\"} 1",
+        "ladder_webhook_events_total{hook=\"s3\",tenant=\"\",outcome=\"unauthorized\"} 1",
+        "ladder_webhook_verification_failures_total{hook=\"s3\",reason=\"missing_header\"} 1",
+        "ladder_dispatch_jobs_total{tenant=\"acme\",result=\"created\"} 1",
+        "ladder_dispatch_jobs_total{tenant=\"acme\",result=\"duplicate\"} 1",
+        "ladder_webhook_request_duration_seconds_count{hook=\"s3\"} 3",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }

@@ -138,6 +138,37 @@ pub(crate) struct RunArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) s3: S3Args,
+    #[command(flatten)]
+    pub(crate) metrics: MetricsArgs,
+}
+
+/// Where a run pushes its metrics, and their labels (see docs/observability.md).
+#[derive(Debug, Args)]
+pub(crate) struct MetricsArgs {
+    /// Push the run's metrics, at its end and every --metrics-interval while it works, to this
+    /// Prometheus text import endpoint, e.g. `http://victoria-metrics:8428/api/v1/import/prometheus`,
+    /// or a Pushgateway group `http://pushgateway:9091/metrics/job/{job}/shard/{shard}`. A failed push
+    /// never changes the exit code and delays the exit by 4 s at most.
+    #[arg(long, env = "LADDER_METRICS_URL")]
+    pub(crate) metrics_url: Option<String>,
+    /// Seconds between pushes while the run works (0: only at the end).
+    #[arg(long, env = "LADDER_METRICS_INTERVAL", default_value_t = 60)]
+    pub(crate) metrics_interval: u64,
+    /// The `tenant` label of the metrics (`ladder dispatch` sets it in the Job).
+    #[arg(long, env = "LADDER_TENANT", default_value = "")]
+    pub(crate) tenant: String,
+    /// The `job` label: the Kubernetes Job's name (the Job sets it from its pod's labels).
+    #[arg(long, env = "LADDER_JOB_NAME", default_value = "")]
+    pub(crate) job_name: String,
+    /// When the recording ended (RFC 3339, e.g. 2026-11-25T05:00:00Z): time-to-VOD is measured
+    /// from it to the publication of the master playlist.
+    #[arg(long, env = "LADDER_RECORDING_ENDED", value_parser = parse_timestamp)]
+    pub(crate) recording_ended: Option<jiff::Timestamp>,
+}
+
+/// An RFC 3339 time, as flags and webhooks give the end of a recording.
+pub fn parse_timestamp(text: &str) -> Result<jiff::Timestamp, String> {
+    text.trim().parse().map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-25T05:00:00Z: {e}"))
 }
 
 /// `--progress`.
@@ -211,6 +242,9 @@ pub(crate) struct DispatchArgs {
     /// Split the chunks over N pods of an Indexed Job.
     #[arg(long)]
     pub(crate) shards: Option<u32>,
+    /// When the recording ended (RFC 3339): the Job reports time-to-VOD from it.
+    #[arg(long, value_parser = parse_timestamp)]
+    pub(crate) recording_ended: Option<jiff::Timestamp>,
     /// Print the Job as YAML instead of creating it.
     #[arg(long)]
     pub(crate) dry_run: bool,
@@ -332,4 +366,7 @@ pub(crate) struct DispatcherArgs {
     /// Seconds a finished Job is kept before Kubernetes deletes it.
     #[arg(long, env = "LADDER_TTL_SECONDS_AFTER_FINISHED")]
     pub(crate) ttl_seconds_after_finished: Option<i32>,
+    /// Where the Jobs push their metrics (`LADDER_METRICS_URL` in the Job; see `ladder run --metrics-url`).
+    #[arg(long, env = "LADDER_METRICS_URL")]
+    pub(crate) metrics_url: Option<String>,
 }

@@ -23,6 +23,7 @@ pub(crate) fn execute(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Resu
         output: args.out.clone(),
         preset: &preset,
         shards: args.shards,
+        recording_ended: args.recording_ended,
     };
     let job = dispatch::build_job(&config, &request)?;
     if args.dry_run {

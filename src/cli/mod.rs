@@ -59,6 +59,7 @@ pub fn outcome_of(err: &anyhow::Error) -> Outcome {
             class_of::<pipeline::audio::AudioError>,
             class_of::<media::encoder::EncoderError>,
             class_of::<assemble::AssembleError>,
+            class_of::<crate::metrics::PushError>,
         ],
     )
 }

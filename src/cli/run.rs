@@ -15,9 +15,12 @@ use super::args::RunArgs;
 
 /// Transcodes the recording; SIGINT/SIGTERM ask the run to stop (a second one exits at once).
 pub(crate) fn execute(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let request = request(args)?;
-    let cancel = cancel_on_signals()?;
-    let summary = crate::run::run(&request, &cancel)?;
+    // Every run pushes its end, whatever ends it; a bad shard setting is reported below.
+    let shard = args.shard.or_else(|| shard_from_job_env().ok()).unwrap_or(Shard::ALL);
+    let pusher = args.metrics.pusher(&args.preset.preset, shard);
+    let result = transcode(args, pusher.watch());
+    pusher.finish(result.as_ref().map(|(_, summary)| summary).map_err(super::outcome_of));
+    let (request, summary) = result?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
     } else {
@@ -26,9 +29,17 @@ pub(crate) fn execute(out: &mut impl Write, args: &RunArgs) -> anyhow::Result<Ou
     Ok(Outcome::Done)
 }
 
+/// `ladder run` up to its summary.
+fn transcode(args: &RunArgs, watch: crate::progress::Watch) -> anyhow::Result<(RunRequest, RunSummary)> {
+    let request = request(args, watch)?;
+    let cancel = cancel_on_signals()?;
+    let summary = crate::run::run(&request, &cancel)?;
+    Ok((request, summary))
+}
+
 /// The validated request, in the order its parts are checked: preset, input, output,
 /// shard, storage.
-fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
+fn request(args: &RunArgs, watch: crate::progress::Watch) -> anyhow::Result<RunRequest> {
     let preset = args.preset.load()?;
     Ok(RunRequest {
         input: Location::parse(&args.input)?,
@@ -45,6 +56,7 @@ fn request(args: &RunArgs) -> anyhow::Result<RunRequest> {
             None => shard_from_job_env()?,
         },
         storage: args.s3.config()?,
+        watch,
     })
 }
 

@@ -10,7 +10,8 @@ use crate::preset::{self, Preset};
 use crate::probe;
 use crate::progress::ProgressMode;
 
-use super::args::{DispatcherArgs, LimitArgs, PresetArgs, ProgressArg, S3Args};
+use super::args::{DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args};
+use crate::run::Shard;
 
 impl PresetArgs {
     /// The preset named by `--preset`: a file, a built-in, or one in `--presets-dir`.
@@ -76,6 +77,7 @@ impl DispatcherArgs {
             backoff_limit: self.backoff_limit,
             active_deadline_seconds: self.active_deadline_seconds,
             ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            metrics_url: self.metrics_url.clone(),
             pool: Some(self.pool()?),
             ..RawConfig::default()
         };
@@ -104,4 +106,25 @@ fn key_value(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| UsageError(format!("{flag} {s:?} must be key=value")).into())
+}
+
+impl MetricsArgs {
+    /// The run's metrics pusher (idle without `--metrics-url`).
+    pub(crate) fn pusher(&self, preset: &str, shard: Shard) -> crate::metrics::Pusher {
+        // The preset's name: a path names it by its file.
+        let preset =
+            std::path::Path::new(preset).file_stem().map_or_else(|| preset.to_owned(), |s| s.to_string_lossy().into());
+        crate::metrics::Pusher::start(crate::metrics::PushSettings {
+            url: self.metrics_url.clone(),
+            interval: Duration::from_secs(self.metrics_interval),
+            labels: crate::metrics::JobLabels {
+                tenant: self.tenant.clone(),
+                preset,
+                job: self.job_name.clone(),
+                shard: shard.index.to_string(),
+            },
+            shards: shard.count,
+            recording_ended: self.recording_ended,
+        })
+    }
 }

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i32>,
     pub termination_grace_seconds: Option<i64>,
+    pub metrics_url: Option<String>,
     pub pool: Option<RawPool>,
     /// Tenant name → where its webhook-triggered outputs go.
     #[serde(default)]
@@ -77,6 +78,8 @@ pub struct DispatchConfig {
     pub active_deadline_seconds: i64,
     pub ttl_seconds_after_finished: i32,
     pub termination_grace_seconds: i64,
+    /// Where the Jobs push their metrics, passed to the Job as `LADDER_METRICS_URL`.
+    pub metrics_url: Option<String>,
     /// Taint of the transcode pool, tolerated with effect `NoSchedule`.
     pub taint_key: String,
     pub taint_value: String,
@@ -131,6 +134,7 @@ impl DispatchConfig {
                 .termination_grace_seconds
                 .or(file.termination_grace_seconds)
                 .unwrap_or(60),
+            metrics_url: overrides.metrics_url.or(file.metrics_url).filter(|s| !s.is_empty()),
             taint_key,
             taint_value,
             node_selector,
@@ -181,6 +185,10 @@ impl DispatchConfig {
                 ),
                 "fix the numbers in the config file or flags",
             );
+        }
+        if let Some(url) = &self.metrics_url {
+            crate::metrics::Endpoint::parse(url, &crate::metrics::JobLabels::default())
+                .map_err(|e| DispatchError::Config { message: e.to_string(), fix: "use http://host:port/path, e.g. http://victoria-metrics.monitoring:8428/api/v1/import/prometheus".into() })?;
         }
         for (tenant, route) in &self.tenants {
             self.namespace(tenant)?;
@@ -267,6 +275,10 @@ mod tests {
         let raw = RawConfig { buckets: BTreeMap::from([("b".into(), "ghost".into())]), ..RawConfig::default() };
         let err = DispatchConfig::resolve(raw, RawConfig::default()).unwrap_err().to_string();
         assert!(err.contains("[tenants.ghost]"), "{err}");
+        let raw =
+            RawConfig { metrics_url: Some("https://vm:8428/api/v1/import/prometheus".into()), ..RawConfig::default() };
+        let err = DispatchConfig::resolve(raw, RawConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("http://"), "{err}");
         let unknown = toml::from_str::<RawConfig>("imagee = \"x\"").unwrap_err().to_string();
         assert!(unknown.contains("imagee"), "{unknown}");
     }

@@ -10,9 +10,10 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -44,6 +45,9 @@ pub struct JobRequest<'a> {
     pub preset: &'a Preset,
     /// `Some(n)`: an Indexed Job of `n` completions, each doing its share of chunks.
     pub shards: Option<u32>,
+    /// When the recording ended (from the webhook or `--recording-ended`): the Job
+    /// reports time-to-VOD from it.
+    pub recording_ended: Option<jiff::Timestamp>,
 }
 
 /// The Job's name: a hash of (tenant, input, preset name and settings hash), so a repeated
@@ -159,6 +163,7 @@ fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
     if let Some(endpoint) = &config.s3_endpoint {
         env.push(env_var("LADDER_S3_ENDPOINT", endpoint));
     }
+    env.extend(metrics_env(config, req));
     let container = Container {
         name: CONTAINER.to_owned(),
         image: Some(config.image.clone()),
@@ -263,6 +268,32 @@ fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
 /// The Job as YAML, the form `--dry-run` prints and `jobs/` checks in.
 pub fn to_yaml(job: &Job) -> String {
     serde_saphyr::to_string(job).expect("a Job of plain strings and numbers always serialises")
+}
+
+/// What the Job's metrics need: where to push, the labels (the Job's name comes from the
+/// pod's own label, so a Job copied by hand reports its own name) and the recording's end.
+fn metrics_env(config: &DispatchConfig, req: &JobRequest<'_>) -> Vec<EnvVar> {
+    let mut env = vec![
+        env_var("LADDER_TENANT", &req.tenant),
+        EnvVar {
+            name: "LADDER_JOB_NAME".to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.labels['batch.kubernetes.io/job-name']".to_owned(),
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+    ];
+    if let Some(url) = &config.metrics_url {
+        env.push(env_var("LADDER_METRICS_URL", url));
+    }
+    if let Some(ended) = req.recording_ended {
+        env.push(env_var("LADDER_RECORDING_ENDED", &ended.to_string()));
+    }
+    env
 }
 
 fn env_var(name: &str, value: &str) -> EnvVar {

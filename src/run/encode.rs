@@ -15,6 +15,7 @@ use crate::pipeline::EncodedSegment;
 use crate::pipeline::audio::{self, AudioError, AudioTrack};
 use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
 use crate::plan::{Chunk, Plan};
+use crate::progress::Counters;
 use crate::record::SegmentRecord;
 
 /// CPUs one chunk keeps busy: its decoder thread and one thread per rung, the largest
@@ -63,6 +64,8 @@ pub(super) struct Storer<'a> {
     pub(super) delay: u32,
     pub(super) done: &'a mut Done,
     lease: &'a mut Lease,
+    /// Progress, counted as parts are stored (for metrics pushes).
+    counters: &'a Counters,
     /// Chunks stored by this run, in the order they finished.
     pub(super) encoded: Vec<u32>,
     audio_segments: Vec<SegmentRecord>,
@@ -77,9 +80,10 @@ impl<'a> Storer<'a> {
         delay: u32,
         done: &'a mut Done,
         lease: &'a mut Lease,
+        counters: &'a Counters,
     ) -> Self {
         let (encoded, audio_segments) = (Vec::new(), Vec::new());
-        Self { out, plan, plan_id, delay, done, lease, encoded, audio_segments, first_error: None }
+        Self { out, plan, plan_id, delay, done, lease, counters, encoded, audio_segments, first_error: None }
     }
 
     fn store(&mut self, finished: Finished) -> Result<(), RunError> {
@@ -88,6 +92,8 @@ impl<'a> Storer<'a> {
                 let record = store::store_chunk(self.out, self.plan, self.plan_id, c, result?, self.delay, took)?;
                 self.done.chunks.insert(c, record);
                 self.encoded.push(c);
+                let chunk = &self.plan.chunks[c as usize];
+                self.counters.chunk_stored(chunk.end_frame - chunk.start_frame);
                 self.lease.renew_if_due(self.out)?;
             }
             Finished::AudioSegment(segment) => {

@@ -24,7 +24,7 @@ pub(super) struct Finished<'a> {
 
 impl Finished<'_> {
     /// This shard's share is done; the last shard to finish publishes.
-    pub(super) fn waiting(self, plan: &Plan) -> RunSummary {
+    pub(super) fn waiting(self, plan: &Plan, input_bytes: u64) -> RunSummary {
         let waiting_for = self.done.missing_chunks(plan);
         tracing::info!(shard = %self.req.shard, waiting_for = crate::logging::json(&waiting_for), "this shard's share is done; the last shard to finish publishes");
         let wall_seconds = self.clock.wall_seconds();
@@ -39,6 +39,8 @@ impl Finished<'_> {
             chunks_encoded: self.encoded,
             chunks_reused: self.reused,
             rungs: Vec::new(),
+            input_bytes,
+            stages: self.clock.stages,
         }
     }
 }
@@ -83,5 +85,7 @@ pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> 
         chunks_encoded: encoded,
         chunks_reused: reused,
         rungs: report.rungs.clone(),
+        input_bytes: prepared.probe.size_bytes,
+        stages: report.stages.clone(),
     })
 }

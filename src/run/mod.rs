@@ -54,6 +54,8 @@ pub struct RunRequest {
     pub shard: Shard,
     /// How to reach S3 when the input or output is there.
     pub storage: StorageConfig,
+    /// Receives the run's progress counters once it has planned (for metrics pushes).
+    pub watch: crate::progress::Watch,
 }
 
 /// What `--json` prints and the CLI summarises.
@@ -73,6 +75,10 @@ pub struct RunSummary {
     pub chunks_encoded: Vec<u32>,
     pub chunks_reused: Vec<u32>,
     pub rungs: Vec<report::RungReport>,
+    /// Size of the input recording.
+    pub input_bytes: u64,
+    /// Wall and CPU seconds of each stage so far.
+    pub stages: Vec<Stage>,
 }
 
 /// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
@@ -115,7 +121,7 @@ fn run_claimed(
 
     let delay = clock.timed("encoder setup", || video::reorder_delay(plan, &req.preset))?;
     let workers = Workers::size(req.jobs, work.chunks.len());
-    let progress = Progress::start(req.progress, plan, done.frames(plan));
+    let progress = Progress::start(req.progress, plan, done.frames(plan), &req.watch);
     let job = ChunkJob {
         input: &prepared.input,
         plan,
@@ -131,7 +137,12 @@ fn run_claimed(
     };
     let encode_started = (Instant::now(), report::cpu_seconds());
     tracing::info!(chunks = work.chunks.len(), jobs = workers.jobs, cpus = workers.cpus, shard = %req.shard, "encoding");
-    let encoded = encode::encode(&job, workers, &work, Storer::new(out, plan, plan_id, delay, &mut done, lease));
+    let encoded = encode::encode(
+        &job,
+        workers,
+        &work,
+        Storer::new(out, plan, plan_id, delay, &mut done, lease, progress.counters()),
+    );
     progress.finish();
     clock.stages.push(Stage::since("encode", encode_started));
     let encoded = encoded?;
@@ -140,7 +151,7 @@ fn run_claimed(
     done.load_missing(out, plan, plan_id)?;
     let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done };
     if !finished.done.is_complete(plan) {
-        return Ok(finished.waiting(plan));
+        return Ok(finished.waiting(plan, prepared.probe.size_bytes));
     }
     finish::publish(out, prepared, finished)
 }

@@ -1,6 +1,7 @@
 //! Authenticated webhook bodies → the recordings to transcode. Nothing here is called
 //! before the request has been verified.
 
+use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::dispatch::DispatchConfig;
@@ -14,6 +15,8 @@ pub struct Recording {
     pub output: String,
     /// A preset name (never a path); the tenant's or the dispatcher's default when `None`.
     pub preset: Option<String>,
+    /// When the recording ended, as the event says: time-to-VOD is measured from it.
+    pub recording_ended: Option<Timestamp>,
 }
 
 /// Why an authentic event cannot be dispatched.
@@ -46,6 +49,9 @@ struct S3Notification {
 #[serde(rename_all = "camelCase")]
 struct S3Record {
     event_name: String,
+    /// When the object was written (RFC 3339): the recording is complete from then on.
+    #[serde(default)]
+    event_time: Option<String>,
     s3: S3Entity,
 }
 
@@ -85,7 +91,9 @@ pub fn s3(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, EventE
         if !is_recording(&key) {
             continue;
         }
-        out.push(route(config, tenant, &bucket, &key, None)?);
+        let mut rec = route(config, tenant, &bucket, &key, None)?;
+        rec.recording_ended = record.event_time.as_deref().and_then(|t| t.parse().ok());
+        out.push(rec);
     }
     Ok(out)
 }
@@ -97,6 +105,9 @@ struct LiveKitEvent {
     event: String,
     #[serde(default)]
     egress_info: Option<EgressInfo>,
+    /// When the event was sent (Unix seconds).
+    #[serde(default)]
+    created_at: Option<ProtoInt>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +117,45 @@ struct EgressInfo {
     status: String,
     #[serde(default)]
     file_results: Vec<FileInfo>,
+    /// When the egress ended, and when it last changed (Unix nanoseconds).
+    #[serde(default)]
+    ended_at: Option<ProtoInt>,
+    #[serde(default)]
+    updated_at: Option<ProtoInt>,
+}
+
+/// A protobuf `int64` in JSON: a string by the proto3 mapping, a number from some senders.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+struct ProtoInt(i64);
+
+impl TryFrom<serde_json::Value> for ProtoInt {
+    type Error = String;
+
+    fn try_from(v: serde_json::Value) -> Result<Self, String> {
+        match &v {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+        .map(Self)
+        .ok_or_else(|| format!("{v} is not an integer"))
+    }
+}
+
+impl ProtoInt {
+    /// The time of a Unix timestamp in seconds, milliseconds or nanoseconds (by magnitude:
+    /// LiveKit's egress times are nanoseconds, its event time seconds); zero is unset.
+    fn time(self) -> Option<Timestamp> {
+        let v = self.0;
+        let t = match v.unsigned_abs() {
+            0 => return None,
+            n if n >= 100_000_000_000_000_000 => Timestamp::from_nanosecond(i128::from(v)),
+            n if n >= 100_000_000_000 => Timestamp::from_millisecond(v),
+            _ => Timestamp::from_second(v),
+        };
+        t.ok()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,11 +175,14 @@ pub fn livekit(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, E
     if info.status != "EGRESS_COMPLETE" {
         return Ok(Vec::new());
     }
+    let ended = [info.ended_at, info.updated_at, event.created_at].into_iter().flatten().find_map(ProtoInt::time);
     let mut out = Vec::new();
     for file in info.file_results {
         let (bucket, key) = locate(&file.location, config)?;
         let tenant = config.buckets.get(&bucket).ok_or_else(|| EventError::UnknownBucket(bucket.clone()))?;
-        out.push(route(config, tenant, &bucket, &key, None)?);
+        let mut rec = route(config, tenant, &bucket, &key, None)?;
+        rec.recording_ended = ended;
+        out.push(rec);
     }
     Ok(out)
 }
@@ -160,7 +213,7 @@ fn locate(location: &str, config: &DispatchConfig) -> Result<(String, String), E
     Err(EventError::UnknownBucket(host.split('.').next().unwrap_or(host).to_owned()))
 }
 
-/// A generic event: `{"tenant", "input", "output"?, "preset"?}`.
+/// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GenericEvent {
@@ -170,6 +223,9 @@ struct GenericEvent {
     output: Option<String>,
     #[serde(default)]
     preset: Option<String>,
+    /// When the recording ended (RFC 3339).
+    #[serde(default)]
+    recording_ended: Option<String>,
     /// The sender's own event id; accepted and unused (de-duplication is by recording).
     #[serde(default)]
     #[expect(dead_code, reason = "accepted so senders may include it")]
@@ -195,7 +251,15 @@ pub fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording, EventE
     {
         return Err(EventError::ForeignBucket { bucket, owner: owner.clone(), tenant: event.tenant });
     }
+    let recording_ended = match &event.recording_ended {
+        Some(t) => Some(t.parse::<Timestamp>().map_err(|e| EventError::Malformed {
+            kind: "generic",
+            why: format!("recording_ended {t:?} is not an RFC 3339 time: {e}"),
+        })?),
+        None => None,
+    };
     let mut rec = route(config, &event.tenant, &bucket, &key, event.preset)?;
+    rec.recording_ended = recording_ended;
     rec.input = event.input;
     if let Some(output) = event.output {
         rec.output = output;
@@ -226,6 +290,7 @@ fn route(
         input: format!("s3://{bucket}/{key}"),
         output,
         preset: preset.or_else(|| route.preset.clone()),
+        recording_ended: None,
     })
 }
 
@@ -288,6 +353,7 @@ mod tests {
                 input: "s3://acme-rec/room 1/take 2.mp4".into(),
                 output: "s3://acme-vod/room 1/take 2".into(),
                 preset: Some("small".into()),
+                recording_ended: None,
             }]
         );
     }
@@ -319,6 +385,28 @@ mod tests {
         assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
         let body = br#"{"tenant":"globex","input":"s3://shared/talk.mp4"}"#;
         assert_eq!(generic(body, &c).unwrap().output, "s3://globex-vod/talk");
+    }
+
+    #[test]
+    fn each_hook_carries_the_recordings_end() {
+        let c = config();
+        let body = br#"{"Records":[{"eventName":"s3:ObjectCreated:Put","eventTime":"2026-11-25T05:00:00.250Z","s3":{"bucket":{"name":"acme-rec"},"object":{"key":"a.mp4"}}}]}"#;
+        assert_eq!(s3(body, &c).unwrap()[0].recording_ended, Some("2026-11-25T05:00:00.25Z".parse().unwrap()));
+        // LiveKit: the egress's end in nanoseconds (a string, as protobuf JSON has it), else
+        // its last update, else the event's own time in seconds.
+        let egress = |times: &str| {
+            format!(
+                r#"{{"event":"egress_ended","createdAt":1764046900,"egressInfo":{{"status":"EGRESS_COMPLETE",{times}"fileResults":[{{"location":"s3://acme-rec/r.mp4"}}]}}}}"#
+            )
+        };
+        let ended = |times: &str| livekit(egress(times).as_bytes(), &c).unwrap()[0].recording_ended.unwrap();
+        assert_eq!(ended(r#""endedAt":"1764046800500000000","#).to_string(), "2025-11-25T05:00:00.5Z");
+        assert_eq!(ended(r#""updatedAt":1764046810000000000,"#).to_string(), "2025-11-25T05:00:10Z");
+        assert_eq!(ended(r#""endedAt":"0","#).to_string(), "2025-11-25T05:01:40Z");
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","recording_ended":"2026-11-25T06:00:00+01:00"}"#;
+        assert_eq!(generic(body, &c).unwrap().recording_ended, Some("2026-11-25T05:00:00Z".parse().unwrap()));
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","recording_ended":"yesterday"}"#;
+        assert!(matches!(generic(body, &c), Err(EventError::Malformed { .. })));
     }
 
     #[test]

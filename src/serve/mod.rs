@@ -14,8 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -132,6 +133,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/hooks/s3", post(s3_hook))
         .route("/hooks/livekit", post(livekit_hook))
         .route("/hooks/generic", post(generic_hook))
+        // Times every hook request, whatever it answers.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics_page))
         // The hooks read their bodies themselves, with this limit, to answer 413 as JSON
@@ -169,23 +172,35 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// Records how long a hook took to answer; the hook is the last part of its path.
+async fn timed(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let hook = path.strip_prefix("/hooks/").unwrap_or(&path);
+    state.metrics.observe(hook, started.elapsed().as_secs_f64());
+    response
+}
+
 /// A request that ends without dispatching, with its status and what to tell the sender.
 #[derive(Debug)]
 struct Rejection {
     status: StatusCode,
     outcome: &'static str,
     message: String,
+    /// Why authentication failed, when it did.
+    verify_reason: Option<&'static str>,
 }
 
 impl Rejection {
     fn new(status: StatusCode, outcome: &'static str, message: impl Into<String>) -> Self {
-        Self { status, outcome, message: message.into() }
+        Self { status, outcome, message: message.into(), verify_reason: None }
     }
 }
 
 impl From<VerifyError> for Rejection {
     fn from(e: VerifyError) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+        Self { verify_reason: Some(e.reason()), ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()) }
     }
 }
 
@@ -311,10 +326,15 @@ async fn finish(
         Ok(r) => r,
         Err(rej) => {
             tracing::info!(hook, status = rej.status.as_u16(), outcome = rej.outcome, reason = %rej.message, "webhook rejected");
+            if let Some(reason) = rej.verify_reason {
+                state.metrics.verification_failed(hook, reason);
+            }
             state.metrics.event(hook, rej.outcome);
             return json(rej.status, &serde_json::json!({ "outcome": rej.outcome, "error": rej.message }));
         }
     };
+    // The event's tenant (an S3 notification's records may name several: the first).
+    let tenant = recordings.first().map(|r| r.tenant.clone()).unwrap_or_default();
     if recordings.is_empty() {
         state.metrics.event(hook, "ignored");
         return json(StatusCode::OK, &serde_json::json!({ "outcome": "ignored", "jobs": [] }));
@@ -339,7 +359,7 @@ async fn finish(
                     state.seen.lock().expect("no handler panics while holding the lock").remove(key);
                 }
                 tracing::warn!(hook, status = rej.status.as_u16(), reason = %rej.message, input = rec.input, "dispatch failed");
-                state.metrics.event(hook, rej.outcome);
+                state.metrics.event_for(hook, &tenant, rej.outcome);
                 return json(
                     rej.status,
                     &serde_json::json!({ "outcome": rej.outcome, "error": rej.message, "jobs": jobs }),
@@ -347,7 +367,7 @@ async fn finish(
             }
         }
     }
-    state.metrics.event(hook, summary);
+    state.metrics.event_for(hook, &tenant, summary);
     json(StatusCode::OK, &serde_json::json!({ "outcome": summary, "jobs": jobs }))
 }
 
@@ -360,13 +380,14 @@ async fn dispatch_one(state: &AppState, rec: &Recording) -> Result<(String, Stri
         output: rec.output.clone(),
         preset: &preset,
         shards: None,
+        recording_ended: rec.recording_ended,
     };
     let job = dispatch::build_job(&state.config, &request)
         .map_err(|e| Rejection::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_route", e.to_string()))?;
     let name = job.metadata.name.clone().expect("build_job names the Job");
     let namespace = job.metadata.namespace.clone().expect("build_job sets the namespace");
     if state.dispatched.lock().expect("no handler panics while holding the lock").contains(name.as_bytes()) {
-        state.metrics.job("existing");
+        state.metrics.job(&rec.tenant, "duplicate");
         return Ok((namespace, name, "duplicate"));
     }
     match dispatch::client::create(&state.client, &job).await {
@@ -376,11 +397,11 @@ async fn dispatch_one(state: &AppState, rec: &Recording) -> Result<(String, Stri
                 .lock()
                 .expect("no handler panics while holding the lock")
                 .insert(name.clone().into_bytes(), state.limits.dedup_for);
-            state.metrics.job(created.word());
+            state.metrics.job(&rec.tenant, created.word());
             Ok((namespace, name, created.word()))
         }
         Err(e) => {
-            state.metrics.job("failed");
+            state.metrics.job_failed(&rec.tenant, &e);
             let status = match e.outcome() {
                 Outcome::Transient => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -408,7 +429,7 @@ async fn preset(state: &AppState, name: &str) -> Result<Arc<Preset>, Rejection> 
 }
 
 async fn metrics_page(State(state): State<Arc<AppState>>) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
 }
 
 /// Keys remembered until a deadline; expired keys are pruned whenever the map grows large.

@@ -31,6 +31,20 @@ pub enum VerifyError {
     NotConfigured,
 }
 
+impl VerifyError {
+    /// A short name of the failure, the `reason` label of the verification failure metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingHeader(_) => "missing_header",
+            Self::MalformedHeader { .. } => "malformed_header",
+            Self::Stale { .. } => "stale",
+            Self::BadSignature => "bad_signature",
+            Self::BadToken(_) => "bad_token",
+            Self::NotConfigured => "not_configured",
+        }
+    }
+}
+
 /// Checks a bearer token (`Authorization: Bearer T` or just `T`, as MinIO sends it) against
 /// every accepted token, so rotation can overlap.
 pub fn token(header: Option<&str>, accepted: &[String]) -> Result<(), VerifyError> {

@@ -153,3 +153,4 @@ pub fn decoded_sample(n: usize) -> Vec<ffmpeg_next::frame::Video> {
 
 pub mod playlist;
 pub mod s3;
+pub mod vm;
