@@ -149,6 +149,10 @@ pub struct DispatcherArgs {
     /// Seconds a finished Job is kept before Kubernetes deletes it.
     #[arg(long, env = "LADDER_TTL_SECONDS_AFTER_FINISHED")]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// Kueue LocalQueue of the Jobs: they are created suspended and admitted by quota (a
+    /// tenant's own `queue` in the config wins over this).
+    #[arg(long, env = "LADDER_QUEUE")]
+    pub queue: Option<String>,
 }
 
 impl DispatcherArgs {
@@ -183,6 +187,7 @@ impl DispatcherArgs {
             backoff_limit: self.backoff_limit,
             active_deadline_seconds: self.active_deadline_seconds,
             ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+            queue: self.queue.clone(),
             pool: Some(pool),
             ..dispatch::RawConfig::default()
         };
