@@ -71,7 +71,8 @@ pub enum Command {
     /// The Job is named from a hash of tenant, input and preset: dispatching the same
     /// recording again reports the existing Job instead of making another.
     Dispatch(DispatchArgs),
-    /// Receive webhooks (S3/MinIO, LiveKit, generic HMAC) and dispatch a Job per recording.
+    /// Receive webhooks (S3/MinIO, AWS S3 via SNS, LiveKit, generic HMAC) and dispatch a Job
+    /// per recording.
     ///
     /// Secrets come from the environment only: LADDER_S3_TOKENS, LADDER_LIVEKIT_API_KEY,
     /// LADDER_LIVEKIT_API_SECRET, LADDER_WEBHOOK_SECRETS (comma-separated lists rotate).
@@ -203,6 +204,12 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, in bytes (413 above).
     #[arg(long, default_value_t = serve::Limits::default().max_body_bytes, env = "LADDER_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
+    /// Job creates in flight at once against the API server (more wait their turn).
+    #[arg(long, default_value_t = serve::Limits::default().max_concurrent_creates, env = "LADDER_MAX_CONCURRENT_CREATES")]
+    pub max_concurrent_creates: usize,
+    /// Seconds an event may wait for its Job before the answer is 503 with Retry-After.
+    #[arg(long, default_value_t = serve::Limits::default().dispatch_deadline.as_secs(), env = "LADDER_DISPATCH_DEADLINE_SECONDS")]
+    pub dispatch_deadline_seconds: u64,
     /// Folder of `<name>.toml` presets.
     #[arg(long, default_value = "presets", env = "LADDER_PRESETS_DIR")]
     pub presets_dir: PathBuf,
@@ -513,7 +520,12 @@ fn run_dispatch(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Result<Out
 
 fn run_serve(out: &mut impl Write, args: ServeArgs) -> anyhow::Result<Outcome> {
     let config = args.dispatcher.resolve()?;
-    let limits = serve::Limits { max_body_bytes: args.max_body_bytes, ..serve::Limits::default() };
+    let limits = serve::Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_concurrent_creates: args.max_concurrent_creates,
+        dispatch_deadline: std::time::Duration::from_secs(args.dispatch_deadline_seconds),
+        ..serve::Limits::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let client = dispatch::client::client().await?;

@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+#[path = "serve/burst.rs"]
+mod burst;
 mod dispatch_fake;
+#[path = "serve/sns.rs"]
+mod sns;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
