@@ -503,13 +503,15 @@ async fn dispatch_one(
         .map_err(|e| Rejection::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_route", e.to_string()))?;
     let name = job.metadata.name.clone().expect("build_job names the Job");
     let namespace = job.metadata.namespace.clone().expect("build_job sets the namespace");
-    if state.dispatched.lock().expect("no handler panics while holding the lock").contains(name.as_bytes()) {
-        state.metrics.job("existing");
-        return Ok((namespace, name, "duplicate"));
-    }
-    // One create per Job name at a time: later events for the recording wait for it.
+    // A recording dispatched recently is answered from memory; one being created is waited
+    // for. Both under the `inflight` lock: a create leaves `inflight` only after entering
+    // `dispatched`, so no event slips between the two and sends a second create.
     let (create, first) = {
         let mut inflight = state.inflight.lock().expect("no handler panics while holding the lock");
+        if state.dispatched.lock().expect("no handler panics while holding the lock").contains(name.as_bytes()) {
+            state.metrics.job("existing");
+            return Ok((namespace, name, "duplicate"));
+        }
         match inflight.get(&name) {
             Some(create) => (create.clone(), false),
             None => {
