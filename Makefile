@@ -37,10 +37,12 @@ bench: build
 validate-manifests: deps
 	scripts/validate-manifests.sh
 
-## Regenerates jobs/overlays/example/job.yaml (tests/jobs.rs checks it is current).
+## Regenerates jobs/overlays/{example,example-kueue}/job.yaml (tests/jobs.rs checks they are current).
 jobs-example:
-	@{ sed -n '/^#/p;/^[^#]/q' jobs/overlays/example/job.yaml; \
-	  cargo run --locked --quiet -- dispatch s3://acme-recordings/rooms/standup/2026-11-25.mp4 \
-	    --out s3://acme-vod/rooms/standup/2026-11-25 --tenant acme --preset small \
-	    --config jobs/overlays/example/ladder.toml --dry-run; } > jobs/overlays/example/job.yaml.new
-	mv jobs/overlays/example/job.yaml.new jobs/overlays/example/job.yaml
+	@for overlay in example example-kueue; do \
+	  job=jobs/overlays/$$overlay/job.yaml; \
+	  { sed -n '/^#/p;/^[^#]/q' $$job; \
+	    cargo run --locked --quiet -- dispatch s3://acme-recordings/rooms/standup/2026-11-25.mp4 \
+	      --out s3://acme-vod/rooms/standup/2026-11-25 --tenant acme --preset small \
+	      --config jobs/overlays/$$overlay/ladder.toml --dry-run; } > $$job.new && mv $$job.new $$job || exit 1; \
+	done

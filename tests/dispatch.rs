@@ -188,6 +188,49 @@ fn shards_make_an_indexed_job() {
 }
 
 #[test]
+fn plain_quota_mode_starts_jobs_at_once() {
+    let job = parse(&dry_run(EXAMPLE));
+    assert!(!job.metadata.labels.unwrap().contains_key("kueue.x-k8s.io/queue-name"));
+    assert_eq!(job.spec.unwrap().suspend, None);
+}
+
+#[test]
+fn kueue_mode_creates_the_job_suspended_in_the_queue() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["--queue", "ladder"]);
+    let job = parse(&dry_run(&args));
+    assert_eq!(job.metadata.labels.as_ref().unwrap()["kueue.x-k8s.io/queue-name"], "ladder");
+    assert!(!job.metadata.annotations.as_ref().unwrap().contains_key("kueue.x-k8s.io/job-min-parallelism"));
+    assert_eq!(job.spec.as_ref().unwrap().suspend, Some(true));
+    // The queue changes when the Job runs, never which Job it is.
+    assert_eq!(job.metadata.name, parse(&dry_run(EXAMPLE)).metadata.name);
+
+    // A sharded Job may be admitted with fewer pods than shards when the quota is tight;
+    // the remaining indexes run as those finish.
+    args.extend(["--shards", "4"]);
+    let job = parse(&dry_run(&args));
+    assert_eq!(job.metadata.annotations.as_ref().unwrap()["kueue.x-k8s.io/job-min-parallelism"], "1");
+    let spec = job.spec.unwrap();
+    assert_eq!((spec.suspend, spec.completion_mode.as_deref()), (Some(true), Some("Indexed")));
+    assert_eq!((spec.completions, spec.parallelism), (Some(4), Some(4)));
+    let pod_annotations = spec.template.metadata.unwrap().annotations.unwrap();
+    assert!(!pod_annotations.contains_key("kueue.x-k8s.io/job-min-parallelism"), "a Job annotation only");
+}
+
+#[test]
+fn node_consolidation_leaves_running_transcodes_alone() {
+    let job = parse(&dry_run(EXAMPLE));
+    let spec = job.spec.unwrap();
+    let annotations = spec.template.metadata.unwrap().annotations.unwrap();
+    assert_eq!(annotations["karpenter.sh/do-not-disrupt"], "true");
+    assert_eq!(annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"], "false");
+    // Preemption by priority still evicts them: that is a DisruptionTarget, which costs no
+    // retry, and the next pod resumes from the chunk records.
+    let ignore = spec.pod_failure_policy.unwrap().rules.into_iter().find(|r| r.action == "Ignore").unwrap();
+    assert_eq!(ignore.on_pod_conditions.unwrap()[0].type_, "DisruptionTarget");
+}
+
+#[test]
 fn the_name_follows_tenant_input_and_preset_only() {
     let name = |job: Job| job.metadata.name.unwrap();
     let base = name(parse(&dry_run(EXAMPLE)));

@@ -8,13 +8,18 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{LimitRange, Node, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, Node, PodSpec, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use ladder::dispatch::config::{DEFAULT_POOL_KEY, DEFAULT_POOL_VALUE, DEFAULT_PRIORITY_CLASS};
 use ladder::dispatch::{DispatchConfig, RawConfig};
 use serde::de::DeserializeOwned;
 
+/// The example recording; `--config jobs/overlays/<overlay>/ladder.toml --dry-run` follows.
 const EXAMPLE_ARGS: &[&str] = &[
     "dispatch",
     "s3://acme-recordings/rooms/standup/2026-11-25.mp4",
@@ -24,10 +29,9 @@ const EXAMPLE_ARGS: &[&str] = &[
     "acme",
     "--preset",
     "small",
-    "--config",
-    "jobs/overlays/example/ladder.toml",
-    "--dry-run",
 ];
+/// The example overlays, each with the Job `ladder dispatch` makes from its config.
+const OVERLAYS: [&str; 2] = ["example", "example-kueue"];
 
 fn read<T: DeserializeOwned>(path: &str) -> T {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -40,23 +44,24 @@ fn read_all<T: DeserializeOwned>(path: &str) -> Vec<T> {
 }
 
 #[test]
-fn the_example_job_is_what_dispatch_prints() {
-    let mut cmd = Command::cargo_bin("ladder").unwrap();
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LADDER_") {
-            cmd.env_remove(&key);
+fn the_example_jobs_are_what_dispatch_prints() {
+    for overlay in OVERLAYS {
+        let mut cmd = Command::cargo_bin("ladder").unwrap();
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LADDER_") {
+                cmd.env_remove(&key);
+            }
         }
+        let config = format!("jobs/overlays/{overlay}/ladder.toml");
+        let out = cmd.args(EXAMPLE_ARGS).args(["--config", &config, "--dry-run"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let path = format!("jobs/overlays/{overlay}/job.yaml");
+        let checked_in = std::fs::read_to_string(&path).unwrap();
+        let without_header: String =
+            checked_in.lines().skip_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+        assert!(without_header == printed, "{path} is out of date: run `make jobs-example`\n--- printed:\n{printed}");
     }
-    let out = cmd.args(EXAMPLE_ARGS).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let printed = String::from_utf8(out.stdout).unwrap();
-    let checked_in = std::fs::read_to_string("jobs/overlays/example/job.yaml").unwrap();
-    let without_header: String =
-        checked_in.lines().skip_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
-    assert!(
-        without_header == printed,
-        "jobs/overlays/example/job.yaml is out of date: run `make jobs-example`\n--- printed:\n{printed}"
-    );
 }
 
 #[test]
@@ -191,6 +196,10 @@ fn kustomizations_list_exactly_their_manifests() {
         let k: serde_json::Value = read(kustomization.to_str().unwrap());
         let resources: Vec<String> =
             k["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+        let components = k["components"].as_array().into_iter().flatten().map(|c| c.as_str().unwrap());
+        for c in components {
+            assert!(dir.join(c).join("kustomization.yaml").is_file(), "{}: component {c}", kustomization.display());
+        }
         for r in &resources {
             let target = dir.join(r);
             assert!(
@@ -208,5 +217,175 @@ fn kustomizations_list_exactly_their_manifests() {
             assert!(resources.iter().any(|r| r == name), "{}: {name} is not listed", kustomization.display());
         }
     }
-    assert_eq!(checked, 6, "base, tenant, the example overlay and its tenant, observability and its alternative");
+    assert_eq!(
+        checked, 10,
+        "base, tenant, kueue and its tenant component, two example overlays and their tenants, observability and its alternative"
+    );
+}
+
+fn example_pod(overlay: &str) -> PodSpec {
+    let job: Job = read(&format!("jobs/overlays/{overlay}/job.yaml"));
+    job.spec.unwrap().template.spec.unwrap()
+}
+
+/// The "restricted" Pod Security Standard's checks that a pod spec can fail.
+fn assert_restricted(what: &str, pod: &PodSpec) {
+    let psc = pod.security_context.clone().unwrap_or_default();
+    assert!(pod.host_network != Some(true) && pod.host_pid != Some(true) && pod.host_ipc != Some(true), "{what}");
+    for volume in pod.volumes.iter().flatten() {
+        assert!(volume.host_path.is_none(), "{what}: hostPath volume {}", volume.name);
+    }
+    let pod_seccomp = psc.seccomp_profile.as_ref().map(|s| s.type_.as_str());
+    for c in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+        let sc = c.security_context.clone().unwrap_or_default();
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{what}/{}", c.name);
+        assert!(sc.privileged != Some(true), "{what}/{}", c.name);
+        assert!(sc.run_as_non_root.or(psc.run_as_non_root) == Some(true), "{what}/{}: runAsNonRoot", c.name);
+        assert!(sc.run_as_user.or(psc.run_as_user) != Some(0), "{what}/{}: runs as root", c.name);
+        let seccomp = sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()).or(pod_seccomp);
+        assert!(matches!(seccomp, Some("RuntimeDefault" | "Localhost")), "{what}/{}: seccomp", c.name);
+        let caps = sc.capabilities.clone().unwrap_or_default();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]), "{what}/{}: drop ALL", c.name);
+        assert!(caps.add.iter().flatten().all(|a| a == "NET_BIND_SERVICE"), "{what}/{}", c.name);
+        assert!(c.ports.iter().flatten().all(|p| p.host_port.is_none()), "{what}/{}: hostPort", c.name);
+    }
+}
+
+#[test]
+fn namespaces_enforce_the_restricted_pod_security_standard_and_the_pods_meet_it() {
+    for path in ["jobs/base/namespace.yaml", "jobs/tenant/namespace.yaml"] {
+        let ns: Namespace = read(path);
+        let labels = ns.metadata.labels.unwrap();
+        for mode in ["enforce", "warn", "audit"] {
+            assert_eq!(labels[&format!("pod-security.kubernetes.io/{mode}")], "restricted", "{path}: {mode}");
+            let version = &labels[&format!("pod-security.kubernetes.io/{mode}-version")];
+            assert!(version.starts_with("v1."), "{path}: {mode} is pinned to a version, not {version:?}");
+        }
+    }
+    for overlay in OVERLAYS {
+        assert_restricted(overlay, &example_pod(overlay));
+    }
+    let deployment: Deployment = read("jobs/base/dispatcher-deployment.yaml");
+    assert_restricted("dispatcher", &deployment.spec.unwrap().template.spec.unwrap());
+}
+
+fn policies(path: &str) -> Vec<NetworkPolicy> {
+    read_all(path)
+}
+
+fn port_numbers(ports: Option<&Vec<k8s_openapi::api::networking::v1::NetworkPolicyPort>>) -> Vec<(String, i32)> {
+    ports
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let number = match p.port.as_ref().expect("a port, not all ports") {
+                IntOrString::Int(n) => *n,
+                IntOrString::String(name) => panic!("named port {name}: use the number"),
+            };
+            (p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()), number)
+        })
+        .collect()
+}
+
+#[test]
+fn tenants_accept_nothing_and_reach_only_dns_and_https_off_the_metadata_service() {
+    let all = policies("jobs/tenant/networkpolicy.yaml");
+    let deny = all.iter().find(|p| p.metadata.name.as_deref() == Some("ladder-default-deny")).unwrap();
+    let deny = deny.spec.as_ref().unwrap();
+    assert_eq!(deny.pod_selector, Some(Default::default()), "every pod of the namespace");
+    assert_eq!(deny.policy_types.as_deref(), Some(&["Ingress".to_owned(), "Egress".to_owned()][..]));
+    assert!(deny.ingress.is_none() && deny.egress.is_none());
+    assert!(all.iter().all(|p| p.spec.as_ref().unwrap().ingress.is_none()), "no policy lets anything in");
+
+    // The egress policy selects the transcode pods as the dispatcher labels them.
+    let egress = all.iter().find(|p| p.metadata.name.as_deref() == Some("ladder-transcode-egress")).unwrap();
+    let spec = egress.spec.as_ref().unwrap();
+    let pod_labels = {
+        let job: Job = read("jobs/overlays/example/job.yaml");
+        job.spec.unwrap().template.metadata.unwrap().labels.unwrap()
+    };
+    for (k, v) in spec.pod_selector.as_ref().unwrap().match_labels.iter().flatten() {
+        assert_eq!(pod_labels.get(k), Some(v), "the transcode pods carry {k}={v}");
+    }
+    let rules = spec.egress.as_ref().unwrap();
+    assert_eq!(rules.len(), 2, "DNS and HTTPS, nothing else");
+    let dns = &rules[0];
+    assert_eq!(port_numbers(dns.ports.as_ref()), [("UDP".to_owned(), 53), ("TCP".to_owned(), 53)]);
+    let peer: &NetworkPolicyPeer = &dns.to.as_ref().unwrap()[0];
+    assert_eq!(peer.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap()["k8s-app"], "kube-dns");
+    let https = &rules[1];
+    assert_eq!(port_numbers(https.ports.as_ref()), [("TCP".to_owned(), 443)]);
+    let blocks: Vec<_> = https.to.iter().flatten().map(|p| p.ip_block.clone().unwrap()).collect();
+    assert!(
+        blocks.iter().any(|b| b.cidr == "0.0.0.0/0" && b.except.iter().flatten().any(|e| e == "169.254.169.254/32")),
+        "{blocks:?}"
+    );
+    assert!(blocks.iter().all(|b| !b.except.as_ref().unwrap().is_empty()), "every range excludes the metadata address");
+
+    // What the example configs name must be reachable: an S3 endpoint is HTTPS on 443 here.
+    for overlay in OVERLAYS {
+        let raw = DispatchConfig::read_file(Path::new(&format!("jobs/overlays/{overlay}/ladder.toml"))).unwrap();
+        let config = DispatchConfig::resolve(raw, RawConfig::default()).unwrap();
+        if let Some(endpoint) = &config.s3_endpoint {
+            let port = endpoint.rsplit_once(':').and_then(|(_, p)| p.trim_end_matches('/').parse().ok()).unwrap_or(443);
+            assert_eq!(port, 443, "{overlay}: the S3 endpoint {endpoint} needs its own egress rule");
+        }
+    }
+}
+
+#[test]
+fn the_dispatcher_namespace_accepts_webhooks_only_on_its_port() {
+    let all = policies("jobs/base/networkpolicy.yaml");
+    let deployment: Deployment = read("jobs/base/dispatcher-deployment.yaml");
+    let template = deployment.spec.unwrap().template;
+    let container_ports: Vec<i32> =
+        template.spec.unwrap().containers[0].ports.iter().flatten().map(|p| p.container_port).collect();
+    let deny = all.iter().find(|p| p.metadata.name.as_deref() == Some("ladder-default-deny-ingress")).unwrap();
+    let deny = deny.spec.as_ref().unwrap();
+    assert_eq!(deny.pod_selector, Some(Default::default()));
+    assert!(deny.ingress.is_none());
+    let allow = all.iter().find(|p| p.metadata.name.as_deref() == Some("ladder-dispatcher-webhooks")).unwrap();
+    let allow = allow.spec.as_ref().unwrap();
+    let pod_labels = template.metadata.unwrap().labels.unwrap();
+    for (k, v) in allow.pod_selector.as_ref().unwrap().match_labels.iter().flatten() {
+        assert_eq!(pod_labels.get(k), Some(v));
+    }
+    let ingress = allow.ingress.as_ref().unwrap();
+    assert_eq!(ingress.len(), 1);
+    let ports = port_numbers(ingress[0].ports.as_ref());
+    assert_eq!(ports, container_ports.iter().map(|p| ("TCP".to_owned(), *p)).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_dispatcher_stays_up_through_drains_and_node_loss() {
+    let deployment: Deployment = read("jobs/base/dispatcher-deployment.yaml");
+    let spec = deployment.spec.unwrap();
+    let replicas = spec.replicas.unwrap();
+    assert!(replicas >= 2);
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)), "an update never drops a ready replica first");
+    let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+    let pod = spec.template.spec.unwrap();
+
+    let pdb: PodDisruptionBudget = read("jobs/base/dispatcher-pdb.yaml");
+    let pdb = pdb.spec.unwrap();
+    let min = match pdb.min_available.unwrap() {
+        IntOrString::Int(n) => n,
+        IntOrString::String(s) => panic!("minAvailable {s}: use a count"),
+    };
+    assert!(min >= 1 && min < replicas, "a drain may take one replica, never all ({min} of {replicas})");
+    for (k, v) in pdb.selector.unwrap().match_labels.iter().flatten() {
+        assert_eq!(pod_labels.get(k), Some(v), "the budget selects the dispatcher's pods");
+    }
+
+    let spread = pod.topology_spread_constraints.unwrap();
+    let by_node = spread.iter().find(|c| c.topology_key == "kubernetes.io/hostname").unwrap();
+    assert_eq!((by_node.max_skew, by_node.when_unsatisfiable.as_str()), (1, "DoNotSchedule"), "never both on one node");
+    assert!(spread.iter().any(|c| c.topology_key == "topology.kubernetes.io/zone"));
+
+    let dispatcher: PriorityClass = read("jobs/base/dispatcher-priorityclass.yaml");
+    let transcode: PriorityClass = read("jobs/base/priorityclass.yaml");
+    assert_eq!(pod.priority_class_name.as_deref(), dispatcher.metadata.name.as_deref());
+    assert!(dispatcher.value > transcode.value && dispatcher.value >= 0, "above the transcode Jobs and ordinary pods");
+    assert_ne!(dispatcher.global_default, Some(true));
 }

@@ -247,7 +247,7 @@ fn the_dispatchers_metrics_are_scraped(vm: &VictoriaMetrics) {
     let raw = RawConfig {
         tenants: BTreeMap::from([(
             TENANT.to_owned(),
-            TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: None },
+            TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: None, queue: None },
         )]),
         buckets: BTreeMap::from([("acme-recordings".to_owned(), TENANT.to_owned())]),
         ..RawConfig::default()

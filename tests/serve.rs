@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+#[path = "serve/burst.rs"]
+mod burst;
 mod dispatch_fake;
+#[path = "serve/sns.rs"]
+mod sns;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -32,7 +36,7 @@ fn config() -> DispatchConfig {
     let raw = RawConfig {
         tenants: BTreeMap::from([(
             "acme".to_owned(),
-            TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: Some("small".into()) },
+            TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: Some("small".into()), queue: None },
         )]),
         buckets: BTreeMap::from([("acme-recordings".to_owned(), "acme".to_owned())]),
         ..RawConfig::default()
@@ -40,14 +44,17 @@ fn config() -> DispatchConfig {
     DispatchConfig::resolve(raw, RawConfig::default()).unwrap()
 }
 
-fn state(fake: &FakeApi) -> Arc<AppState> {
-    let secrets = Secrets {
+fn secrets() -> Secrets {
+    Secrets {
         s3_tokens: vec![S3_TOKEN.to_owned()],
         livekit_key: LK_KEY.to_owned(),
         livekit_secret: LK_SECRET.to_owned(),
         generic: GENERIC_SECRETS.iter().map(|s| (*s).to_owned()).collect(),
-    };
-    AppState::new(config(), secrets, fake.client(), "presets".into(), Limits::default())
+    }
+}
+
+fn state(fake: &FakeApi) -> Arc<AppState> {
+    AppState::new(config(), secrets(), fake.client(), "presets".into(), Limits::default())
 }
 
 async fn send(app: &Router, path: &str, headers: &[(&str, String)], body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
@@ -322,6 +329,20 @@ async fn a_failed_dispatch_is_503_and_its_retry_is_not_a_replay() {
     fake.fill_quota("ladder-acme", false);
     let (status, answer) = send(&app, "/hooks/generic", &headers, body).await;
     assert_eq!((status, answer["outcome"].as_str()), (StatusCode::OK, Some("created")), "{answer}");
+}
+
+#[tokio::test]
+async fn in_kueue_mode_an_event_makes_a_suspended_job_in_the_tenants_queue() {
+    let fake = FakeApi::start();
+    let mut config = config();
+    config.tenants.get_mut("acme").unwrap().queue = Some("ladder".into());
+    let state = AppState::new(config, secrets(), fake.client(), "presets".into(), Limits::default());
+    let app = serve::router(state);
+    let (status, answer) = send(&app, "/hooks/s3", &bearer(), s3_event("acme-recordings", "a.mp4")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let job = &fake.jobs()[0];
+    assert_eq!(job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "ladder");
+    assert_eq!(job["spec"]["suspend"], true);
 }
 
 #[tokio::test]

@@ -66,7 +66,8 @@ pub(crate) enum Command {
     /// The Job is named from a hash of tenant, input and preset: dispatching the same
     /// recording again reports the existing Job instead of making another.
     Dispatch(DispatchArgs),
-    /// Receive webhooks (S3/MinIO, LiveKit, generic HMAC) and dispatch a Job per recording.
+    /// Receive webhooks (S3/MinIO, AWS S3 via SNS, LiveKit, generic HMAC) and dispatch a Job
+    /// per recording.
     ///
     /// Secrets come from the environment only: LADDER_S3_TOKENS, LADDER_LIVEKIT_API_KEY,
     /// LADDER_LIVEKIT_API_SECRET, LADDER_WEBHOOK_SECRETS (comma-separated lists rotate).
@@ -267,6 +268,12 @@ pub(crate) struct ServeArgs {
     /// Largest webhook body accepted, in bytes (413 above).
     #[arg(long, default_value_t = serve::Limits::default().max_body_bytes, env = "LADDER_MAX_BODY_BYTES")]
     pub(crate) max_body_bytes: usize,
+    /// Job creates in flight at once against the API server (more wait their turn).
+    #[arg(long, default_value_t = serve::Limits::default().max_concurrent_creates, env = "LADDER_MAX_CONCURRENT_CREATES")]
+    pub(crate) max_concurrent_creates: usize,
+    /// Seconds an event may wait for its Job before the answer is 503 with Retry-After.
+    #[arg(long, default_value_t = serve::Limits::default().dispatch_deadline.as_secs(), env = "LADDER_DISPATCH_DEADLINE_SECONDS")]
+    pub(crate) dispatch_deadline_seconds: u64,
     #[command(flatten)]
     pub(crate) presets_dir: PresetsDirArg,
     #[command(flatten)]
@@ -369,4 +376,8 @@ pub(crate) struct DispatcherArgs {
     /// Where the Jobs push their metrics (`LADDER_METRICS_URL` in the Job; see `ladder run --metrics-url`).
     #[arg(long, env = "LADDER_METRICS_URL")]
     pub(crate) metrics_url: Option<String>,
+    /// Kueue LocalQueue of the Jobs: they are created suspended and admitted by quota (a
+    /// tenant's own `queue` in the config wins over this).
+    #[arg(long, env = "LADDER_QUEUE")]
+    pub(crate) queue: Option<String>,
 }

@@ -12,7 +12,12 @@ use super::args::ServeArgs;
 /// Binds the address, says where it listens, and serves until a signal.
 pub(crate) fn execute(out: &mut impl Write, args: ServeArgs) -> anyhow::Result<Outcome> {
     let config = args.dispatcher.resolve()?;
-    let limits = serve::Limits { max_body_bytes: args.max_body_bytes, ..serve::Limits::default() };
+    let limits = serve::Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_concurrent_creates: args.max_concurrent_creates,
+        dispatch_deadline: std::time::Duration::from_secs(args.dispatch_deadline_seconds),
+        ..serve::Limits::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(async {
         let client = dispatch::client::client().await?;

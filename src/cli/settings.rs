@@ -78,6 +78,7 @@ impl DispatcherArgs {
             active_deadline_seconds: self.active_deadline_seconds,
             ttl_seconds_after_finished: self.ttl_seconds_after_finished,
             metrics_url: self.metrics_url.clone(),
+            queue: self.queue.clone(),
             pool: Some(self.pool()?),
             ..RawConfig::default()
         };

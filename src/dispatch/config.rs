@@ -29,6 +29,11 @@ pub struct RawConfig {
     pub termination_grace_seconds: Option<i64>,
     pub metrics_url: Option<String>,
     pub pool: Option<RawPool>,
+    /// Kueue LocalQueue (in each tenant namespace) for every tenant without its own.
+    pub queue: Option<String>,
+    /// SNS topics whose deliveries `/hooks/sns` accepts (and whose subscriptions it confirms).
+    #[serde(default)]
+    pub sns_topics: Vec<String>,
     /// Tenant name → where its webhook-triggered outputs go.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantRoute>,
@@ -55,6 +60,9 @@ pub struct TenantRoute {
     pub output: String,
     /// Preset for this tenant's events; the dispatcher's default when absent.
     pub preset: Option<String>,
+    /// Kueue LocalQueue in the tenant's namespace; the dispatcher-wide `queue` when absent.
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 /// Validated dispatcher settings: what [`super::build_job`] and `serve` trust.
@@ -85,6 +93,11 @@ pub struct DispatchConfig {
     pub taint_value: String,
     /// Node labels the Job's pods require (node affinity).
     pub node_selector: BTreeMap<String, String>,
+    /// Kueue mode: the LocalQueue of tenants that name none. Without any queue, Jobs start
+    /// at once and a full ResourceQuota refuses them (plain-quota mode, `docs/queueing.md`).
+    pub queue: Option<String>,
+    /// SNS topic ARNs `/hooks/sns` accepts.
+    pub sns_topics: Vec<String>,
     pub tenants: BTreeMap<String, TenantRoute>,
     pub buckets: BTreeMap<String, String>,
 }
@@ -112,6 +125,8 @@ impl DispatchConfig {
         tenants.extend(overrides.tenants);
         let mut buckets = file.buckets;
         buckets.extend(overrides.buckets);
+        let mut sns_topics = file.sns_topics;
+        sns_topics.extend(overrides.sns_topics);
         let config = Self {
             image: pick(overrides.image, file.image, concat!("ladder:", env!("CARGO_PKG_VERSION"))),
             image_pull_policy: pick(overrides.image_pull_policy, file.image_pull_policy, "IfNotPresent"),
@@ -138,6 +153,8 @@ impl DispatchConfig {
             taint_key,
             taint_value,
             node_selector,
+            queue: overrides.queue.or(file.queue).filter(|q| !q.is_empty()),
+            sns_topics,
             tenants,
             buckets,
         };
@@ -190,6 +207,24 @@ impl DispatchConfig {
             crate::metrics::Endpoint::parse(url, &crate::metrics::JobLabels::default())
                 .map_err(|e| DispatchError::Config { message: e.to_string(), fix: "use http://host:port/path, e.g. http://victoria-metrics.monitoring:8428/api/v1/import/prometheus".into() })?;
         }
+        for queue in self.queue.iter().chain(self.tenants.values().filter_map(|t| t.queue.as_ref())) {
+            // The name is a label value on the Job as well as the LocalQueue's name.
+            if !is_dns_subdomain(queue) || queue.len() > 63 {
+                return bad(
+                    format!("queue {queue:?} is not a valid LocalQueue name"),
+                    "use lower-case letters, digits, '-' and '.', at most 63 characters (the LocalQueue in jobs/kueue/tenant is \"ladder\")",
+                );
+            }
+        }
+        for topic in &self.sns_topics {
+            let parts: Vec<&str> = topic.split(':').collect();
+            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts.iter().any(|p| p.is_empty()) {
+                return bad(
+                    format!("SNS topic {topic:?} is not a topic ARN"),
+                    "use the topic's ARN, e.g. \"arn:aws:sns:eu-west-1:123456789012:recordings\"",
+                );
+            }
+        }
         for (tenant, route) in &self.tenants {
             self.namespace(tenant)?;
             if route.output.is_empty() {
@@ -208,6 +243,11 @@ impl DispatchConfig {
             }
         }
         Ok(())
+    }
+
+    /// The Kueue LocalQueue a tenant's Jobs go to, if any: its own, else the dispatcher's.
+    pub fn queue_for(&self, tenant: &str) -> Option<&str> {
+        self.tenants.get(tenant).and_then(|t| t.queue.as_deref()).or(self.queue.as_deref())
     }
 
     /// The namespace of a tenant's Jobs; fails if the tenant cannot make a valid namespace.
@@ -281,6 +321,35 @@ mod tests {
         assert!(err.contains("http://"), "{err}");
         let unknown = toml::from_str::<RawConfig>("imagee = \"x\"").unwrap_err().to_string();
         assert!(unknown.contains("imagee"), "{unknown}");
+    }
+
+    #[test]
+    fn a_tenants_own_queue_beats_the_dispatchers() {
+        let file: RawConfig = toml::from_str(
+            r#"
+            queue = "ladder"
+            sns_topics = ["arn:aws:sns:eu-west-1:123456789012:recordings"]
+            [tenants.acme]
+            output = "s3://acme-vod/{stem}"
+            queue = "ladder-premium"
+            [tenants.globex]
+            output = "s3://globex-vod/{stem}"
+            "#,
+        )
+        .unwrap();
+        let c = DispatchConfig::resolve(file, RawConfig::default()).unwrap();
+        assert_eq!(c.queue_for("acme"), Some("ladder-premium"));
+        assert_eq!(c.queue_for("globex"), Some("ladder"));
+        assert_eq!(c.queue_for("unconfigured"), Some("ladder"));
+        let plain = DispatchConfig::resolve(RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(plain.queue_for("acme"), None, "no queue: plain-quota mode");
+        for bad in [
+            RawConfig { queue: Some("Not A Queue".into()), ..RawConfig::default() },
+            RawConfig { sns_topics: vec!["recordings".into()], ..RawConfig::default() },
+        ] {
+            let err = DispatchConfig::resolve(bad, RawConfig::default()).unwrap_err().to_string();
+            assert!(err.contains("queue") || err.contains("SNS"), "{err}");
+        }
     }
 
     #[test]

@@ -33,6 +33,15 @@ pub const SCRATCH_DIR: &str = "/scratch";
 pub const RUN_AS: i64 = 10001;
 /// Most shards one Job may have: more gains nothing for a single recording.
 pub const MAX_SHARDS: u32 = 64;
+/// The label that hands a Job to Kueue: the LocalQueue (in the Job's namespace) it waits in.
+pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+/// Kueue's partial admission: an Indexed Job may start with fewer pods than it has shards
+/// when the quota has room for only some; the other indexes run as those finish.
+pub const KUEUE_MIN_PARALLELISM: &str = "kueue.x-k8s.io/job-min-parallelism";
+/// Pod annotations that keep node consolidation (Karpenter, the cluster autoscaler) from
+/// evicting a running transcode to save a node. Preemption by priority is unaffected.
+pub const DO_NOT_DISRUPT: [(&str, &str); 2] =
+    [("karpenter.sh/do-not-disrupt", "true"), ("cluster-autoscaler.kubernetes.io/safe-to-evict", "false")];
 
 /// What to transcode, for whom. The preset is already validated (it gives the resources).
 #[derive(Debug, Clone)]
@@ -85,16 +94,31 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
         (format!("{LABEL_PREFIX}/output"), req.output.clone()),
         (format!("{LABEL_PREFIX}/preset-hash"), req.preset.hash.clone()),
     ]);
+    let mut pod_annotations = annotations.clone();
+    pod_annotations.extend(DO_NOT_DISRUPT.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let (mut job_labels, mut job_annotations) = (labels.clone(), annotations);
+    // Kueue mode: the Job waits suspended in the tenant's LocalQueue until Kueue admits it
+    // within the ClusterQueue's quota, instead of being refused by a full ResourceQuota.
+    let queue = config.queue_for(&req.tenant);
+    if let Some(queue) = queue {
+        job_labels.insert(KUEUE_QUEUE_LABEL.to_owned(), queue.to_owned());
+        if req.shards.is_some_and(|n| n > 1) {
+            job_annotations.insert(KUEUE_MIN_PARALLELISM.to_owned(), "1".to_owned());
+        }
+    }
     let shards = req.shards.map(|n| i32::try_from(n).expect("shards are at most MAX_SHARDS"));
     Ok(Job {
         metadata: ObjectMeta {
             name: Some(name),
             namespace: Some(namespace),
-            labels: Some(labels.clone()),
-            annotations: Some(annotations.clone()),
+            labels: Some(job_labels),
+            annotations: Some(job_annotations),
             ..ObjectMeta::default()
         },
         spec: Some(JobSpec {
+            // Created suspended, so no pod starts before Kueue admits the Job (its webhook
+            // would suspend it too; this leaves no window).
+            suspend: queue.map(|_| true),
             backoff_limit: Some(config.backoff_limit),
             active_deadline_seconds: Some(config.active_deadline_seconds),
             ttl_seconds_after_finished: Some(config.ttl_seconds_after_finished),
@@ -108,7 +132,7 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
-                    annotations: Some(annotations),
+                    annotations: Some(pod_annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec(config, req)),

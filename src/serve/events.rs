@@ -334,7 +334,7 @@ mod tests {
         let raw = RawConfig {
             tenants: BTreeMap::from([(
                 "acme".to_owned(),
-                TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: Some("small".into()) },
+                TenantRoute { output: "s3://acme-vod/{stem}".into(), preset: Some("small".into()), queue: None },
             )]),
             buckets: BTreeMap::from([("acme-rec".to_owned(), "acme".to_owned())]),
             ..RawConfig::default()
@@ -380,7 +380,10 @@ mod tests {
     #[test]
     fn generic_events_stay_in_their_tenants_buckets() {
         let mut c = config();
-        c.tenants.insert("globex".into(), TenantRoute { output: "s3://globex-vod/{stem}".into(), preset: None });
+        c.tenants.insert(
+            "globex".into(),
+            TenantRoute { output: "s3://globex-vod/{stem}".into(), preset: None, queue: None },
+        );
         let body = br#"{"tenant":"globex","input":"s3://acme-rec/secret.mp4"}"#;
         assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
         let body = br#"{"tenant":"globex","input":"s3://shared/talk.mp4"}"#;

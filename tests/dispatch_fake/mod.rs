@@ -39,6 +39,11 @@ struct Inner {
     watches: usize,
     version: u64,
     creates: usize,
+    /// How long each create takes (a slow or throttled API server).
+    create_delay: Duration,
+    /// Creates being handled right now, and the most there ever were at once.
+    creates_in_flight: usize,
+    max_creates_in_flight: usize,
 }
 
 /// A running fake API server.
@@ -119,6 +124,16 @@ impl FakeApi {
         self.inner.lock().unwrap().creates
     }
 
+    /// Makes every create take `delay` (before it is decided), like a loaded API server.
+    pub fn slow_creates(&self, delay: Duration) {
+        self.inner.lock().unwrap().create_delay = delay;
+    }
+
+    /// The most creates the fake was handling at the same time.
+    pub fn max_concurrent_creates(&self) -> usize {
+        self.inner.lock().unwrap().max_creates_in_flight
+    }
+
     /// How many watches were opened.
     pub fn watches(&self) -> usize {
         self.inner.lock().unwrap().watches
@@ -148,7 +163,22 @@ fn ok_json(code: StatusCode, value: &Value) -> Response {
 }
 
 async fn create(State(inner): State<Shared>, Path(ns): Path<String>, body: Bytes) -> Response {
-    let mut job: Value = match serde_json::from_slice(&body) {
+    let delay = {
+        let mut inner = inner.lock().unwrap();
+        inner.creates_in_flight += 1;
+        inner.max_creates_in_flight = inner.max_creates_in_flight.max(inner.creates_in_flight);
+        inner.create_delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let response = decide_create(&inner, ns, &body);
+    inner.lock().unwrap().creates_in_flight -= 1;
+    response
+}
+
+fn decide_create(inner: &Shared, ns: String, body: &[u8]) -> Response {
+    let mut job: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string(), json!({})),
     };
