@@ -438,9 +438,10 @@ fn a_metrics_endpoint_that_is_down_changes_nothing_but_a_few_seconds() {
     std::fs::write(&not_media, b"not a recording").unwrap();
     let mut figures = Vec::new();
     for (what, input, code) in [("a transcode", &input, 0), ("a bad input", &not_media, 3)] {
-        let (base_code, baseline) = timed("", input, "none");
-        let (refused_code, with_refused) = timed(&refused, input, "refused");
-        let (silent_code, with_silent) = timed(&silent, input, "silent");
+        // An output of its own per recording: another recording's output is refused (exit 2).
+        let (base_code, baseline) = timed("", input, &format!("none-{code}"));
+        let (refused_code, with_refused) = timed(&refused, input, &format!("refused-{code}"));
+        let (silent_code, with_silent) = timed(&silent, input, &format!("silent-{code}"));
         assert_eq!((base_code, refused_code, silent_code), (Some(code), Some(code), Some(code)), "{what}");
         figures.push(format!(
             "{what} exits after {baseline:.2} s without metrics, {with_refused:.2} s with a refused endpoint, \
