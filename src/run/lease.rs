@@ -81,6 +81,14 @@ impl Lease {
 }
 
 impl Lease {
+    /// Withdraws a claim under which nothing was stored (the run failed before its plan was
+    /// written): the output is as free as before. Best effort, like [`Lease::release`].
+    pub(super) fn withdraw(self, out: &dyn Output) {
+        if let Err(e) = out.delete(layout::LEASE) {
+            tracing::warn!(error = %e, "withdrawing the output's lease: it expires by itself");
+        }
+    }
+
     /// Ends the claim (expires it now): the run published, or failed for good. Best effort:
     /// a lease left behind expires by itself.
     pub(super) fn release(self, out: &dyn Output) {

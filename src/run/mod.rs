@@ -94,6 +94,8 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         // Other shards are still at work, or a rerun will resume: the claim stays.
         Ok(summary) if summary.published.is_none() => {}
         Err(RunError::Interrupted) => {}
+        // Failed before anything was stored (bad input, a missing object): nothing to own.
+        Err(_) if matches!(out.size(crate::layout::PLAN), Ok(None)) => lease.withdraw(out.as_ref()),
         _ => lease.release(out.as_ref()),
     }
     result
