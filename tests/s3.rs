@@ -529,7 +529,7 @@ mod storage {
     }
 
     #[test]
-    fn a_damaged_fetch_is_an_error_not_an_input() {
+    fn an_object_damaged_in_the_store_is_bad_input_not_a_retry() {
         let server = Server::start();
         server.create_bucket(INPUT_BUCKET);
         let blob = noise(300 * 1024);
@@ -544,7 +544,8 @@ mod storage {
         let scratch = tempfile::tempdir().unwrap();
         let err =
             location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
-        assert!(err.to_string().contains("checksum"), "{err}");
-        assert!(!err.is_usage() && !err.is_bad_input(), "a rerun may fetch a good copy: {err}");
+        assert!(matches!(err, StorageError::InputCorrupt { .. }), "{err}");
+        assert!(err.to_string().contains("SHA256") && err.to_string().contains("same on two fetches"), "{err}");
+        assert!(err.is_bad_input(), "a rerun would read the same bytes: {err}");
     }
 }

@@ -57,9 +57,15 @@ pub enum StorageError {
     /// The input recording is not there: exit 3, the job can never succeed.
     #[error("{location}: the input {key} does not exist — check the key (the bucket exists and is readable)")]
     InputMissing { location: String, key: String },
+    /// The input object's bytes do not match the checksum the store recorded when it was
+    /// uploaded, and read the same on two fetches of the same version (ETag): the object is
+    /// damaged where it is stored, so every retry would read the same bytes (exit 3). Bytes
+    /// damaged on their way are fetched again instead, and end as [`Self::Remote`].
+    #[error("{location}: the stored object is damaged: {detail}; upload the recording again")]
+    InputCorrupt { location: String, detail: String },
     /// A request that still failed after every retry (throttling, 5xx, timeouts, dropped
     /// connections), or data that arrived damaged: a later rerun may succeed (exit 4).
-    #[error("{location}: {action} {key}: {detail}")]
+    #[error("{location}: {action}{}: {detail}", if key.is_empty() { String::new() } else { format!(" {key}") })]
     Remote { location: String, action: &'static str, key: String, detail: String },
 }
 
@@ -69,9 +75,9 @@ impl StorageError {
         matches!(self, Self::BadLocation(_) | Self::Config { .. })
     }
 
-    /// Whether the input itself is missing (exit 3: do not retry).
+    /// Whether the input itself is missing or damaged (exit 3: do not retry).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::InputMissing { .. })
+        matches!(self, Self::InputMissing { .. } | Self::InputCorrupt { .. })
     }
 }
 
