@@ -6,10 +6,10 @@
 //! after the headers arrived is outside what the SDK retries, so bodies are read with our
 //! own timeout and the request is redone here. The input location is only ever read.
 
+use std::ops::Range;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::config::interceptors::InterceptorContext;
 use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryPartition, TokenBucket};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectAttributes};
 use aws_smithy_http_client::tls;
 use base64::Engine as _;
@@ -573,7 +573,7 @@ async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result
     };
     let mut object = head_input(s3, bucket, key, &location).await?;
     let layout = match object.stored.as_mut().filter(|s| s.needs_parts()) {
-        Some(stored) => part_layout(s3, bucket, key, &object.etag, stored, object.size).await.map_err(&remote)?,
+        Some(stored) => part_layout(s3, bucket, key, stored, object.size).await.map_err(&remote)?,
         None => None,
     };
     let file = std::fs::File::create(path).map_err(|e| remote(format!("creating {}: {e}", path.display())))?;
@@ -589,7 +589,8 @@ async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result
     let ranges = fetcher.split(&[0..object.size]);
     tracing::info!(%location, bytes = object.size, ranges = ranges.len(), "fetching the input");
     let started = Instant::now();
-    let fetched = fetcher.fetch(ranges, "fetching the input").await.map_err(|f| input_error(f, &location, key, "fetching"))?;
+    let fetched =
+        fetcher.fetch(ranges, "fetching the input").await.map_err(|f| input_error(f, &location, key, "fetching"))?;
     report_progress(fetched, object.size, started, "fetched the input");
     fetcher.file.sync_all().map_err(|e| remote(format!("syncing {}: {e}", path.display())))?;
     let on_disk = fetcher.file.metadata().map_err(|e| remote(format!("reading {}: {e}", path.display())))?.len();
@@ -748,7 +749,6 @@ async fn part_layout(
     s3: &S3Client,
     bucket: &str,
     key: &str,
-    etag: &str,
     stored: &mut Stored,
     size: u64,
 ) -> Result<Option<Vec<Part>>, String> {
@@ -762,7 +762,7 @@ async fn part_layout(
     if !stored.needs_parts() {
         return Ok(None);
     }
-    part_sizes(s3, bucket, key, etag, stored.parts(), size).await
+    part_sizes(s3, bucket, key, stored.parts(), size).await
 }
 
 /// The part list with each part's checksum, from `GetObjectAttributes`; also settles the
@@ -792,7 +792,9 @@ async fn object_parts(
         // Best effort: a store without this operation must not cost the full retry budget.
         let answer = request
             .customize()
-            .config_override(aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::standard().with_max_attempts(2)))
+            .config_override(
+                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::standard().with_max_attempts(2)),
+            )
             .send()
             .await
             .map_err(|e| match classify(&e, bucket) {
@@ -818,7 +820,9 @@ async fn object_parts(
             parts.push(Part { number, range: start..start + length, expected });
         }
         match listed.next_part_number_marker() {
-            Some(next) if listed.is_truncated() == Some(true) && marker.as_deref() != Some(next) && parts.len() <= 10_000 => {
+            Some(next)
+                if listed.is_truncated() == Some(true) && marker.as_deref() != Some(next) && parts.len() <= 10_000 =>
+            {
                 marker = Some(next.to_owned());
             }
             _ => break,
@@ -833,17 +837,14 @@ async fn part_sizes(
     s3: &S3Client,
     bucket: &str,
     key: &str,
-    etag: &str,
     count: Option<u32>,
     size: u64,
 ) -> Result<Option<Vec<Part>>, String> {
     use futures_util::StreamExt as _;
+    // Not `If-Match`: moto compares it with the part's ETag. The GETs that follow are, so
+    // sizes of another version would fail the fetch there.
     let head = |number: u32| async move {
-        let mut request = s3.client.head_object().bucket(bucket).key(key).part_number(number as i32);
-        if !etag.is_empty() {
-            request = request.if_match(etag);
-        }
-        match request.send().await {
+        match s3.client.head_object().bucket(bucket).key(key).part_number(number as i32).send().await {
             Ok(h) => Ok(h.content_length().and_then(|n| u64::try_from(n).ok()).map(|n| (n, h.parts_count()))),
             Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 400 | 403 | 405 | 416 | 501)) => {
                 Ok(None)
@@ -891,7 +892,11 @@ impl Fetcher {
         let step = self.config.fetch_range.max(1);
         ranges
             .iter()
-            .flat_map(|r| (r.start..r.end).step_by(usize::try_from(step).unwrap_or(usize::MAX)).map(move |s| s..(s + step).min(r.end)))
+            .flat_map(|r| {
+                (r.start..r.end)
+                    .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+                    .map(move |s| s..(s + step).min(r.end))
+            })
             .collect()
     }
 
@@ -949,12 +954,11 @@ impl Fetcher {
         let (config, etag) = (&self.config, &self.etag);
         let mut attempt = 1;
         loop {
-            let mut request = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .range(format!("bytes={}-{}", range.start, range.end - 1));
+            let mut request = self.client.get_object().bucket(&self.bucket).key(&self.key).range(format!(
+                "bytes={}-{}",
+                range.start,
+                range.end - 1
+            ));
             if !etag.is_empty() {
                 request = request.if_match(etag);
             }

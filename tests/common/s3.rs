@@ -166,7 +166,7 @@ pub fn client(endpoint: &str, checksums: RequestChecksumCalculation) -> aws_sdk_
 pub const MIN_PART: usize = 5 * 1024 * 1024;
 
 /// How an object is uploaded, as an AWS SDK transfer manager does it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upload {
     /// One PutObject with the SDK's default checksum (CRC32).
     Single,
@@ -180,17 +180,18 @@ pub enum Upload {
 }
 
 /// Uploads `bytes` as `key` the way `how` says, with SSE-KMS when `kms_key` is given.
-pub async fn upload(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: Upload, kms_key: Option<&str>) {
+pub async fn upload_as(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: &Upload, kms_key: Option<&str>) {
+    use aws_sdk_s3::error::DisplayErrorContext as E;
     use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
-    let fail = |what: &str, e: &dyn std::fmt::Display| panic!("{what} {bucket}/{key} ({how:?}): {e}");
-    let (algorithm, kind) = match how {
+    let object = format!("{bucket}/{key} ({how:?})");
+    let (algorithm, kind) = match how.clone() {
         Upload::Single => {
             let client = client(endpoint, RequestChecksumCalculation::WhenSupported);
             let mut put = client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes.to_vec()));
             if let Some(k) = kms_key {
                 put = put.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
             }
-            put.send().await.unwrap_or_else(|e| fail("PUT", &aws_sdk_s3::error::DisplayErrorContext(e)));
+            put.send().await.unwrap_or_else(|e| panic!("PUT {object}: {}", E(e)));
             return;
         }
         Upload::Multipart(algorithm, kind) => (Some(algorithm), Some(kind)),
@@ -207,7 +208,7 @@ pub async fn upload(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: 
     if let Some(k) = kms_key {
         create = create.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
     }
-    let created = create.send().await.unwrap_or_else(|e| fail("CreateMultipartUpload", &aws_sdk_s3::error::DisplayErrorContext(e)));
+    let created = create.send().await.unwrap_or_else(|e| panic!("CreateMultipartUpload {object}: {}", E(e)));
     let upload_id = created.upload_id().expect("an upload id");
     let mut parts = Vec::new();
     for (i, chunk) in bytes.chunks(MIN_PART).enumerate() {
@@ -222,7 +223,7 @@ pub async fn upload(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: 
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
-            .unwrap_or_else(|e| fail("UploadPart", &aws_sdk_s3::error::DisplayErrorContext(e)));
+            .unwrap_or_else(|e| panic!("UploadPart {object}: {}", E(e)));
         parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -256,7 +257,7 @@ pub async fn upload(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: 
             other => panic!("S3 has no full-object {other:?}"),
         };
     }
-    complete.send().await.unwrap_or_else(|e| fail("CompleteMultipartUpload", &aws_sdk_s3::error::DisplayErrorContext(e)));
+    complete.send().await.unwrap_or_else(|e| panic!("CompleteMultipartUpload {object}: {}", E(e)));
 }
 
 pub fn sha256_b64(bytes: &[u8]) -> String {

@@ -70,9 +70,13 @@ impl Algorithm {
 pub(super) enum Kind {
     FullObject,
     /// Of the part checksums; the number of parts when the store said it.
-    Composite { parts: Option<u32> },
+    Composite {
+        parts: Option<u32>,
+    },
     /// A multipart object's CRC whose kind the store did not say: either of the two.
-    Unstated { parts: u32 },
+    Unstated {
+        parts: u32,
+    },
 }
 
 /// The checksum an object is stored with.
@@ -353,7 +357,10 @@ mod tests {
     fn the_part_count_suffix_is_split_off_values_and_etags() {
         assert_eq!(split_part_count("Y+soHg==-3"), ("Y+soHg==", Some(3)));
         assert_eq!(split_part_count("Y+soHg=="), ("Y+soHg==", None));
-        assert_eq!(split_part_count("d41d8cd98f00b204e9800998ecf8427e-12"), ("d41d8cd98f00b204e9800998ecf8427e", Some(12)));
+        assert_eq!(
+            split_part_count("d41d8cd98f00b204e9800998ecf8427e-12"),
+            ("d41d8cd98f00b204e9800998ecf8427e", Some(12))
+        );
         assert_eq!(split_part_count("a-b"), ("a-b", None));
         assert_eq!(split_part_count("abc-"), ("abc-", None));
     }
@@ -404,7 +411,10 @@ mod tests {
             }
             let digests = digest_file(file.path(), algorithm, &ranges(&parts)).unwrap();
             let verdict = check(&stored, Some(&parts), &digests, bytes.len() as u64);
-            assert_eq!(verdict, Verdict::Verified(format!("composite {} of 3 parts, each part's checked", algorithm.name())));
+            assert_eq!(
+                verdict,
+                Verdict::Verified(format!("composite {} of 3 parts, each part's checked", algorithm.name()))
+            );
             // Without the part list, the composite alone still holds; without part sizes it
             // cannot be checked.
             let sizes_only: Vec<Part> = parts.iter().map(|p| Part { expected: None, ..p.clone() }).collect();
@@ -436,11 +446,17 @@ mod tests {
         let stored = Stored::from_head(Algorithm::Crc64Nvme, &value, Some("FULL_OBJECT"), "\"x-3\"").unwrap();
         assert!(!stored.needs_parts());
         let digests = digest_file(file.path(), Algorithm::Crc64Nvme, &[]).unwrap();
-        assert_eq!(check(&stored, None, &digests, 2_500_000), Verdict::Verified("CRC64NVME of the whole object".into()));
+        assert_eq!(
+            check(&stored, None, &digests, 2_500_000),
+            Verdict::Verified("CRC64NVME of the whole object".into())
+        );
         // A CRC32 of unstated kind: the whole-object reading first, then the composite.
         for value in [
             Algorithm::Crc32.digest(&bytes),
-            composite(Algorithm::Crc32, &bytes.chunks(1_000_000).map(|c| Algorithm::Crc32.digest(c)).collect::<Vec<_>>()),
+            composite(
+                Algorithm::Crc32,
+                &bytes.chunks(1_000_000).map(|c| Algorithm::Crc32.digest(c)).collect::<Vec<_>>(),
+            ),
         ] {
             let stored = Stored::from_head(Algorithm::Crc32, &b64(&value), None, "\"x-3\"").unwrap();
             assert_eq!(stored.kind, Kind::Unstated { parts: 3 });
