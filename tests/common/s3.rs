@@ -305,6 +305,9 @@ pub enum Fault {
     FlipByte(u64),
     /// As [`Fault::FlipByte`], a different bit each time: damage on the way.
     GarbleByte(u64),
+    /// Answer `200 OK` with this XML body, without asking the server: what a store that
+    /// has an operation the server lacks would say.
+    Reply(&'static str),
 }
 
 /// How many [`Fault::GarbleByte`] faults were injected, to vary the bit.
@@ -497,6 +500,14 @@ fn serve(
                 client,
                 "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: \
                  close\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            return client.flush();
+        }
+        Some(Fault::Reply(xml)) => {
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()
             )?;
             return client.flush();
