@@ -409,23 +409,8 @@ mod storage {
     use super::*;
     use ladder::location::{self, Location, StorageConfig, StorageError};
 
-    /// The config `ladder` would build from the test environment, against `endpoint`.
     fn config(endpoint: &str) -> StorageConfig {
-        static ENV: std::sync::Once = std::sync::Once::new();
-        ENV.call_once(|| {
-            for (k, v) in common::s3::env("") {
-                // SAFETY: std's environment lock orders this with other threads' reads
-                // (aws-config and Command both go through std::env), and nothing else of
-                // this test process reads these variables.
-                unsafe { std::env::set_var(k, v) };
-            }
-        });
-        StorageConfig {
-            endpoint: Some(endpoint.to_owned()),
-            initial_backoff: Duration::from_millis(20),
-            read_timeout: Duration::from_secs(1),
-            ..StorageConfig::default()
-        }
+        common::s3::storage_config(endpoint)
     }
 
     /// Deterministic bytes that do not compress.

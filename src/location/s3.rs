@@ -586,7 +586,7 @@ async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result
         etag: object.etag.clone(),
         file: Arc::new(file),
     };
-    let ranges = fetcher.split(&[0..object.size]);
+    let ranges = fetcher.split(std::slice::from_ref(&(0..object.size)));
     tracing::info!(%location, bytes = object.size, ranges = ranges.len(), "fetching the input");
     let started = Instant::now();
     let fetched =

@@ -42,6 +42,7 @@ pub fn server() -> Option<&'static Moto> {
     SERVER.get_or_init(start).as_ref()
 }
 
+#[expect(clippy::print_stderr, reason = "a skipped test says why, where cargo test shows it")]
 fn start() -> Option<Moto> {
     let python = python();
     if !python.exists() {

@@ -285,6 +285,26 @@ pub fn env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The storage config `ladder` would build from the test environment, against `endpoint`
+/// (the library directly: settings the CLI does not expose, small enough for a test).
+pub fn storage_config(endpoint: &str) -> ladder::location::StorageConfig {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| {
+        for (k, v) in env("") {
+            // SAFETY: std's environment lock orders this with other threads' reads
+            // (aws-config and Command both go through std::env), and nothing else of
+            // this test process reads these variables.
+            unsafe { std::env::set_var(k, v) };
+        }
+    });
+    ladder::location::StorageConfig {
+        endpoint: Some(endpoint.to_owned()),
+        initial_backoff: Duration::from_millis(20),
+        read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
 /// What the proxy does to a request a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
