@@ -488,7 +488,13 @@ fn serve(
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    requests.lock().expect("log").push(Request { method: method.clone(), target: target.clone(), headers });
+    let request = Request { method: method.clone(), target: target.clone(), headers };
+    // A byte fault spends itself only on a response that holds the byte.
+    let holds = |at: u64| {
+        let Some(range) = request.header("range").and_then(|r| r.strip_prefix("bytes=")) else { return true };
+        let (first, last) = range.split_once('-').unwrap_or((range, ""));
+        first.parse::<u64>().is_ok_and(|f| f <= at) && last.parse::<u64>().is_ok_and(|l| at <= l)
+    };
     let fault = {
         let mut rules = rules.lock().expect("rules");
         rules
@@ -497,12 +503,17 @@ fn serve(
                 r.times > 0
                     && r.method.is_none_or(|m| m == method)
                     && r.target.as_deref().is_none_or(|t| target.contains(t))
+                    && match r.fault {
+                        Fault::FlipByte(at) | Fault::GarbleByte(at) => holds(at),
+                        _ => true,
+                    }
             })
             .map(|r| {
                 r.times -= 1;
                 r.fault
             })
     };
+    requests.lock().expect("log").push(request);
     if let Some(f) = fault {
         injected.lock().expect("log").push(format!("{f:?} {method} {target}"));
     }
