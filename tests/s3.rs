@@ -415,15 +415,7 @@ mod storage {
 
     /// Deterministic bytes that do not compress.
     fn noise(len: usize) -> Vec<u8> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        common::s3::noise(len, 0x9e37_79b9_7f4a_7c15)
     }
 
     #[test]

@@ -84,15 +84,7 @@ fn config(endpoint: &str) -> StorageConfig {
 
 /// Deterministic bytes that do not compress: two full parts and a short third.
 fn object(seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..2 * common::s3::MIN_PART + 1000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::s3::noise(2 * common::s3::MIN_PART + 1000, seed | 1)
 }
 
 /// A byte in part 2.
@@ -243,12 +235,14 @@ fn uploaded_like_the_aws_cli() {
                       mib = 5 * 1024 * 1024\n\
                       s3.upload_file(sys.argv[4], 'aws-cli', 'rec.mp4',\n\
                       Config=TransferConfig(multipart_threshold=mib, multipart_chunksize=mib))\n";
-        let status = std::process::Command::new(common::moto::python())
+        let upload = assert_cmd::Command::new(common::moto::python())
             .args(["-c", script, &store.endpoint(), common::s3::ACCESS_KEY, common::s3::SECRET_KEY])
             .arg(file.path())
-            .status()
+            .timeout(Duration::from_secs(120))
+            .output()
             .unwrap();
-        assert!(status.success(), "boto3's upload_file to {}", store.name());
+        let stderr = String::from_utf8_lossy(&upload.stderr);
+        assert!(upload.status.success(), "boto3's upload_file to {}: {stderr}", store.name());
         let head = reported(&store, "aws-cli", "rec.mp4");
         let scratch = tempfile::tempdir().unwrap();
         let input = Location::parse("s3://aws-cli/rec.mp4").unwrap();

@@ -158,6 +158,12 @@ pub fn client(endpoint: &str, checksums: RequestChecksumCalculation) -> aws_sdk_
         .credentials_provider(credentials)
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .request_checksum_calculation(checksums)
+        // A stuck server fails the test instead of hanging it.
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -258,6 +264,19 @@ pub async fn upload_as(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], ho
         };
     }
     complete.send().await.unwrap_or_else(|e| panic!("CompleteMultipartUpload {object}: {}", E(e)));
+}
+
+/// `len` deterministic bytes that do not compress (xorshift from a non-zero `seed`).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
 
 pub fn sha256_b64(bytes: &[u8]) -> String {
