@@ -1,5 +1,5 @@
 # The two quick-start commands (see README.md) and the benchmark.
-.PHONY: demo test deps build lint bench validate-manifests jobs-example
+.PHONY: demo test deps moto build lint bench validate-manifests jobs-example
 
 SAMPLE := media/bbb-720p25-5s.mp4
 LADDER := target/release/ladder
@@ -19,8 +19,13 @@ demo: build
 	$(LADDER) run $(SAMPLE) --out target/demo
 	@echo "master playlist: target/demo/master.m3u8"
 
-## Runs every test (unit, integration on synthesised media, preset fixtures).
-test: deps
+## moto's S3 server, the second S3 implementation of tests/s3_checksums.rs, in a venv.
+moto:
+	@scripts/moto.sh
+
+## Runs every test (unit, integration on synthesised media, preset fixtures, S3 on s3s-fs
+## and moto).
+test: deps moto
 	cargo test --locked
 
 lint: deps

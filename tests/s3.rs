@@ -410,36 +410,13 @@ mod storage {
     use super::*;
     use ladder::location::{self, Location, StorageConfig, StorageError};
 
-    /// The config `ladder` would build from the test environment, against `endpoint`.
     fn config(endpoint: &str) -> StorageConfig {
-        static ENV: std::sync::Once = std::sync::Once::new();
-        ENV.call_once(|| {
-            for (k, v) in common::s3::env("") {
-                // SAFETY: std's environment lock orders this with other threads' reads
-                // (aws-config and Command both go through std::env), and nothing else of
-                // this test process reads these variables.
-                unsafe { std::env::set_var(k, v) };
-            }
-        });
-        StorageConfig {
-            endpoint: Some(endpoint.to_owned()),
-            initial_backoff: Duration::from_millis(20),
-            read_timeout: Duration::from_secs(1),
-            ..StorageConfig::default()
-        }
+        common::s3::storage_config(endpoint)
     }
 
     /// Deterministic bytes that do not compress.
     fn noise(len: usize) -> Vec<u8> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        common::s3::noise(len, 0x9e37_79b9_7f4a_7c15)
     }
 
     #[test]
@@ -530,7 +507,7 @@ mod storage {
     }
 
     #[test]
-    fn a_damaged_fetch_is_an_error_not_an_input() {
+    fn an_object_damaged_in_the_store_is_bad_input_not_a_retry() {
         let server = Server::start();
         server.create_bucket(INPUT_BUCKET);
         let blob = noise(300 * 1024);
@@ -545,7 +522,8 @@ mod storage {
         let scratch = tempfile::tempdir().unwrap();
         let err =
             location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
-        assert!(err.to_string().contains("checksum"), "{err}");
-        assert!(err.outcome() == ladder::exit::Outcome::Transient, "a rerun may fetch a good copy: {err}");
+        assert!(matches!(err, StorageError::InputCorrupt { .. }), "{err}");
+        assert!(err.to_string().contains("SHA256") && err.to_string().contains("same on two fetches"), "{err}");
+        assert!(err.outcome() == ladder::exit::Outcome::BadInput, "a rerun would read the same bytes: {err}");
     }
 }

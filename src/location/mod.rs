@@ -60,20 +60,26 @@ pub enum StorageError {
     /// The input recording is not there: exit 3, the job can never succeed.
     #[error("{location}: the input {key} does not exist — check the key (the bucket exists and is readable)")]
     InputMissing { location: String, key: String },
+    /// The input object's bytes do not match the checksum the store recorded when it was
+    /// uploaded, and read the same on two fetches of the same version (ETag): the object is
+    /// damaged where it is stored, so every retry would read the same bytes (exit 3). Bytes
+    /// damaged on their way are fetched again instead, and end as [`Self::Remote`].
+    #[error("{location}: the stored object is damaged: {detail}; upload the recording again")]
+    InputCorrupt { location: String, detail: String },
     /// A request that still failed after every retry (throttling, 5xx, timeouts, dropped
     /// connections), or data that arrived damaged: a later rerun may succeed (exit 4).
-    #[error("{location}: {action} {key}: {detail}")]
+    #[error("{location}: {action}{}: {detail}", if key.is_empty() { String::new() } else { format!(" {key}") })]
     Remote { location: String, action: &'static str, key: String, detail: String },
 }
 
 impl ExitClass for StorageError {
-    /// A wrong call or deployment exits 2, a missing input 3 (do not retry); a local path
+    /// A wrong call or deployment exits 2, a missing or damaged input 3 (do not retry); a local path
     /// that cannot be used (a file where a folder must be, no permission) is the user's to
     /// fix; the rest may pass.
     fn outcome(&self) -> Outcome {
         match self {
             Self::BadLocation(_) | Self::Config { .. } => Outcome::Usage,
-            Self::InputMissing { .. } => Outcome::BadInput,
+            Self::InputMissing { .. } | Self::InputCorrupt { .. } => Outcome::BadInput,
             Self::Io { source, .. } => crate::exit::io_class(source),
             Self::Remote { .. } => Outcome::Transient,
         }

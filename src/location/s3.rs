@@ -6,10 +6,11 @@
 //! after the headers arrived is outside what the SDK retries, so bodies are read with our
 //! own timeout and the request is redone here. The input location is only ever read.
 
+use std::ops::Range;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -17,16 +18,20 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::config::interceptors::InterceptorContext;
 use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryPartition, TokenBucket};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectAttributes};
 use aws_smithy_http_client::tls;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
+use self::integrity::{Algorithm, Mismatch, Part, Stored, Verdict};
 use super::{Output, StorageConfig, StorageError};
+
+mod integrity;
 
 /// The AWS region when neither the environment nor a profile names one.
 const FALLBACK_REGION: &str = "us-east-1";
@@ -39,7 +44,22 @@ struct S3Client {
 }
 
 impl S3Client {
+    /// A client for the output, which checks the checksums of the objects it reads back.
     fn new(config: &StorageConfig, location: &str) -> Result<Self, StorageError> {
+        Self::with(config, location, ResponseChecksumValidation::WhenSupported)
+    }
+
+    /// A client for the input, which checks the object's checksum itself ([`verify`]): a
+    /// ranged GET carries no checksum, and the SDK would only warn about a composite one.
+    fn for_input(config: &StorageConfig, location: &str) -> Result<Self, StorageError> {
+        Self::with(config, location, ResponseChecksumValidation::WhenRequired)
+    }
+
+    fn with(
+        config: &StorageConfig,
+        location: &str,
+        responses: ResponseChecksumValidation,
+    ) -> Result<Self, StorageError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("ladder-s3")
@@ -51,12 +71,12 @@ impl S3Client {
                 key: String::new(),
                 detail: e.to_string(),
             })?;
-        let client = runtime.block_on(connect(config));
+        let client = runtime.block_on(connect(config, responses));
         Ok(Self { runtime, client, config: config.clone() })
     }
 }
 
-async fn connect(config: &StorageConfig) -> Client {
+async fn connect(config: &StorageConfig, responses: ResponseChecksumValidation) -> Client {
     // rustls with ring: the same TLS as the default client without building aws-lc.
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
@@ -88,7 +108,12 @@ async fn connect(config: &StorageConfig) -> Client {
     // minute of throttling would exhaust it and fail the whole run. The per-request attempt
     // cap and the jittered backoff already bound the load ladder adds.
     let partition = RetryPartition::custom("ladder").token_bucket(TokenBucket::unlimited()).build();
-    let s3 = s3.force_path_style(path_style).retry_partition(partition).retry_classifier(TooManyRequests).build();
+    let s3 = s3
+        .force_path_style(path_style)
+        .retry_partition(partition)
+        .retry_classifier(TooManyRequests)
+        .response_checksum_validation(responses)
+        .build();
     Client::from_conf(s3)
 }
 
@@ -562,16 +587,21 @@ async fn read_body(
 struct InputObject {
     size: u64,
     etag: String,
-    /// A full-object checksum the object was stored with: (algorithm, base64 value).
-    checksum: Option<(&'static str, String)>,
+    /// The checksum it is stored with, when ladder can recompute it.
+    stored: Option<Stored>,
+    /// Why the checksum it is stored with cannot be checked, when it has one.
+    unverifiable: Option<String>,
 }
 
 /// Fetches `s3://bucket/key` into `scratch` with parallel ranged GETs, each conditional on
 /// the ETag seen first (an object replaced meanwhile fails cleanly instead of mixing two
-/// versions), then checks the size and, when the object carries one, its full checksum.
+/// versions), then checks the size and the checksum the object is stored with: a full-object
+/// checksum over all the bytes, a composite one per part (see [`integrity`]). Bytes that do
+/// not match are fetched again; the same wrong bytes twice mean the stored object is
+/// damaged ([`StorageError::InputCorrupt`]).
 pub fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
     let location = format!("s3://{bucket}/{key}");
-    let s3 = S3Client::new(config, &location)?;
+    let s3 = S3Client::for_input(config, &location)?;
     let name = key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("input");
     let path = scratch.join(format!("input-{name}"));
     s3.runtime.block_on(fetch_to(&s3, bucket, key, &path))?;
@@ -586,82 +616,106 @@ async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result
         key: String::new(),
         detail,
     };
-    let object = head_input(s3, bucket, key, &location).await?;
-    let started = Instant::now();
+    let mut object = head_input(s3, bucket, key, &location).await?;
+    let layout = match object.stored.as_mut().filter(|s| s.needs_parts()) {
+        Some(stored) => part_layout(s3, bucket, key, stored, object.size).await.map_err(&remote)?,
+        None => None,
+    };
     let file = std::fs::File::create(path).map_err(|e| remote(format!("creating {}: {e}", path.display())))?;
     file.set_len(object.size).map_err(|e| remote(format!("sizing {}: {e}", path.display())))?;
-    let file = Arc::new(file);
-    let range = s3.config.fetch_range.max(1);
-    let ranges = object.size.div_ceil(range);
-    let next = Arc::new(AtomicU64::new(0));
-    let fetched = Arc::new(AtomicU64::new(0));
-    let workers = s3.config.fetch_concurrency.clamp(1, 64).min(usize::try_from(ranges).unwrap_or(1).max(1));
-    tracing::info!(%location, bytes = object.size, ranges, workers, "fetching the input");
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workers {
-        let (client, config, file) = (s3.client.clone(), s3.config.clone(), file.clone());
-        let (next, fetched) = (next.clone(), fetched.clone());
-        let (bucket, key, etag, size) = (bucket.to_owned(), key.to_owned(), object.etag.clone(), object.size);
-        tasks.spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= ranges {
-                    return Ok::<(), Failure>(());
-                }
-                let (start, end) = (n * range, ((n + 1) * range).min(size));
-                fetch_range(&client, &config, &bucket, &key, &etag, start..end, &file).await?;
-                fetched.fetch_add(end - start, Ordering::Relaxed);
-            }
-        });
-    }
-    let mut last_report = Instant::now();
-    let mut failure = None;
-    loop {
-        let joined = tokio::time::timeout(Duration::from_secs(1), tasks.join_next()).await;
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
-            report_progress(&fetched, object.size, started, "fetching the input");
-        }
-        match joined {
-            Err(_) => continue,
-            Ok(None) => break,
-            Ok(Some(Ok(Ok(())))) => {}
-            Ok(Some(Ok(Err(f)))) => {
-                failure.get_or_insert(f);
-                tasks.abort_all();
-            }
-            Ok(Some(Err(e))) if e.is_cancelled() => {}
-            Ok(Some(Err(e))) => {
-                failure.get_or_insert(Failure::Transient(format!("a fetch task failed: {e}")));
-            }
-        }
-    }
-    if let Some(f) = failure {
-        return Err(match f {
-            Failure::Config(problem) => StorageError::Config { location, problem },
-            Failure::NotFound => StorageError::InputMissing { location, key: key.to_owned() },
-            Failure::Transient(detail) => remote(detail),
-        });
-    }
-    file.sync_all().map_err(|e| remote(format!("syncing {}: {e}", path.display())))?;
-    let on_disk = file.metadata().map_err(|e| remote(format!("reading {}: {e}", path.display())))?.len();
-    if on_disk != object.size || fetched.load(Ordering::Relaxed) != object.size {
+    let fetcher = Fetcher {
+        client: s3.client.clone(),
+        config: s3.config.clone(),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        etag: object.etag.clone(),
+        file: Arc::new(file),
+    };
+    let ranges = fetcher.split(std::slice::from_ref(&(0..object.size)));
+    tracing::info!(%location, bytes = object.size, ranges = ranges.len(), "fetching the input");
+    let started = Instant::now();
+    let fetched =
+        fetcher.fetch(ranges, "fetching the input").await.map_err(|f| input_error(f, &location, key, "fetching"))?;
+    report_progress(fetched, object.size, started, "fetched the input");
+    fetcher.file.sync_all().map_err(|e| remote(format!("syncing {}: {e}", path.display())))?;
+    let on_disk = fetcher.file.metadata().map_err(|e| remote(format!("reading {}: {e}", path.display())))?.len();
+    if on_disk != object.size || fetched != object.size {
         return Err(remote(format!("got {on_disk} bytes, the object has {}", object.size)));
     }
-    if let Some((algorithm, expected)) = &object.checksum {
-        let actual = file_checksum(path, algorithm).map_err(|e| remote(format!("reading {}: {e}", path.display())))?;
-        if &actual != expected {
-            return Err(remote(format!(
-                "{algorithm} checksum {actual} of the fetched file is not the object's {expected}"
-            )));
-        }
-    }
-    report_progress(&fetched, object.size, started, "fetched the input");
+    let checked = verify(&fetcher, path, &object, layout.as_deref(), &location).await?;
+    tracing::info!(%location, checked, "verified the input");
     Ok(())
 }
 
-fn report_progress(fetched: &AtomicU64, size: u64, started: Instant, what: &str) {
-    let bytes = fetched.load(Ordering::Relaxed);
+/// Checks the fetched copy against the object's stored checksum, fetching again the bytes
+/// that do not match, until they do or the attempts run out. Returns what was checked.
+async fn verify(
+    fetcher: &Fetcher,
+    path: &Path,
+    object: &InputObject,
+    layout: Option<&[Part]>,
+    location: &str,
+) -> Result<String, StorageError> {
+    let remote = |detail: String| StorageError::Remote {
+        location: location.to_owned(),
+        action: "fetching",
+        key: String::new(),
+        detail,
+    };
+    let Some(stored) = &object.stored else {
+        let why = object.unverifiable.as_deref().unwrap_or("it is stored without a checksum");
+        return Ok(format!("the size only: {why}"));
+    };
+    let boundaries: Vec<Range<u64>> = layout.unwrap_or_default().iter().map(|p| p.range.clone()).collect();
+    let mut previous: Option<Mismatch> = None;
+    let mut attempt = 1;
+    loop {
+        let digests = integrity::digest_file(path, stored.algorithm, &boundaries)
+            .map_err(|e| remote(format!("reading {}: {e}", path.display())))?;
+        let mismatch = match integrity::check(stored, layout, &digests, object.size) {
+            Verdict::Verified(what) => return Ok(what),
+            Verdict::Unverifiable(why) => {
+                tracing::warn!(%location, "the input's checksum cannot be checked, only its size: {why}");
+                return Ok(format!("the size only: {why}"));
+            }
+            Verdict::Mismatch(m) => m,
+        };
+        // The same bytes read twice from an ETag-pinned object are what the store holds.
+        if previous.as_ref().is_some_and(|p| p.ranges == mismatch.ranges && p.read == mismatch.read) {
+            return Err(StorageError::InputCorrupt {
+                location: location.to_owned(),
+                detail: format!("{} (the same on two fetches)", mismatch.what),
+            });
+        }
+        if attempt >= fetcher.config.max_attempts {
+            return Err(remote(format!(
+                "{}, and different on each of {attempt} fetches: the data is being damaged on its way",
+                mismatch.what
+            )));
+        }
+        tracing::warn!(%location, attempt, "{}: fetching those bytes again", mismatch.what);
+        let ranges = fetcher.split(&mismatch.ranges);
+        fetcher
+            .fetch(ranges, "fetching damaged bytes again")
+            .await
+            .map_err(|f| input_error(f, location, &fetcher.key, "fetching"))?;
+        previous = Some(mismatch);
+        attempt += 1;
+    }
+}
+
+/// A request failure on the input as a storage error.
+fn input_error(failure: Failure, location: &str, key: &str, action: &'static str) -> StorageError {
+    match failure {
+        Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
+        Failure::NotFound => StorageError::InputMissing { location: location.to_owned(), key: key.to_owned() },
+        Failure::Transient(detail) => {
+            StorageError::Remote { location: location.to_owned(), action, key: String::new(), detail }
+        }
+    }
+}
+
+fn report_progress(bytes: u64, size: u64, started: Instant, what: &str) {
     let seconds = started.elapsed().as_secs_f64().max(1e-6);
     let mb_per_s = bytes as f64 / 1e6 / seconds;
     tracing::info!(bytes, of = size, seconds, mb_per_s = (mb_per_s * 10.0).round() / 10.0, "{what}");
@@ -678,16 +732,7 @@ async fn head_input(s3: &S3Client, bucket: &str, key: &str, location: &str) -> R
                 Err(g) => classify(&g, bucket),
                 Ok(_) => classify(&e, bucket),
             };
-            return Err(match failure {
-                Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
-                Failure::NotFound => StorageError::InputMissing { location: location.to_owned(), key: key.to_owned() },
-                Failure::Transient(detail) => StorageError::Remote {
-                    location: location.to_owned(),
-                    action: "reading the size of",
-                    key: String::new(),
-                    detail,
-                },
-            });
+            return Err(input_error(failure, location, key, "reading the size of"));
         }
         Err(e) => {
             return Err(match classify(&e, bucket) {
@@ -701,112 +746,306 @@ async fn head_input(s3: &S3Client, bucket: &str, key: &str, location: &str) -> R
                                 "bucket \"{bucket}\" does not exist: check the bucket name, --s3-endpoint and AWS_REGION"
                             ),
                         },
-                        Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
-                        Failure::Transient(detail) => StorageError::Remote {
-                            location: location.to_owned(),
-                            action: "checking the bucket of",
-                            key: String::new(),
-                            detail,
-                        },
+                        failure => input_error(failure, location, key, "checking the bucket of"),
                     },
                 },
-                Failure::Config(problem) => StorageError::Config { location: location.to_owned(), problem },
-                Failure::Transient(detail) => StorageError::Remote {
-                    location: location.to_owned(),
-                    action: "reading the size of",
-                    key: String::new(),
-                    detail,
-                },
+                failure => input_error(failure, location, key, "reading the size of"),
             });
         }
     };
     let size = head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
     let etag = head.e_tag().unwrap_or_default().to_owned();
-    // A checksum with a `-N` suffix is a checksum of part checksums, not of the bytes.
-    let whole = |v: Option<&str>| v.filter(|v| !v.contains('-')).map(str::to_owned);
-    let checksum = whole(head.checksum_sha256())
-        .map(|v| ("sha256", v))
-        .or_else(|| whole(head.checksum_crc32_c()).map(|v| ("crc32c", v)))
-        .or_else(|| whole(head.checksum_crc32()).map(|v| ("crc32", v)))
-        .or_else(|| whole(head.checksum_crc64_nvme()).map(|v| ("crc64nvme", v)))
-        .or_else(|| whole(head.checksum_sha1()).map(|v| ("sha1", v)));
-    Ok(InputObject { size, etag, checksum })
+    let kind = head.checksum_type().map(|t| t.as_str());
+    // An object has one checksum; S3 names it by algorithm.
+    let recomputable = [
+        (Algorithm::Sha256, head.checksum_sha256()),
+        (Algorithm::Sha1, head.checksum_sha1()),
+        (Algorithm::Crc64Nvme, head.checksum_crc64_nvme()),
+        (Algorithm::Crc32c, head.checksum_crc32_c()),
+        (Algorithm::Crc32, head.checksum_crc32()),
+    ];
+    let others = [
+        ("SHA512", head.checksum_sha512()),
+        ("MD5", head.checksum_md5()),
+        ("XXHASH64", head.checksum_xxhash64()),
+        ("XXHASH3", head.checksum_xxhash3()),
+        ("XXHASH128", head.checksum_xxhash128()),
+    ];
+    let (stored, unverifiable) = match recomputable.into_iter().find_map(|(a, v)| v.map(|v| (a, v))) {
+        Some((algorithm, value)) => match Stored::from_head(algorithm, value, kind, &etag) {
+            Some(stored) => (Some(stored), None),
+            None => (None, Some(format!("its {} checksum {value:?} is not base64", algorithm.name()))),
+        },
+        None => {
+            let other = others.into_iter().find(|(_, v)| v.is_some()).map(|(name, _)| name);
+            (None, other.map(|name| format!("it is stored with a {name} checksum, which ladder cannot compute")))
+        }
+    };
+    if let Some(why) = &unverifiable {
+        tracing::warn!(%location, "the input's checksum cannot be checked, only its size: {why}");
+    }
+    Ok(InputObject { size, etag, stored, unverifiable })
 }
 
-/// One ranged GET, written at its offset; redone (with backoff) when its body stalls or
-/// breaks, since the SDK retries only until the response headers arrive.
-async fn fetch_range(
-    client: &Client,
-    config: &StorageConfig,
+/// Where the parts of a multipart object end and, when the store lists them, each part's
+/// checksum: from `GetObjectAttributes` (`ObjectParts`), else from a HEAD per part number
+/// (sizes only). `None` when the store tells neither; `Err` when asking failed in passing.
+async fn part_layout(
+    s3: &S3Client,
     bucket: &str,
     key: &str,
-    etag: &str,
-    range: std::ops::Range<u64>,
-    file: &std::fs::File,
-) -> Result<(), Failure> {
-    let mut attempt = 1;
-    loop {
-        let mut request =
-            client.get_object().bucket(bucket).key(key).range(format!("bytes={}-{}", range.start, range.end - 1));
-        if !etag.is_empty() {
-            request = request.if_match(etag);
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
-                return Err(Failure::Transient(format!(
-                    "the object changed while it was fetched (its ETag is no longer {etag}); run again to fetch the \
-                     new version"
-                )));
-            }
-            Err(e) => return Err(classify(&e, bucket)),
-        };
-        let mut offset = range.start;
-        let written = read_body(response.body, config.read_timeout, |chunk| {
-            if offset + chunk.len() as u64 > range.end {
-                return Err(format!("the server sent more than the {} bytes asked for", range.end - range.start));
-            }
-            file.write_all_at(chunk, offset).map_err(|e| format!("writing to scratch: {e}"))?;
-            offset += chunk.len() as u64;
-            Ok(())
-        })
-        .await
-        .and_then(|()| {
-            if offset == range.end {
-                Ok(())
-            } else {
-                Err(format!("the body ended after {} of {} bytes", offset - range.start, range.end - range.start))
-            }
-        });
-        match written {
-            Ok(()) => return Ok(()),
-            Err(detail) if detail.starts_with("writing to scratch") => return Err(Failure::Transient(detail)),
-            Err(detail) if attempt < config.max_attempts => {
-                tracing::debug!(start = range.start, attempt, detail, "a ranged GET broke off: retrying");
-                backoff(config, attempt).await;
-                attempt += 1;
-            }
-            Err(detail) => return Err(Failure::Transient(detail)),
-        }
+    stored: &mut Stored,
+    size: u64,
+) -> Result<Option<Vec<Part>>, String> {
+    match object_parts(s3, bucket, key, stored, size).await {
+        Ok(Some(parts)) => return Ok(Some(parts)),
+        Ok(None) => {}
+        // Not offered by the store, or not allowed (s3:GetObjectAttributes): part sizes
+        // from HEADs still check the composite checksum.
+        Err(detail) => tracing::debug!(detail, "GetObjectAttributes listed no parts"),
     }
+    if !stored.needs_parts() {
+        return Ok(None);
+    }
+    part_sizes(s3, bucket, key, stored.parts(), size).await
 }
 
-/// The base64 checksum of a file, as S3 reports it for a full object.
-fn file_checksum(path: &Path, algorithm: &str) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let parsed: aws_smithy_checksums::ChecksumAlgorithm =
-        algorithm.parse().map_err(|e| std::io::Error::other(format!("{algorithm}: {e}")))?;
-    let mut hasher = parsed.into_impl();
-    let mut file = std::fs::File::open(path)?;
-    let mut buffer = vec![0; 1 << 20];
+/// The part list with each part's checksum, from `GetObjectAttributes`; also settles the
+/// checksum's kind when the HEAD did not say it. `Ok(None)` when the answer lists no
+/// usable parts.
+async fn object_parts(
+    s3: &S3Client,
+    bucket: &str,
+    key: &str,
+    stored: &mut Stored,
+    size: u64,
+) -> Result<Option<Vec<Part>>, String> {
+    let mut parts: Vec<Part> = Vec::new();
+    let mut marker: Option<String> = None;
     loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
+        let mut request = s3
+            .client
+            .get_object_attributes()
+            .bucket(bucket)
+            .key(key)
+            .object_attributes(ObjectAttributes::Checksum)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .max_parts(1000);
+        if let Some(m) = &marker {
+            request = request.part_number_marker(m);
         }
-        hasher.update(&buffer[..n]);
+        // Best effort: a store without this operation must not cost the full retry budget.
+        let answer = request
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().retry_config(RetryConfig::standard().with_max_attempts(2)),
+            )
+            .send()
+            .await
+            .map_err(|e| match classify(&e, bucket) {
+                Failure::Config(detail) | Failure::Transient(detail) => detail,
+                Failure::NotFound => "not found".to_owned(),
+            })?;
+        if let Some(kind) = answer.checksum().and_then(|c| c.checksum_type()) {
+            stored.settle_kind(kind.as_str());
+        }
+        let Some(listed) = answer.object_parts().filter(|_| stored.needs_parts()) else { return Ok(None) };
+        for p in listed.parts() {
+            let (Some(number), Some(length)) = (p.part_number(), p.size()) else { return Ok(None) };
+            let (Ok(number), Ok(length)) = (u32::try_from(number), u64::try_from(length)) else { return Ok(None) };
+            let start = parts.last().map_or(0, |l| l.range.end);
+            let expected = match stored.algorithm {
+                Algorithm::Crc32 => p.checksum_crc32(),
+                Algorithm::Crc32c => p.checksum_crc32_c(),
+                Algorithm::Crc64Nvme => p.checksum_crc64_nvme(),
+                Algorithm::Sha1 => p.checksum_sha1(),
+                Algorithm::Sha256 => p.checksum_sha256(),
+            }
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok());
+            parts.push(Part { number, range: start..start + length, expected });
+        }
+        match listed.next_part_number_marker() {
+            Some(next)
+                if listed.is_truncated() == Some(true) && marker.as_deref() != Some(next) && parts.len() <= 10_000 =>
+            {
+                marker = Some(next.to_owned());
+            }
+            _ => break,
+        }
     }
-    Ok(base64::engine::general_purpose::STANDARD.encode(hasher.finalize()))
+    Ok(integrity::is_layout(&parts, size, stored.parts()).then_some(parts))
+}
+
+/// Part sizes from `HEAD ?partNumber=n` for every part (S3 answers with the part's length
+/// and the number of parts). `Ok(None)` when the store ignores part numbers or refuses them.
+async fn part_sizes(
+    s3: &S3Client,
+    bucket: &str,
+    key: &str,
+    count: Option<u32>,
+    size: u64,
+) -> Result<Option<Vec<Part>>, String> {
+    use futures_util::StreamExt as _;
+    // Not `If-Match`: moto compares it with the part's ETag. The GETs that follow are, so
+    // sizes of another version would fail the fetch there.
+    let head = |number: u32| async move {
+        match s3.client.head_object().bucket(bucket).key(key).part_number(number as i32).send().await {
+            Ok(h) => Ok(h.content_length().and_then(|n| u64::try_from(n).ok()).map(|n| (n, h.parts_count()))),
+            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 400 | 403 | 405 | 416 | 501)) => {
+                Ok(None)
+            }
+            Err(e) => Err(match classify(&e, bucket) {
+                Failure::NotFound => "the object is gone".to_owned(),
+                Failure::Config(detail) | Failure::Transient(detail) => detail,
+            }),
+        }
+    };
+    let Some((first, Some(parts))) = head(1).await? else { return Ok(None) };
+    let Ok(parts) = u32::try_from(parts) else { return Ok(None) };
+    if !(1..=10_000).contains(&parts) || count.is_some_and(|n| n != parts) {
+        return Ok(None);
+    }
+    let rest: Vec<_> = futures_util::stream::iter(2..=parts)
+        .map(head)
+        .buffered(s3.config.fetch_concurrency.clamp(1, 64))
+        .collect()
+        .await;
+    let mut layout = vec![Part { number: 1, range: 0..first, expected: None }];
+    for (number, answer) in (2..).zip(rest) {
+        let Some((length, _)) = answer? else { return Ok(None) };
+        let start = layout.last().map_or(0, |l| l.range.end);
+        layout.push(Part { number, range: start..start + length, expected: None });
+    }
+    Ok(integrity::is_layout(&layout, size, Some(parts)).then_some(layout))
+}
+
+/// What the ranged GETs of one input share.
+#[derive(Clone)]
+struct Fetcher {
+    client: Client,
+    config: StorageConfig,
+    bucket: String,
+    key: String,
+    /// Every GET is `If-Match` this: one version of the object, start to end.
+    etag: String,
+    file: Arc<std::fs::File>,
+}
+
+impl Fetcher {
+    /// `ranges` cut into GETs of at most `fetch_range` bytes.
+    fn split(&self, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+        let step = self.config.fetch_range.max(1);
+        ranges
+            .iter()
+            .flat_map(|r| {
+                (r.start..r.end)
+                    .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+                    .map(move |s| s..(s + step).min(r.end))
+            })
+            .collect()
+    }
+
+    /// Fetches `ranges` into the file, `fetch_concurrency` at a time, logging progress every
+    /// second as `what`. Returns the bytes written.
+    async fn fetch(&self, ranges: Vec<Range<u64>>, what: &'static str) -> Result<u64, Failure> {
+        let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        let workers = self.config.fetch_concurrency.clamp(1, 64).min(ranges.len().max(1));
+        let ranges = Arc::new(ranges);
+        let next = Arc::new(AtomicUsize::new(0));
+        let fetched = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (this, ranges, next, fetched) = (self.clone(), ranges.clone(), next.clone(), fetched.clone());
+            tasks.spawn(async move {
+                while let Some(range) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    this.fetch_range(range.clone()).await?;
+                    fetched.fetch_add(range.end - range.start, Ordering::Relaxed);
+                }
+                Ok::<(), Failure>(())
+            });
+        }
+        let mut last_report = Instant::now();
+        let mut failure = None;
+        loop {
+            let joined = tokio::time::timeout(Duration::from_secs(1), tasks.join_next()).await;
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                report_progress(fetched.load(Ordering::Relaxed), total, started, what);
+            }
+            match joined {
+                Err(_) => continue,
+                Ok(None) => break,
+                Ok(Some(Ok(Ok(())))) => {}
+                Ok(Some(Ok(Err(f)))) => {
+                    failure.get_or_insert(f);
+                    tasks.abort_all();
+                }
+                Ok(Some(Err(e))) if e.is_cancelled() => {}
+                Ok(Some(Err(e))) => {
+                    failure.get_or_insert(Failure::Transient(format!("a fetch task failed: {e}")));
+                }
+            }
+        }
+        match failure {
+            Some(f) => Err(f),
+            None => Ok(fetched.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// One ranged GET, written at its offset; redone (with backoff) when its body stalls or
+    /// breaks, since the SDK retries only until the response headers arrive.
+    async fn fetch_range(&self, range: Range<u64>) -> Result<(), Failure> {
+        let (config, etag) = (&self.config, &self.etag);
+        let mut attempt = 1;
+        loop {
+            let mut request = self.client.get_object().bucket(&self.bucket).key(&self.key).range(format!(
+                "bytes={}-{}",
+                range.start,
+                range.end - 1
+            ));
+            if !etag.is_empty() {
+                request = request.if_match(etag);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                    return Err(Failure::Transient(format!(
+                        "the object changed while it was fetched (its ETag is no longer {etag}); run again to fetch \
+                         the new version"
+                    )));
+                }
+                Err(e) => return Err(classify(&e, &self.bucket)),
+            };
+            let mut offset = range.start;
+            let written = read_body(response.body, config.read_timeout, |chunk| {
+                if offset + chunk.len() as u64 > range.end {
+                    return Err(format!("the server sent more than the {} bytes asked for", range.end - range.start));
+                }
+                self.file.write_all_at(chunk, offset).map_err(|e| format!("writing to scratch: {e}"))?;
+                offset += chunk.len() as u64;
+                Ok(())
+            })
+            .await
+            .and_then(|()| {
+                if offset == range.end {
+                    Ok(())
+                } else {
+                    Err(format!("the body ended after {} of {} bytes", offset - range.start, range.end - range.start))
+                }
+            });
+            match written {
+                Ok(()) => return Ok(()),
+                Err(detail) if detail.starts_with("writing to scratch") => return Err(Failure::Transient(detail)),
+                Err(detail) if attempt < config.max_attempts => {
+                    tracing::debug!(start = range.start, attempt, detail, "a ranged GET broke off: retrying");
+                    backoff(config, attempt).await;
+                    attempt += 1;
+                }
+                Err(detail) => return Err(Failure::Transient(detail)),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -93,16 +95,7 @@ impl Server {
 
     /// A client that talks to the server directly, with the test credentials.
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let credentials = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version_latest()
-            .region(aws_sdk_s3::config::Region::new(REGION))
-            .endpoint_url(self.endpoint())
-            .force_path_style(true)
-            .credentials_provider(credentials)
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        client(&self.endpoint(), RequestChecksumCalculation::WhenSupported)
     }
 
     /// Stores an object through the S3 API with a SHA-256 checksum, as an uploader would.
@@ -153,6 +146,139 @@ impl Server {
     }
 }
 
+/// A client for `endpoint` with the test credentials and the SDK's defaults but for
+/// `checksums` (`WhenSupported`, the default, adds a CRC32 to every upload).
+pub fn client(endpoint: &str, checksums: RequestChecksumCalculation) -> aws_sdk_s3::Client {
+    let credentials = aws_sdk_s3::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version_latest()
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .request_checksum_calculation(checksums)
+        // A stuck server fails the test instead of hanging it.
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The smallest part S3 (and moto, and s3s-fs) accepts but for the last.
+pub const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// How an object is uploaded, as an AWS SDK transfer manager does it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upload {
+    /// One PutObject with the SDK's default checksum (CRC32).
+    Single,
+    /// Parts of [`MIN_PART`]; each part with the algorithm's checksum (computed by the SDK),
+    /// and the object's checksum of that type (`COMPOSITE`: of the parts' checksums, which
+    /// S3 computes; `FULL_OBJECT`: of all the bytes, sent with the completion).
+    Multipart(ChecksumAlgorithm, ChecksumType),
+    /// Parts of [`MIN_PART`] with no checksum at all (`request_checksum_calculation =
+    /// when_required`).
+    MultipartWithoutChecksum,
+}
+
+/// Uploads `bytes` as `key` the way `how` says, with SSE-KMS when `kms_key` is given.
+pub async fn upload_as(endpoint: &str, bucket: &str, key: &str, bytes: &[u8], how: &Upload, kms_key: Option<&str>) {
+    use aws_sdk_s3::error::DisplayErrorContext as E;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+    let object = format!("{bucket}/{key} ({how:?})");
+    let (algorithm, kind) = match how.clone() {
+        Upload::Single => {
+            let client = client(endpoint, RequestChecksumCalculation::WhenSupported);
+            let mut put = client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes.to_vec()));
+            if let Some(k) = kms_key {
+                put = put.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
+            }
+            put.send().await.unwrap_or_else(|e| panic!("PUT {object}: {}", E(e)));
+            return;
+        }
+        Upload::Multipart(algorithm, kind) => (Some(algorithm), Some(kind)),
+        Upload::MultipartWithoutChecksum => (None, None),
+    };
+    let checksums = if algorithm.is_some() {
+        RequestChecksumCalculation::WhenSupported
+    } else {
+        RequestChecksumCalculation::WhenRequired
+    };
+    let client = client(endpoint, checksums);
+    let mut create = client.create_multipart_upload().bucket(bucket).key(key);
+    create = create.set_checksum_algorithm(algorithm.clone()).set_checksum_type(kind.clone());
+    if let Some(k) = kms_key {
+        create = create.server_side_encryption(ServerSideEncryption::AwsKms).ssekms_key_id(k);
+    }
+    let created = create.send().await.unwrap_or_else(|e| panic!("CreateMultipartUpload {object}: {}", E(e)));
+    let upload_id = created.upload_id().expect("an upload id");
+    let mut parts = Vec::new();
+    for (i, chunk) in bytes.chunks(MIN_PART).enumerate() {
+        let number = i as i32 + 1;
+        let part = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .set_checksum_algorithm(algorithm.clone())
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UploadPart {object}: {}", E(e)));
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag().map(str::to_owned))
+                .set_checksum_crc32(part.checksum_crc32().map(str::to_owned))
+                .set_checksum_crc32_c(part.checksum_crc32_c().map(str::to_owned))
+                .set_checksum_crc64_nvme(part.checksum_crc64_nvme().map(str::to_owned))
+                .set_checksum_sha1(part.checksum_sha1().map(str::to_owned))
+                .set_checksum_sha256(part.checksum_sha256().map(str::to_owned))
+                .build(),
+        );
+    }
+    let mut complete = client
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+    if kind == Some(ChecksumType::FullObject) {
+        let whole = |a: aws_smithy_checksums::ChecksumAlgorithm| {
+            let mut hasher = a.into_impl();
+            hasher.update(bytes);
+            base64::engine::general_purpose::STANDARD.encode(hasher.finalize())
+        };
+        use aws_smithy_checksums::ChecksumAlgorithm as A;
+        complete = complete.checksum_type(ChecksumType::FullObject);
+        complete = match algorithm {
+            Some(ChecksumAlgorithm::Crc32) => complete.checksum_crc32(whole(A::Crc32)),
+            Some(ChecksumAlgorithm::Crc32C) => complete.checksum_crc32_c(whole(A::Crc32c)),
+            Some(ChecksumAlgorithm::Crc64Nvme) => complete.checksum_crc64_nvme(whole(A::Crc64Nvme)),
+            other => panic!("S3 has no full-object {other:?}"),
+        };
+    }
+    complete.send().await.unwrap_or_else(|e| panic!("CompleteMultipartUpload {object}: {}", E(e)));
+}
+
+/// `len` deterministic bytes that do not compress (xorshift from a non-zero `seed`).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn sha256_b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
@@ -178,6 +304,26 @@ pub fn env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The storage config `ladder` would build from the test environment, against `endpoint`
+/// (the library directly: settings the CLI does not expose, small enough for a test).
+pub fn storage_config(endpoint: &str) -> ladder::location::StorageConfig {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| {
+        for (k, v) in env("") {
+            // SAFETY: std's environment lock orders this with other threads' reads
+            // (aws-config and Command both go through std::env), and nothing else of
+            // this test process reads these variables.
+            unsafe { std::env::set_var(k, v) };
+        }
+    });
+    ladder::location::StorageConfig {
+        endpoint: Some(endpoint.to_owned()),
+        initial_backoff: Duration::from_millis(20),
+        read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
 /// What the proxy does to a request a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -192,7 +338,19 @@ pub enum Fault {
     StallBody(Duration),
     /// Forward the request, send the response head and half its body, then close.
     DropResponse,
+    /// Forward the request and flip a bit of the object's byte at this offset in the
+    /// response, when its `Content-Range` holds it: the same bit every time, as a store
+    /// serving a damaged object would.
+    FlipByte(u64),
+    /// As [`Fault::FlipByte`], a different bit each time: damage on the way.
+    GarbleByte(u64),
+    /// Answer `200 OK` with this XML body, without asking the server: what a store that
+    /// has an operation the server lacks would say.
+    Reply(&'static str),
 }
+
+/// How many [`Fault::GarbleByte`] faults were injected, to vary the bit.
+static GARBLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// A fault for the next `times` requests that match.
 #[derive(Debug, Clone)]
@@ -349,7 +507,13 @@ fn serve(
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    requests.lock().expect("log").push(Request { method: method.clone(), target: target.clone(), headers });
+    let request = Request { method: method.clone(), target: target.clone(), headers };
+    // A byte fault spends itself only on a response that holds the byte.
+    let holds = |at: u64| {
+        let Some(range) = request.header("range").and_then(|r| r.strip_prefix("bytes=")) else { return true };
+        let (first, last) = range.split_once('-').unwrap_or((range, ""));
+        first.parse::<u64>().is_ok_and(|f| f <= at) && last.parse::<u64>().is_ok_and(|l| at <= l)
+    };
     let fault = {
         let mut rules = rules.lock().expect("rules");
         rules
@@ -358,12 +522,17 @@ fn serve(
                 r.times > 0
                     && r.method.is_none_or(|m| m == method)
                     && r.target.as_deref().is_none_or(|t| target.contains(t))
+                    && match r.fault {
+                        Fault::FlipByte(at) | Fault::GarbleByte(at) => holds(at),
+                        _ => true,
+                    }
             })
             .map(|r| {
                 r.times -= 1;
                 r.fault
             })
     };
+    requests.lock().expect("log").push(request);
     if let Some(f) = fault {
         injected.lock().expect("log").push(format!("{f:?} {method} {target}"));
     }
@@ -381,6 +550,14 @@ fn serve(
                 client,
                 "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: \
                  close\r\n\r\n{xml}",
+                xml.len()
+            )?;
+            return client.flush();
+        }
+        Some(Fault::Reply(xml)) => {
+            write!(
+                client,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()
             )?;
             return client.flush();
@@ -405,6 +582,30 @@ fn serve(
     out.extend_from_slice(&body);
     up.write_all(&out)?;
     match fault {
+        Some(Fault::FlipByte(at) | Fault::GarbleByte(at)) => {
+            let mut up_reader = BufReader::new(up);
+            let response = read_head(&mut up_reader)?.unwrap_or_default();
+            let mut body = read_body(&mut up_reader, &response)?;
+            // `bytes first-last/size`, or the whole object.
+            let first = header(&response, "content-range")
+                .and_then(|r| r.strip_prefix("bytes "))
+                .and_then(|r| r.split('-').next())
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+            if let Some(byte) = at.checked_sub(first).and_then(|i| body.get_mut(usize::try_from(i).ok()?)) {
+                let bit = match fault {
+                    Some(Fault::GarbleByte(_)) => GARBLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 8,
+                    _ => 0,
+                };
+                *byte ^= 1 << bit;
+            }
+            let mut text = response.join("\r\n");
+            text.push_str("\r\n\r\n");
+            client.write_all(text.as_bytes())?;
+            client.write_all(&body)?;
+            client.flush()?;
+            client.shutdown(std::net::Shutdown::Both)
+        }
         Some(Fault::StallBody(_) | Fault::DropResponse) => {
             let mut up_reader = BufReader::new(up);
             let response = read_head(&mut up_reader)?.unwrap_or_default();
