@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod exit;
 pub mod location;
 pub mod media;
+pub mod message;
 pub mod package;
 pub mod pipeline;
 pub mod plan;
