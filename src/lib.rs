@@ -20,6 +20,7 @@ pub mod progress;
 pub mod quality;
 pub mod rate;
 pub mod record;
+pub mod remux;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -11,7 +11,16 @@ use crate::probe::Probe;
 use crate::rate::FrameRate;
 
 /// Bumped whenever the meaning of a plan's fields changes, so old checkpoints are not reused.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
+
+/// Audio reaching further than this before the first picture or after the last one
+/// extends the output (the first or last picture is shown meanwhile): a talk whose camera
+/// started late or stopped early keeps all of its sound. Less is an encoder's padding.
+const AUDIO_OVERHANG_SECONDS: f64 = 0.1;
+
+/// No recording lasts longer: a plan for more would come from timestamps that lie, and
+/// its grid alone would not fit in memory.
+pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
 /// The poster is looked for from this time on, skipping fades from black at the start.
 const POSTER_SEARCH_FROM_SECONDS: f64 = 2.0;
@@ -54,7 +63,11 @@ pub struct Source {
     /// Index of the video stream transcoded.
     pub video_stream: usize,
     pub size_bytes: u64,
+    /// Of the video stream.
     pub duration_seconds: f64,
+    /// The output's time zero on the recording's clock: the first picture, or the first
+    /// audio sample when the sound starts earlier.
+    pub start_seconds: f64,
     pub width: u32,
     pub height: u32,
     pub display_width: u32,
@@ -151,6 +164,8 @@ pub enum PlanError {
     TooShort { path: String, seconds: f64 },
     #[error("{path}: the video has no usable size ({width}x{height})")]
     NoPicture { path: String, width: u32, height: u32 },
+    #[error("{path}: its timestamps span {seconds:.0} s, more than the {max:.0} s a recording may last")]
+    TooLong { path: String, seconds: f64, max: f64 },
 }
 
 /// Plans the work of `preset` on the probed source.
@@ -161,8 +176,13 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         return Err(PlanError::NoPicture { path: probe.path.clone(), width: dw, height: dh });
     }
     let (fps, fps_reason) = output_fps(probe, preset);
-    let total_frames = (probe.duration_seconds * fps.as_f64()).round() as u64;
-    if total_frames == 0 {
+    let (start_seconds, end_seconds) = output_span(probe);
+    let seconds = end_seconds - start_seconds;
+    if seconds > MAX_SECONDS {
+        return Err(PlanError::TooLong { path: probe.path.clone(), seconds, max: MAX_SECONDS });
+    }
+    let total_frames = (seconds * fps.as_f64()).round() as u64;
+    if total_frames == 0 || !seconds.is_finite() {
         return Err(PlanError::TooShort { path: probe.path.clone(), seconds: probe.duration_seconds });
     }
     let gop_frames = (preset.segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
@@ -248,6 +268,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
             video_stream: v.index,
             size_bytes: probe.size_bytes,
             duration_seconds: probe.duration_seconds,
+            start_seconds,
             width: v.width,
             height: v.height,
             display_width: dw,
@@ -273,6 +294,22 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         chunks,
         thumbnails,
     })
+}
+
+/// Where the output starts and ends on the recording's clock: the video's span, widened to
+/// the audio's where the sound starts or ends beyond [`AUDIO_OVERHANG_SECONDS`] of it.
+fn output_span(probe: &Probe) -> (f64, f64) {
+    let v = &probe.video;
+    let (mut start, mut end) = (v.start_seconds, v.start_seconds + probe.duration_seconds);
+    if let Some(a) = &probe.audio {
+        if let Some(s) = a.start_seconds.filter(|s| *s < start - AUDIO_OVERHANG_SECONDS) {
+            start = s;
+        }
+        if let Some(e) = a.end_seconds.filter(|e| *e > end + AUDIO_OVERHANG_SECONDS) {
+            end = e;
+        }
+    }
+    (start, end)
 }
 
 /// The nearest even number, at least 2.

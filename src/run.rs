@@ -108,6 +108,8 @@ pub enum RunError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
+    Remux(#[from] crate::remux::RemuxError),
+    #[error(transparent)]
     Chunk(#[from] ChunkError),
     #[error(transparent)]
     Audio(#[from] AudioError),
@@ -132,12 +134,10 @@ impl RunError {
             Self::Probe(_) | Self::Plan(_) => Outcome::BadInput,
             Self::Storage(e) if e.is_usage() => Outcome::Usage,
             Self::Storage(e) if e.is_bad_input() => Outcome::BadInput,
-            Self::Interrupted | Self::Chunk(ChunkError::Interrupted(_)) | Self::Audio(AudioError::Interrupted) => {
-                Outcome::Interrupted
-            }
-            // A stream libav cannot decode past a point: retrying will not help.
-            Self::Chunk(ChunkError::Libav { source: ffmpeg_next::Error::InvalidData, .. })
-            | Self::Audio(AudioError::Libav { source: ffmpeg_next::Error::InvalidData, .. }) => Outcome::BadInput,
+            Self::Interrupted => Outcome::Interrupted,
+            Self::Chunk(e) => e.outcome(),
+            Self::Audio(e) => e.outcome(),
+            Self::Remux(e) => e.outcome(),
             _ => Outcome::Transient,
         }
     }
@@ -174,6 +174,9 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
     let input = input_file.as_path();
 
     let probe = timed(&mut stages, "probe", || crate::probe::probe(input, &req.limits))?;
+    // What the chunks and the audio read: the recording, or its re-based copy (crate::remux).
+    let source = timed(&mut stages, "remux", || crate::remux::prepare(input, probe, scratch.path(), &req.limits))?;
+    let probe = source.probe;
     let mut plan = timed(&mut stages, "plan", || crate::plan::plan(&probe, &req.preset))?;
     // The plan names the input by its location, not by the scratch copy, whose folder is
     // new in every run: reruns and other shards must find the same plan.
@@ -236,7 +239,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         .build()
         .map_err(|e| RunError::Inconsistent(format!("starting {jobs} worker threads: {e}")))?;
     let job = ChunkJob {
-        input,
+        input: &source.path,
         plan: &plan,
         preset: &req.preset,
         scratch: scratch.path(),
@@ -245,6 +248,7 @@ pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError
         cancel,
         frames_done: &progress.counters().frames,
         quality: req.quality,
+        delay_frames: delay,
         replay_budget: video::REPLAY_BUDGET,
     };
     let mut first_error: Option<RunError> = None;

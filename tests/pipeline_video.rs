@@ -53,6 +53,7 @@ fn encode_chunks_holding(
         cancel: &cancel,
         frames_done: &frames_done,
         quality: false,
+        delay_frames: video::reorder_delay(&plan, &preset).unwrap(),
         replay_budget,
     };
     let chunks = plan.chunks.iter().map(|c| video::encode_chunk(&job, c).unwrap()).collect();

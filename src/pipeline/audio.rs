@@ -40,6 +40,32 @@ pub enum AudioError {
     Interrupted,
 }
 
+impl AudioError {
+    /// The exit code: what reading, decoding and converting the recording's sound fails on
+    /// is the input's doing (retrying fails the same way); encoding and packaging are ours.
+    pub fn outcome(&self) -> crate::exit::Outcome {
+        use crate::exit::Outcome;
+        const INPUT_STEPS: &[&str] = &[
+            "opening the input",
+            "finding the video stream",
+            "finding the audio stream",
+            "reading codec parameters",
+            "opening the decoder",
+            "decoding",
+            "flushing the decoder",
+            "creating the resampler",
+            "resampling",
+        ];
+        match self {
+            Self::Interrupted => Outcome::Interrupted,
+            Self::Libav { context, source } if INPUT_STEPS.contains(context) && super::input_fault(source) => {
+                Outcome::BadInput
+            }
+            _ => Outcome::Transient,
+        }
+    }
+}
+
 /// The audio rendition's init segment, once every segment has been handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioTrack {
@@ -64,10 +90,8 @@ pub fn encode_audio(
     let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
     let libav = |context| move |source| AudioError::Libav { context, source };
     let mut ictx = ff::format::input(&input).map_err(libav("opening the input"))?;
-    let video = ictx
-        .stream(plan.source.video_stream)
-        .ok_or(AudioError::Libav { context: "finding the video stream", source: ff::Error::StreamNotFound })?;
-    let zero = start_seconds(&video);
+    // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
+    let zero = plan.source.start_seconds;
     let stream = ictx
         .stream(audio.source_stream)
         .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
@@ -105,6 +129,7 @@ pub fn encode_audio(
 
     let audio_index = audio.source_stream;
     let mut frame = ff::frame::Audio::empty();
+    let mut damage = super::Damage::default();
     for (s, packet) in ictx.packets() {
         if cancel.load(Ordering::Relaxed) {
             return Err(AudioError::Interrupted);
@@ -112,10 +137,13 @@ pub fn encode_audio(
         if s.index() != audio_index {
             continue;
         }
-        decoder.send_packet(&packet).map_err(libav("decoding"))?;
-        while receive_frame(&mut decoder, &mut frame)? {
+        match decoder.send_packet(&packet) {
+            Ok(()) => damage.healthy(),
+            Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
+        }
+        while receive_frame(&mut decoder, &mut frame, &mut damage)? {
             let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
-            track.place(&frame, at)?;
+            track.place(&frame, at, &mut encoder, &mut output)?;
             track.encode_ready(&mut encoder, &mut output, false)?;
         }
         if track.fifo.written >= total_samples {
@@ -124,13 +152,16 @@ pub fn encode_audio(
     }
     if track.fifo.written < total_samples {
         decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        while receive_frame(&mut decoder, &mut frame)? {
+        while receive_frame(&mut decoder, &mut frame, &mut damage)? {
             let at = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
-            track.place(&frame, at)?;
+            track.place(&frame, at, &mut encoder, &mut output)?;
         }
     }
+    if damage.packets > 0 {
+        tracing::warn!(packets = damage.packets, "concealed damaged audio packets: silence is heard in their place");
+    }
     // The recording's audio may end before its video: the rest is silence.
-    track.fifo.pad_to(total_samples);
+    track.fill_silence(total_samples, &mut encoder, &mut output)?;
     track.encode_ready(&mut encoder, &mut output, true)?;
     encoder.send_eof().map_err(libav("flushing the encoder"))?;
     track.mux_packets(&mut encoder, &mut output)?;
@@ -211,14 +242,6 @@ impl<'a> Segmenter<'a> {
     }
 }
 
-/// Seconds of a stream's first timestamp (0 when unknown).
-fn start_seconds(stream: &ff::format::stream::Stream<'_>) -> f64 {
-    match stream.start_time() {
-        ff::ffi::AV_NOPTS_VALUE => 0.0,
-        t => t as f64 * f64::from(stream.time_base()),
-    }
-}
-
 /// The first AAC packet of each segment, plus the end: the audio sample nearest to each
 /// segment's start, rounded to a whole packet (audio can only be cut between packets).
 fn segment_boundaries(plan: &Plan, rate: u64) -> Vec<u64> {
@@ -229,12 +252,21 @@ fn segment_boundaries(plan: &Plan, rate: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Takes the next decoded frame; `false` when the decoder needs more input.
-fn receive_frame(decoder: &mut ff::decoder::Audio, frame: &mut ff::frame::Audio) -> Result<bool, AudioError> {
-    match decoder.receive_frame(frame) {
-        Ok(()) => Ok(true),
-        Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => Ok(false),
-        Err(source) => Err(AudioError::Libav { context: "decoding", source }),
+/// Takes the next decoded frame; `false` when the decoder needs more input. A packet it
+/// could not decode is concealed ([`super::Damage`]): its time stays silent.
+fn receive_frame(
+    decoder: &mut ff::decoder::Audio,
+    frame: &mut ff::frame::Audio,
+    damage: &mut super::Damage,
+) -> Result<bool, AudioError> {
+    loop {
+        match decoder.receive_frame(frame) {
+            Ok(()) => return Ok(true),
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(false),
+            Err(source) => {
+                damage.conceal(source).map_err(|source| AudioError::Libav { context: "decoding", source })?
+            }
+        }
     }
 }
 
@@ -284,7 +316,13 @@ impl Track<'_> {
     /// Resamples `frame` into the queue at its place on the timeline: silence before it when
     /// it starts after what is queued, its start dropped when it overlaps what is queued (or
     /// starts before time zero).
-    fn place(&mut self, frame: &ff::frame::Audio, at_seconds: Option<f64>) -> Result<(), AudioError> {
+    fn place(
+        &mut self,
+        frame: &ff::frame::Audio,
+        at_seconds: Option<f64>,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
         let source = (frame.format(), frame.channel_layout().bits(), frame.channels(), frame.rate());
         if self.resampler.as_ref().is_none_or(|r| r.source != source) {
             self.resampler = Some(Resampler::new(frame, &self.fifo, self.rate)?);
@@ -294,7 +332,7 @@ impl Track<'_> {
             let drift = at * self.rate as f64 - self.fifo.written as f64;
             let tolerance = SYNC_TOLERANCE_SECONDS * self.rate as f64;
             if drift > tolerance {
-                self.fifo.pad_to((at * self.rate as f64).round() as u64);
+                self.fill_silence((at * self.rate as f64).round() as u64, encoder, output)?;
             } else if drift < -tolerance {
                 overlap = (-drift).round() as usize;
             }
@@ -308,6 +346,23 @@ impl Track<'_> {
                 c.drain(queued..queued + dropped);
             }
             self.fifo.written -= dropped as u64;
+        }
+        Ok(())
+    }
+
+    /// Silence up to sample `to` (never past the end), a second at a time, each encoded
+    /// before the next is made: a gap of an hour (or a timestamp that lies) never sits in
+    /// memory whole.
+    fn fill_silence(
+        &mut self,
+        to: u64,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
+        let to = to.min(self.total_samples);
+        while self.fifo.written < to {
+            self.fifo.pad_to(to.min(self.fifo.written + self.rate));
+            self.encode_ready(encoder, output, false)?;
         }
         Ok(())
     }

@@ -44,7 +44,42 @@ pub enum ChunkError {
     RungPanicked(u32),
     #[error("chunk {0}: interrupted")]
     Interrupted(u32),
+    #[error(
+        "chunk {chunk}: no picture from {from_seconds:.3} s to {to_seconds:.3} s could be decoded ({damaged} damaged packets): the recording is broken there"
+    )]
+    NoPicture { chunk: u32, from_seconds: f64, to_seconds: f64, damaged: u64 },
 }
+
+impl ChunkError {
+    /// The exit code: what reading and decoding the recording fails on is the input's
+    /// doing (retrying fails the same way); encoding, packaging and scratch files are ours.
+    pub fn outcome(&self) -> crate::exit::Outcome {
+        use crate::exit::Outcome;
+        match self {
+            Self::Interrupted(_) => Outcome::Interrupted,
+            Self::NoPicture { .. } => Outcome::BadInput,
+            Self::Libav { context, source, .. } if INPUT_STEPS.contains(context) && super::input_fault(source) => {
+                Outcome::BadInput
+            }
+            _ => Outcome::Transient,
+        }
+    }
+}
+
+/// The steps of [`ChunkError::Libav`] that read the recording.
+const INPUT_STEPS: &[&str] = &[
+    "opening the input",
+    "finding the video stream",
+    "reading codec parameters",
+    "opening the decoder",
+    "building the picture filter",
+    "seeking",
+    "decoding",
+    "flushing the decoder",
+    "filtering",
+    "flushing the picture filter",
+    "scaling",
+];
 
 /// One rung's share of a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +154,9 @@ struct RungPipeline {
     path: std::path::PathBuf,
     /// B-frame delay in frames, learnt from the first packet.
     delay: Option<i64>,
+    /// The run's presentation delay (`ChunkJob::delay_frames`): at least `delay`, more for
+    /// a chunk too short for its encoder to delay it fully.
+    presentation_delay: i64,
     packets: usize,
     /// With `--quality`.
     check: Option<QualityCheck>,
@@ -194,6 +232,9 @@ pub struct ChunkJob<'a> {
     /// Decode every rung's output as it is made and measure PSNR/SSIM against the frames
     /// the encoder was given.
     pub quality: bool,
+    /// The run's presentation delay in frames ([`reorder_delay`]): every chunk presents its
+    /// first frame this late, even one too short for its encoder to delay it as much.
+    pub delay_frames: u32,
     /// Bytes of decoded pictures a chunk may hold to send its warm-up second twice from one
     /// decode ([`REPLAY_BUDGET`]); over it the second is decoded twice.
     pub replay_budget: usize,
@@ -213,7 +254,8 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     })?;
     let stream_time_base = stream.time_base();
     let time_base = f64::from(stream_time_base);
-    let origin = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+    // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
+    let origin = (plan.source.start_seconds / time_base).round() as i64;
     let mut context =
         ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
     // SAFETY: plain field of a context not yet opened.
@@ -336,6 +378,7 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                     ictx.seek(seek_to, ..seek_to).map_err(libav("seeking"))?;
                 }
                 let mut slots = Slots::new(pass.slots.clone(), plan.fps.as_f64(), origin, time_base);
+                let mut damage = super::Damage::default();
                 let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64| emit(frame, slot, pass.shift);
                 // Every picture the decoder gives goes to the slots (and is counted).
                 let mut place = |slots: &mut Slots, frame| {
@@ -349,21 +392,44 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
                     if s.index() != video_index {
                         continue;
                     }
-                    decoder.send_packet(&packet).map_err(libav("decoding"))?;
-                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))?;
+                    match decoder.send_packet(&packet) {
+                        Ok(()) => damage.healthy(),
+                        Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
+                    }
+                    concealing(&mut damage, || {
+                        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))
+                    })?;
                     if slots.is_full() {
                         break;
                     }
                 }
                 if !slots.is_full() {
                     decoder.send_eof().map_err(libav("flushing the decoder"))?;
-                    receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))?;
+                    concealing(&mut damage, || {
+                        receive_frames(c, &mut decoder, picture.as_mut(), &mut |f| place(&mut slots, f))
+                    })?;
                     if let Some(graph) = picture.as_mut() {
                         push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
                         drain_picture(c, graph, &mut |f| place(&mut slots, f))?;
                     }
                 }
                 slots.fill_to_end(&mut emit)?;
+                if !slots.is_full() {
+                    let seconds = |slot: u64| slot as f64 * frame_seconds;
+                    return Err(ChunkError::NoPicture {
+                        chunk: c,
+                        from_seconds: seconds(pass.slots.start),
+                        to_seconds: seconds(pass.slots.end),
+                        damaged: damage.packets,
+                    });
+                }
+                if damage.packets > 0 && n + 1 == passes.len() {
+                    tracing::warn!(
+                        chunk = c,
+                        packets = damage.packets,
+                        "concealed damaged video packets: the picture before each is shown in its place"
+                    );
+                }
             }
             Ok(())
         })();
@@ -581,7 +647,8 @@ impl RungJob<'_> {
             true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
             false => None,
         };
-        Ok(RungPipeline { index: r.index, encoder, output, path, delay: None, packets: 0, check })
+        let presentation_delay = i64::from(self.job.delay_frames);
+        Ok(RungPipeline { index: r.index, encoder, output, path, delay: None, presentation_delay, packets: 0, check })
     }
 }
 
@@ -742,6 +809,22 @@ impl Slots {
     }
 }
 
+/// Runs `receive` (a [`receive_frames`]) until the decoder has nothing more, concealing the
+/// decoding errors damaged packets cause ([`super::Damage`]).
+fn concealing(
+    damage: &mut super::Damage,
+    mut receive: impl FnMut() -> Result<(), ChunkError>,
+) -> Result<(), ChunkError> {
+    loop {
+        match receive() {
+            Err(ChunkError::Libav { chunk, context: "decoding", source }) => {
+                damage.conceal(source).map_err(|source| ChunkError::Libav { chunk, context: "decoding", source })?;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Hands every frame the decoder has ready, through the picture filter when there is one,
 /// to `on_frame`.
 fn receive_frames(
@@ -874,9 +957,9 @@ fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> R
                 }
                 let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().unwrap_or(0));
                 let delay = *r.delay.get_or_insert(pts - dts);
-                // Local decode times start at 0; presentation is `delay` frames later.
+                // Local decode times start at 0; presentation is the run's delay later.
                 let tick = i64::from(ticks_per_frame);
-                packet.set_pts(Some((pts + delay) * tick));
+                packet.set_pts(Some((pts + delay.max(r.presentation_delay)) * tick));
                 packet.set_dts(Some((dts + delay) * tick));
                 packet.set_duration(tick);
                 packet.set_stream(0);
@@ -954,7 +1037,7 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
             key_frame_times,
         });
     }
-    let delay_frames = r.delay.unwrap_or(0).max(0) as u32;
+    let delay_frames = r.delay.unwrap_or(0).max(r.presentation_delay).max(0) as u32;
     let quality = r.check.map(|check| check.totals);
     Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
 }
