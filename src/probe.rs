@@ -136,6 +136,8 @@ pub enum ProbeError {
         "{path}: libav reads it as {container}, not a recording (MP4/MOV, Matroska/WebM, MPEG-TS, HLS, FLV, MPEG-PS, Ogg, AVI, ASF, MXF)"
     )]
     NotARecording { path: PathBuf, container: String },
+    #[error("{path}: a damaged {container} file: libav cannot read its header ({detail})")]
+    Damaged { path: PathBuf, container: String, detail: String },
     #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
     NoVideo { path: PathBuf, has_audio: bool },
     #[error("{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels")]
@@ -451,7 +453,12 @@ pub(crate) fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::con
         if r < 0 {
             return Err(match ff::Error::from(r) {
                 ff::Error::Other { errno: ff::util::error::ENOENT } => ProbeError::NotFound { path: path.to_owned() },
-                _ => not_media(),
+                error => match recognised_format(path) {
+                    Some(container) => {
+                        ProbeError::Damaged { path: path.to_owned(), container, detail: error.to_string() }
+                    }
+                    None => not_media(),
+                },
             });
         }
         let format = std::ffi::CStr::from_ptr((*(*ctx).iformat).name).to_string_lossy().into_owned();
@@ -546,6 +553,29 @@ fn scan_timeline(
     let rebase = crate::remux::walk(&mut input, &streams, &mut visit)
         .map_err(|e| ProbeError::Undecodable { path: path.to_owned(), detail: format!("reading its packets: {e}") })?;
     Ok(Timeline { video: spans[0], audio: spans[1], video_packets, discontinuities: rebase.discontinuities })
+}
+
+/// The container libav recognises from the file's first bytes, when it is sure of it (a
+/// file whose header libav then fails to read is a damaged one, not an unknown one).
+fn recognised_format(path: &Path) -> Option<String> {
+    let mut head = vec![0u8; 4096];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    // libav reads up to AVPROBE_PADDING_SIZE bytes past the end: zeros.
+    head.truncate(n);
+    head.resize(n + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    let data =
+        ffi::AVProbeData { filename: c"".as_ptr(), buf: head.as_mut_ptr(), buf_size: n as i32, mime_type: ptr::null() };
+    let mut score = 0;
+    // SAFETY: the buffer holds `buf_size` bytes and the zeroed padding libav may read.
+    let format = unsafe { ffi::av_probe_input_format3(&data, 1, &mut score) };
+    if format.is_null() || score < ffi::AVPROBE_SCORE_MAX as i32 / 4 {
+        return None;
+    }
+    // SAFETY: a registered demuxer's names are static strings.
+    unsafe {
+        let name = if (*format).long_name.is_null() { (*format).name } else { (*format).long_name };
+        Some(std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
 }
 
 /// What reading the start of the video stream tells: the decoded pixel format and field

@@ -231,6 +231,7 @@ fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Li
     let out_time_bases: HashMap<usize, ff::Rational> = octx.streams().map(|s| (s.index(), s.time_base())).collect();
     // The muxer refuses decode times that do not increase; a damaged stream can have them.
     let mut last_dts: HashMap<usize, i64> = HashMap::new();
+    let mut refused = 0u64;
     let mut write = |w: Walked<'_>| -> Result<(), ff::Error> {
         let (ost, _) = mapping[&w.stream];
         let packet = w.packet;
@@ -243,10 +244,21 @@ fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Li
         }
         packet.set_position(-1);
         packet.set_stream(ost);
-        packet.write_interleaved(&mut octx)
+        match packet.write_interleaved(&mut octx) {
+            // A packet the muxer refuses (damaged: no size, timestamps it cannot store) is
+            // left out, as a decoder would leave it out.
+            Err(e) if crate::pipeline::input_fault(&e) => {
+                refused += 1;
+                Ok(())
+            }
+            done => done,
+        }
     };
     walk(&mut ictx, streams, &mut write).map_err(libav("writing the copy"))?;
     octx.write_trailer().map_err(libav("finishing the copy"))?;
+    if refused > 0 {
+        tracing::warn!(packets = refused, "left damaged packets out of the copy transcoded");
+    }
     Ok(())
 }
 
