@@ -151,5 +151,6 @@ pub fn decoded_sample(n: usize) -> Vec<ffmpeg_next::frame::Video> {
     pictures
 }
 
+pub mod media_check;
 pub mod playlist;
 pub mod s3;
