@@ -138,6 +138,8 @@ pub enum ProbeError {
     NotARecording { path: PathBuf, container: String },
     #[error("{path}: a damaged {container} file: libav cannot read its header ({detail})")]
     Damaged { path: PathBuf, container: String, detail: String },
+    #[error("{path}: the HLS playlist names {uri:?}, {problem}")]
+    Playlist { path: PathBuf, uri: String, problem: &'static str },
     #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
     NoVideo { path: PathBuf, has_audio: bool },
     #[error("{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels")]
@@ -173,6 +175,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         return Err(ProbeError::Empty { path: p() });
     }
     check_iso_boxes(path, meta.len())?;
+    check_playlist(path)?;
     let input = open_input(path, limits)?;
 
     let streams: Vec<StreamInfo> = input
@@ -435,6 +438,40 @@ const RECORDING_CONTAINERS: &[&str] = &[
 /// Only local files (and what an HLS playlist may use for its encrypted local segments):
 /// a playlist inside a hostile upload must not make ladder fetch URLs.
 const PROTOCOLS: &std::ffi::CStr = c"file,crypto,data";
+
+/// An HLS recording is its playlist and the files it names, read from beside it: each must
+/// be there, and none may be a URL (ladder fetches nothing a recording points at).
+fn check_playlist(path: &Path) -> Result<(), ProbeError> {
+    let mut head = [0u8; 7];
+    let is_playlist = File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"#EXTM3U";
+    if !is_playlist {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ProbeError::Io { path: path.to_owned(), source })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let uris = text.lines().map(str::trim).filter_map(|line| match line {
+        "" => None,
+        l if l.starts_with('#') => l.split_once("URI=\"").and_then(|(_, rest)| rest.split('"').next()),
+        l => Some(l),
+    });
+    for uri in uris {
+        let problem = if uri.contains("://") {
+            "a URL: ladder reads only files beside the playlist"
+        } else if uri.starts_with("data:") {
+            continue; // inline (a key), nothing to fetch
+        } else if !dir.join(uri).is_file() {
+            "not there: the playlist's segments must be beside it"
+        } else {
+            continue;
+        };
+        return Err(ProbeError::Playlist {
+            path: path.to_owned(),
+            uri: crate::message::clip(uri, 120).into_owned(),
+            problem,
+        });
+    }
+    Ok(())
+}
 
 /// Opens the container and reads stream information without letting any decoder touch a
 /// picture above the limits (`max_pixels` for every stream's probe decoder). Refuses what

@@ -164,7 +164,7 @@ fn an_hls_recording_given_as_its_playlist() {
 }
 
 #[test]
-fn an_hls_playlist_naming_urls_is_not_followed() {
+fn an_hls_playlist_naming_urls_or_missing_segments_is_refused() {
     // A recording uploaded by a tenant must not make ladder fetch from the network (or the
     // cluster's metadata service).
     let dir = common::media_dir().join("hls-remote");
@@ -178,6 +178,12 @@ fn an_hls_playlist_naming_urls_is_not_followed() {
     let ended = media_check::run_within(&["probe", playlist.to_str().unwrap()], Duration::from_secs(30));
     assert_eq!(ended.code, 3, "{}", ended.stderr);
     assert_eq!(ended.errors().len(), 1, "{}", ended.stderr);
+    assert!(ended.stderr.contains("169.254.169.254/latest/meta-data/seg.ts\", a URL"), "{}", ended.stderr);
+    // A playlist uploaded without its segments says which one is missing.
+    std::fs::write(&playlist, "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nseg_000.ts\n#EXT-X-ENDLIST\n").unwrap();
+    let ended = media_check::run_within(&["probe", playlist.to_str().unwrap()], Duration::from_secs(30));
+    assert_eq!(ended.code, 3, "{}", ended.stderr);
+    assert!(ended.stderr.contains("names \"seg_000.ts\", not there"), "{}", ended.stderr);
 }
 
 #[test]
