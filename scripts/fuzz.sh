@@ -18,6 +18,11 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$version"; then
   cargo install cargo-fuzz --locked --version "$version"
 fi
 
+# libfuzzer-sys compiles libFuzzer (C++) with `c++`; scripts/deps.sh installs clang.
+if ! command -v "${CXX:-c++}" >/dev/null 2>&1; then
+  export CXX=clang++
+fi
+
 fuzz/seeds.sh fuzz/seeds/probe_decode 2>/dev/null
 mkdir -p fuzz/corpus/probe_decode
 cd fuzz

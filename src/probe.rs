@@ -605,7 +605,7 @@ fn recognised_format(path: &Path) -> Option<String> {
     let mut score = 0;
     // SAFETY: the buffer holds `buf_size` bytes and the zeroed padding libav may read.
     let format = unsafe { ffi::av_probe_input_format3(&data, 1, &mut score) };
-    if format.is_null() || score < ffi::AVPROBE_SCORE_MAX as i32 / 4 {
+    if format.is_null() || score < ffi::AVPROBE_SCORE_MAX / 4 {
         return None;
     }
     // SAFETY: a registered demuxer's names are static strings.

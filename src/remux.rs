@@ -204,7 +204,7 @@ fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Li
     let mut octx = ff::format::output_as(&out, "matroska").map_err(libav("creating the copy"))?;
     // SAFETY: a plain flag of an output context whose header is not written yet: no random
     // UIDs or dates, so every shard and rerun makes the same copy.
-    unsafe { (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT as i32 };
+    unsafe { (*octx.as_mut_ptr()).flags |= ffi::AVFMT_FLAG_BITEXACT };
     let mut mapping = HashMap::new();
     for &index in streams {
         let ist = ictx.stream(index).ok_or(ff::Error::StreamNotFound).map_err(libav("finding a stream"))?;

@@ -4,6 +4,7 @@
 //! time.
 
 #![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+#![allow(clippy::print_stderr, reason = "each case prints its exit code and time (shown with --nocapture)")]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! flashes and beeps in the output and match them within a frame (`common::media_check`).
 
 #![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+#![allow(clippy::print_stderr, reason = "each case prints its exit code and time (shown with --nocapture)")]
 
 mod common;
 
@@ -36,6 +37,15 @@ fn assert_same_pictures(out: &Path, source: &Path) {
     assert!(worst > 30.0, "a frame of the ladder is not the source's frame at its time: {worst:.1} dB");
 }
 
+/// The ladder of `input` (in short chunks) lasts `seconds`, with `events` flashes and as
+/// many beeps in sync, and shows the source's pictures.
+fn plays_in_sync(input: &Path, seconds: f64, events: usize) {
+    let (ladder, out, _dir) = short_chunks(input);
+    assert_seconds(&ladder, seconds);
+    ladder.assert_in_sync(events, events);
+    assert_same_pictures(&out, input);
+}
+
 fn assert_seconds(ladder: &Ladder, seconds: f64) {
     assert!(
         (ladder.seconds - seconds).abs() < 1.5 / ladder.fps,
@@ -48,10 +58,7 @@ fn assert_seconds(ladder: &Ladder, seconds: f64) {
 fn webm_vp8_opus_as_livekit_egress_writes_it() {
     let input =
         flashes_and_beeps("egress.webm", "320x240", "30", "5", &["-c:v", "libvpx", "-b:v", "400k", "-c:a", "libopus"]);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 5.0);
-    ladder.assert_in_sync(5, 5);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 5.0, 5);
 }
 
 #[test]
@@ -67,10 +74,7 @@ fn mkv_vp9_opus_written_live_without_cues_or_duration() {
     );
     let probe = common::probe_json(&input);
     assert!(probe["remux"].as_str().unwrap().contains("written live"), "{probe:#}");
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 6.0);
-    ladder.assert_in_sync(6, 6);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 6.0, 6);
 }
 
 #[test]
@@ -79,10 +83,7 @@ fn mpegts_h264_aac_seeks_every_chunk_to_a_key_frame() {
     // that do not start on them.
     let codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "75", "-c:a", "aac", "-b:a", "64k"];
     let input = flashes_and_beeps("broadcast.ts", "320x240", "25", "8", &codecs);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 8.0);
-    ladder.assert_in_sync(8, 8);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 8.0, 8);
 }
 
 #[test]
@@ -109,19 +110,13 @@ fn mpegts_across_the_33_bit_timestamp_wrap() {
     let mut codecs = H264_AAC.to_vec();
     codecs.extend(["-output_ts_offset", &offset]);
     let input = flashes_and_beeps("wrap.ts", "320x240", "25", "6", &codecs);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 6.0);
-    ladder.assert_in_sync(6, 6);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 6.0, 6);
 }
 
 #[test]
 fn flv_as_rtmp_recorders_write_it() {
     let input = flashes_and_beeps("rtmp.flv", "320x240", "30", "6", H264_AAC);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 6.0);
-    ladder.assert_in_sync(6, 6);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 6.0, 6);
 }
 
 #[test]
@@ -130,10 +125,7 @@ fn mp4_with_the_moov_at_the_end_or_the_start() {
         let mut codecs = H264_AAC.to_vec();
         codecs.extend(["-movflags", flags]);
         let input = flashes_and_beeps(name, "320x240", "25", "5", &codecs);
-        let (ladder, out, _dir) = short_chunks(&input);
-        assert_seconds(&ladder, 5.0);
-        ladder.assert_in_sync(5, 5);
-        assert_same_pictures(&out, &input);
+        plays_in_sync(&input, 5.0, 5);
     }
 }
 
@@ -142,10 +134,7 @@ fn fragmented_mp4_as_obs_writes_it() {
     let mut codecs = H264_AAC.to_vec();
     codecs.extend(["-movflags", "frag_keyframe+empty_moov+default_base_moof"]);
     let input = flashes_and_beeps("obs-fragmented.mp4", "320x240", "30", "6", &codecs);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 6.0);
-    ladder.assert_in_sync(6, 6);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 6.0, 6);
 }
 
 #[test]
@@ -157,10 +146,7 @@ fn an_hls_recording_given_as_its_playlist() {
     codecs.extend(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_filename"]);
     codecs.push(segments.to_str().unwrap());
     let input = flashes_and_beeps("hls-recording/index.m3u8", "320x240", "25", "6", &codecs);
-    let (ladder, out, _dir) = short_chunks(&input);
-    assert_seconds(&ladder, 6.0);
-    ladder.assert_in_sync(6, 6);
-    assert_same_pictures(&out, &input);
+    plays_in_sync(&input, 6.0, 6);
 }
 
 #[test]
@@ -196,34 +182,21 @@ fn fifty_nine_point_nine_four_frames_a_second() {
     assert_same_pictures(&out, &input);
 }
 
+/// A recording of `seconds` whose video (only) goes through `trim`, an ffmpeg filter:
+/// the camera started late or stopped early while the microphone went on.
+fn video_trimmed(name: &str, seconds: &str, trim: &str) -> PathBuf {
+    let lossless = ["-c:v", "ffv1", "-c:a", "flac"];
+    let source = flashes_and_beeps(&format!("{name}.mkv"), "320x240", "25", seconds, &lossless);
+    let mut args = vec!["-i", source.to_str().unwrap(), "-filter_complex", trim, "-map", "[v]", "-map", "0:a"];
+    args.extend_from_slice(H264_AAC);
+    common::synth(name, &args)
+}
+
 #[test]
 fn audio_that_starts_a_second_before_the_video_is_kept() {
     // The camera joined a second after the microphone: in MPEG-TS the video's first
     // timestamp is a second after the audio's. The first picture is shown meanwhile.
-    let source = flashes_and_beeps("lead-in-source.mkv", "320x240", "25", "5", &["-c:v", "ffv1", "-c:a", "flac"]);
-    let input = common::synth(
-        "lead-in.ts",
-        &[
-            "-i",
-            source.to_str().unwrap(),
-            "-filter_complex",
-            "[0:v]trim=start=1,setpts=PTS[v]",
-            "-map",
-            "[v]",
-            "-map",
-            "0:a",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-        ],
-    );
+    let input = video_trimmed("lead-in.ts", "5", "[0:v]trim=start=1,setpts=PTS[v]");
     let probe = common::probe_json(&input);
     let (video, audio) =
         (probe["video"]["start_seconds"].as_f64().unwrap(), probe["audio"]["start_seconds"].as_f64().unwrap());
@@ -237,30 +210,7 @@ fn audio_that_starts_a_second_before_the_video_is_kept() {
 #[test]
 fn audio_that_goes_on_after_the_video_is_kept() {
     // The camera stopped two seconds before the microphone.
-    let source = flashes_and_beeps("tail-source.mkv", "320x240", "25", "6", &["-c:v", "ffv1", "-c:a", "flac"]);
-    let input = common::synth(
-        "tail.mp4",
-        &[
-            "-i",
-            source.to_str().unwrap(),
-            "-filter_complex",
-            "[0:v]trim=duration=4[v]",
-            "-map",
-            "[v]",
-            "-map",
-            "0:a",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "50",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-        ],
-    );
+    let input = video_trimmed("tail.mp4", "6", "[0:v]trim=duration=4[v]");
     let (ladder, _out, _dir) = short_chunks(&input);
     assert_seconds(&ladder, 6.0);
     ladder.assert_in_sync(4, 6);
@@ -336,9 +286,6 @@ fn a_key_frame_only_at_the_start_of_a_long_gop() {
         let mut codecs = codecs.clone();
         codecs.extend(["-f", container]);
         let input = flashes_and_beeps(name, "320x240", "25", "8", &codecs);
-        let (ladder, out, _dir) = short_chunks(&input);
-        assert_seconds(&ladder, 8.0);
-        ladder.assert_in_sync(8, 8);
-        assert_same_pictures(&out, &input);
+        plays_in_sync(&input, 8.0, 8);
     }
 }
