@@ -227,18 +227,23 @@ impl Ladder {
     }
 }
 
-/// The worst PSNR (dB) of any frame of the top rung against the source's frame of the same
-/// number (for sources of a constant rate, the one at the same time), scaled to the rung's
-/// size: a frame from the wrong place (a seek that landed late,
-/// a frozen picture) scores far below an encoded copy of the right one (over 30 dB).
+/// The worst PSNR (dB) of any frame of the top rung against the source's picture at that
+/// time (the source made constant-rate at the rung's rate, each slot taking the nearest
+/// frame, as ladder does), scaled to the rung's size: a frame from the wrong place (a seek
+/// that landed late, a frozen picture) scores far below an encoded copy of the right one
+/// (over 30 dB). For sources whose first picture is the output's time zero.
 pub fn worst_psnr(out: &Path, source: &Path) -> f64 {
     let rung = whole_track(out, "v0");
-    let (size, _) =
-        ffprobe(&["-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"], &rung);
-    let (w, h) = size.trim().split_once(',').expect("w,h");
+    let (stream, _) = ffprobe(
+        &["-select_streams", "v:0", "-show_entries", "stream=width,height,r_frame_rate", "-of", "csv=p=0"],
+        &rung,
+    );
+    let fields: Vec<&str> = stream.trim().split(',').collect();
+    let (w, h, rate) = (fields[0], fields[1], fields[2]);
     let stats = out.join("psnr.log");
     let graph = format!(
-        "[0:v]settb=1,setpts=N[a];[1:v]settb=1,setpts=N,scale={w}:{h}:flags=bicubic,format=yuv420p[b];\
+        "[0:v]settb=1,setpts=N[a];\
+         [1:v]setpts=PTS-STARTPTS,fps=fps={rate}:round=near,scale={w}:{h}:flags=bicubic,format=yuv420p,settb=1,setpts=N[b];\
          [a][b]psnr=stats_file={}",
         stats.display()
     );
