@@ -62,6 +62,9 @@ pub fn classify(err: &anyhow::Error) -> Outcome {
         if let Some(e) = cause.downcast_ref::<DispatchError>() {
             return e.outcome();
         }
+        if let Some(e) = cause.downcast_ref::<crate::remux::RemuxError>() {
+            return e.outcome();
+        }
     }
     Outcome::Transient
 }
