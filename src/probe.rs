@@ -377,7 +377,8 @@ fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
         if n < 8 {
             break;
         }
-        let kind = String::from_utf8_lossy(&header[4..8]).into_owned();
+        // Printable: a damaged file's box types are any bytes.
+        let kind: String = header[4..8].iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect();
         if pos == 0 && kind != "ftyp" {
             return Ok(()); // not ISO BMFF: libav decides
         }
