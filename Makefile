@@ -1,5 +1,5 @@
 # The two quick-start commands (see README.md) and the benchmark.
-.PHONY: demo test deps moto build lint bench validate-manifests jobs-example
+.PHONY: demo test deps moto build lint bench validate-manifests jobs-example fuzz
 
 SAMPLE := media/bbb-720p25-5s.mp4
 LADDER := target/release/ladder
@@ -36,6 +36,11 @@ lint: deps
 ## bound (each stage alone, single-threaded), then prints the targets of issue 6 (not a test).
 bench: build
 	$(PYTHON) scripts/bench.py $(BENCH_ARGS)
+
+## Runs the fuzz target (probe, remux, plan, the first second of a chunk) for FUZZ_SECONDS
+## (default 60); installs cargo-fuzz on first use. See fuzz/README.md.
+fuzz: deps
+	scripts/fuzz.sh
 
 ## Validates jobs/ and the Jobs `ladder dispatch --dry-run` prints against the Kubernetes
 ## OpenAPI schema (strict, 1.33); installs kubernetes-validate into a venv on first use.

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let outcome = ladder::cli::outcome_of(&err);
             tracing::debug!(?outcome, "failed");
-            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            let _ = writeln!(std::io::stderr(), "error: {}", ladder::message::render(&err));
             outcome.into()
         }
     }

@@ -12,7 +12,24 @@ use crate::probe::Probe;
 use crate::rate::FrameRate;
 
 /// Bumped whenever the meaning of a plan's fields changes, so old checkpoints are not reused.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
+
+/// Audio reaching further than this before the first picture or after the last one
+/// extends the output (the first or last picture is shown meanwhile): a talk whose camera
+/// started late or stopped early keeps all of its sound. Less is an encoder's padding.
+const AUDIO_OVERHANG_SECONDS: f64 = 0.1;
+
+/// No recording lasts longer: a plan for more would come from timestamps that lie, and
+/// its grid alone would not fit in memory.
+pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// Below this a source's rate is not a video rate: a time base, or timestamps that lie (a
+/// frame every 512 s). Such a source is encoded at the default rate, its pictures repeated;
+/// at a rate this low the grid would have GOPs of one frame and stills on the same frame.
+const MIN_SOURCE_FPS: f64 = 1.0;
+
+/// The rate used when the source's is unknown or unusable.
+const DEFAULT_FPS: (u32, u32) = (30, 1);
 
 /// The poster is looked for from this time on, skipping fades from black at the start.
 const POSTER_SEARCH_FROM_SECONDS: f64 = 2.0;
@@ -55,7 +72,11 @@ pub struct Source {
     /// Index of the video stream transcoded.
     pub video_stream: usize,
     pub size_bytes: u64,
+    /// Of the video stream.
     pub duration_seconds: f64,
+    /// The output's time zero on the recording's clock: the first picture, or the first
+    /// audio sample when the sound starts earlier.
+    pub start_seconds: f64,
     pub width: u32,
     pub height: u32,
     pub display_width: u32,
@@ -152,6 +173,8 @@ pub enum PlanError {
     TooShort { path: String, seconds: f64 },
     #[error("{path}: the video has no usable size ({width}x{height})")]
     NoPicture { path: String, width: u32, height: u32 },
+    #[error("{path}: its timestamps span {seconds:.0} s, more than the {max:.0} s a recording may last")]
+    TooLong { path: String, seconds: f64, max: f64 },
 }
 
 impl ExitClass for PlanError {
@@ -168,8 +191,13 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         return Err(PlanError::NoPicture { path: probe.path.clone(), width: dw, height: dh });
     }
     let (fps, fps_reason) = output_fps(probe, preset);
-    let total_frames = (probe.duration_seconds * fps.as_f64()).round() as u64;
-    if total_frames == 0 {
+    let (start_seconds, end_seconds) = output_span(probe);
+    let seconds = end_seconds - start_seconds;
+    if seconds > MAX_SECONDS {
+        return Err(PlanError::TooLong { path: probe.path.clone(), seconds, max: MAX_SECONDS });
+    }
+    let total_frames = (seconds * fps.as_f64()).round() as u64;
+    if total_frames == 0 || !seconds.is_finite() {
         return Err(PlanError::TooShort { path: probe.path.clone(), seconds: probe.duration_seconds });
     }
     let gop_frames = (preset.segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
@@ -193,6 +221,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
             video_stream: v.index,
             size_bytes: probe.size_bytes,
             duration_seconds: probe.duration_seconds,
+            start_seconds,
             width: v.width,
             height: v.height,
             display_width: dw,
@@ -300,6 +329,22 @@ fn seconds_of(fps: FrameRate, frames: u64) -> f64 {
     frames as f64 * f64::from(fps.den()) / f64::from(fps.num())
 }
 
+/// Where the output starts and ends on the recording's clock: the video's span, widened to
+/// the audio's where the sound starts or ends beyond [`AUDIO_OVERHANG_SECONDS`] of it.
+fn output_span(probe: &Probe) -> (f64, f64) {
+    let v = &probe.video;
+    let (mut start, mut end) = (v.start_seconds, v.start_seconds + probe.duration_seconds);
+    if let Some(a) = &probe.audio {
+        if let Some(s) = a.start_seconds.filter(|s| *s < start - AUDIO_OVERHANG_SECONDS) {
+            start = s;
+        }
+        if let Some(e) = a.end_seconds.filter(|e| *e > end + AUDIO_OVERHANG_SECONDS) {
+            end = e;
+        }
+    }
+    (start, end)
+}
+
 /// The nearest even number, at least 2.
 fn even(x: f64) -> u32 {
     (((x / 2.0).round() * 2.0) as u32).max(2)
@@ -314,7 +359,7 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
     let v = &probe.video;
     let standard_nominal =
         v.nominal_fps.filter(|n| STANDARD_RATES.iter().any(|&(a, b)| FrameRate::new(a, b) == Some(*n)));
-    let (source, mut reason) = if v.variable_frame_rate {
+    let (source, reason) = if v.variable_frame_rate {
         // A recorder's nominal rate (30, 25…) is what the stream is meant to be; jitter
         // and gaps only lower the average. Odd nominal rates (1000, 90000) are time bases.
         if let Some(n) = standard_nominal {
@@ -322,14 +367,26 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
         } else {
             match v.average_fps.or(v.nominal_fps) {
                 Some(avg) => (snap(avg), "source (variable rate, average snapped to a standard rate)".to_owned()),
-                None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
+                None => (
+                    FrameRate::new(DEFAULT_FPS.0, DEFAULT_FPS.1).expect("a valid rate"),
+                    "default (source rate unknown)".to_owned(),
+                ),
             }
         }
     } else {
         match v.nominal_fps.or(v.average_fps) {
             Some(r) => (r, "source".to_owned()),
-            None => (FrameRate::new(30, 1).expect("30/1 is valid"), "default (source rate unknown)".to_owned()),
+            None => (
+                FrameRate::new(DEFAULT_FPS.0, DEFAULT_FPS.1).expect("a valid rate"),
+                "default (source rate unknown)".to_owned(),
+            ),
         }
+    };
+    let (source, mut reason) = if source.as_f64() < MIN_SOURCE_FPS {
+        let default = FrameRate::new(DEFAULT_FPS.0, DEFAULT_FPS.1).expect("a valid rate");
+        (default, format!("default (the source's {source} fps is not a video rate)"))
+    } else {
+        (source, reason)
     };
     let max = preset.video.max_fps.as_f64();
     let mut divisor = 1;
@@ -397,6 +454,84 @@ fn plan_rungs(preset: &Preset, dw: u32, dh: u32) -> (Vec<PlannedRung>, Vec<Skipp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::{AudioInfo, VideoInfo};
+
+    /// A 320x240 recording: video from `video.0` to `video.1` s at `fps`, audio over `audio`.
+    fn probe(video: (f64, f64), fps: FrameRate, audio: Option<(f64, f64)>) -> Probe {
+        Probe {
+            path: "in.mp4".into(),
+            size_bytes: 1,
+            container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+            container_long_name: String::new(),
+            duration_seconds: video.1 - video.0,
+            bit_rate: None,
+            video: VideoInfo {
+                index: 0,
+                codec: "h264".into(),
+                profile: None,
+                width: 320,
+                height: 240,
+                sample_aspect_ratio: (1, 1),
+                rotation: 0,
+                display_width: 320,
+                display_height: 240,
+                pixel_format: "yuv420p".into(),
+                bit_depth: 8,
+                nominal_fps: Some(fps),
+                average_fps: Some(fps),
+                variable_frame_rate: false,
+                interlaced: false,
+                field_order: "progressive".into(),
+                frame_count: None,
+                start_seconds: video.0,
+                end_seconds: video.1,
+            },
+            audio: audio.map(|(start, end)| AudioInfo {
+                index: 1,
+                codec: "aac".into(),
+                sample_rate: 48000,
+                channels: 2,
+                layout: "stereo".into(),
+                sample_format: "fltp".into(),
+                start_seconds: Some(start),
+                end_seconds: Some(end),
+            }),
+            streams: Vec::new(),
+            discontinuities: Vec::new(),
+            remux: None,
+        }
+    }
+
+    fn small() -> Preset {
+        crate::preset::load_str(crate::preset::builtin_text("small").expect("built in"), "small").expect("valid")
+    }
+
+    #[test]
+    fn sound_beyond_the_picture_widens_the_output_and_an_encoder_pad_does_not() {
+        let fps = FrameRate::new(25, 1).expect("a rate");
+        let p = plan(&probe((1.0, 5.0), fps, Some((0.0, 7.0))), &small()).expect("plans");
+        assert_eq!((p.source.start_seconds, p.total_frames), (0.0, 175));
+        let p = plan(&probe((1.0, 5.0), fps, Some((0.98, 5.02))), &small()).expect("plans");
+        assert_eq!((p.source.start_seconds, p.total_frames), (1.0, 100));
+    }
+
+    #[test]
+    fn a_rate_below_a_frame_a_second_is_not_a_video_rate() {
+        let p = plan(&probe((0.0, 60.0), FrameRate::new(1, 512).expect("a rate"), None), &small()).expect("plans");
+        assert_eq!(p.fps.to_string(), "30");
+        assert!(p.fps_reason.contains("not a video rate"), "{}", p.fps_reason);
+        let stills = &p.thumbnails.as_ref().expect("thumbnails").still_frames;
+        assert!(stills.windows(2).all(|w| w[0] < w[1]), "{stills:?}");
+    }
+
+    #[test]
+    fn timestamps_spanning_years_are_refused() {
+        let fps = FrameRate::new(25, 1).expect("a rate");
+        let years = 4_294_967_295.0;
+        assert!(matches!(plan(&probe((0.0, years), fps, None), &small()), Err(PlanError::TooLong { .. })));
+        let audio = Some((-years, 1.0));
+        assert!(matches!(plan(&probe((0.0, 1.0), fps, audio), &small()), Err(PlanError::TooLong { .. })));
+    }
 
     #[test]
     fn variable_rates_snap_to_standard_ones() {

@@ -43,6 +43,21 @@ pub struct Probe {
     pub audio: Option<AudioInfo>,
     /// Every stream, in file order.
     pub streams: Vec<StreamInfo>,
+    /// Where the timestamps jump (an encoder restart, a splice): taken out, so the content
+    /// after each jump follows what came before (see [`crate::remux`]).
+    pub discontinuities: Vec<Discontinuity>,
+    /// Why the transcode reads a re-based Matroska copy of the recording rather than the
+    /// recording itself (its container has no key frame index, or its timestamps jump).
+    pub remux: Option<String>,
+}
+
+/// A jump of a recording's timestamps.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Discontinuity {
+    /// Where the content after the jump is placed, in seconds from the recording's start.
+    pub at_seconds: f64,
+    /// How far the timestamps jumped there (negative: back).
+    pub jump_seconds: f64,
 }
 
 /// The video stream ladder will transcode.
@@ -73,6 +88,10 @@ pub struct VideoInfo {
     /// `progressive`, `tff`, `bff` or `unknown`.
     pub field_order: String,
     pub frame_count: Option<u64>,
+    /// The first picture's time and the end of the last, in seconds on the recording's
+    /// clock (after any [`Discontinuity`] is taken out).
+    pub start_seconds: f64,
+    pub end_seconds: f64,
 }
 
 /// The audio stream ladder will encode, if any.
@@ -85,6 +104,10 @@ pub struct AudioInfo {
     /// libav's description of the layout, e.g. `stereo`, `5.1(side)`.
     pub layout: String,
     pub sample_format: String,
+    /// The first sample's time and the end of the last, in seconds on the recording's
+    /// clock, when the container says.
+    pub start_seconds: Option<f64>,
+    pub end_seconds: Option<f64>,
 }
 
 /// One stream of the container.
@@ -110,6 +133,14 @@ pub enum ProbeError {
     Truncated { path: PathBuf, detail: String },
     #[error("{path}: not a media file libav can read (no known container format)")]
     NotMedia { path: PathBuf },
+    #[error(
+        "{path}: libav reads it as {container}, not a recording (MP4/MOV, Matroska/WebM, MPEG-TS, HLS, FLV, MPEG-PS, Ogg, AVI, ASF, MXF)"
+    )]
+    NotARecording { path: PathBuf, container: String },
+    #[error("{path}: a damaged {container} file: libav cannot read its header ({detail})")]
+    Damaged { path: PathBuf, container: String, detail: String },
+    #[error("{path}: the HLS playlist names {uri:?}, {problem}")]
+    Playlist { path: PathBuf, uri: String, problem: &'static str },
     #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
     NoVideo { path: PathBuf, has_audio: bool },
     #[error("{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels")]
@@ -148,6 +179,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         return Err(ProbeError::Empty { path: p() });
     }
     check_iso_boxes(path, meta.len())?;
+    check_playlist(path)?;
     let input = open_input(path, limits)?;
 
     let streams: Vec<StreamInfo> = input
@@ -207,18 +239,65 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     let container_duration = input.duration();
     let bit_rate = u64::try_from(input.bit_rate()).ok().filter(|b| *b > 0);
     let (container, container_long_name) = (input.format().name().to_owned(), input.format().description().to_owned());
+    let in_place = in_place(&input);
+    let seconds = |t: i64, base: ff::Rational| (t != ffi::AV_NOPTS_VALUE).then(|| t as f64 * f64::from(base));
+    let micros = ff::Rational::new(1, ffi::AV_TIME_BASE);
+    // The end of the longest stream, for streams that do not say where they end.
+    // SAFETY: a plain field of an open context.
+    let container_start = unsafe { (*input.as_ptr()).start_time };
+    let container_end = seconds(container_start, micros)
+        .zip(seconds(container_duration, micros).filter(|d| *d > 0.0))
+        .map(|(start, duration)| start + duration);
+    let video_start = seconds(video_stream.start_time(), time_base);
+    let audio_stream = audio.as_ref().and_then(|a| input.stream(a.index));
+    let audio_span = audio_stream.map(|s| {
+        let start = seconds(s.start_time(), s.time_base());
+        let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
+        (start, start.zip(duration).map(|(s, d)| s + d).or(container_end))
+    });
 
     let scan = scan_video(path, input, video_index, params, limits)?;
     let pixel_format = scan.pixel_format;
     let bit_depth = pixel_bit_depth(pixel_format);
 
-    let duration_seconds = if stream_duration > 0 {
+    let mut duration_seconds = if stream_duration > 0 {
         stream_duration as f64 * f64::from(time_base)
+    } else if let (Some(start), Some(end)) = (video_start, container_end) {
+        end - start
     } else if container_duration > 0 {
         container_duration as f64 / f64::from(ffi::AV_TIME_BASE)
     } else {
         scan.last_pts_seconds.unwrap_or(0.0)
     };
+    let mut start_seconds = video_start.unwrap_or(0.0);
+    let mut audio = audio.map(|a| AudioInfo {
+        start_seconds: audio_span.and_then(|s| s.0),
+        end_seconds: audio_span.and_then(|s| s.1),
+        ..a
+    });
+    let (mut frame_count, mut discontinuities, mut remux) =
+        (u64::try_from(frames).ok().filter(|f| *f > 0), Vec::new(), None);
+    if !in_place {
+        // No index to trust, and perhaps jumps: every packet's time says where the streams lie.
+        let default_frame = nominal_fps.or(average_fps).map_or(0.04, |r| 1.0 / r.as_f64());
+        let timeline = scan_timeline(path, limits, video_index, audio.as_ref().map(|a| a.index), default_frame)?;
+        let Some((start, end)) = timeline.video else {
+            return Err(ProbeError::Undecodable { path: p(), detail: "its video stream has no timestamps".to_owned() });
+        };
+        (start_seconds, duration_seconds) = (start, end - start);
+        if let Some(a) = audio.as_mut() {
+            (a.start_seconds, a.end_seconds) = (timeline.audio.map(|s| s.0), timeline.audio.map(|s| s.1));
+        }
+        frame_count = Some(timeline.video_packets).filter(|n| *n > 0);
+        let mut why = match container.as_str() {
+            "matroska,webm" => "it is Matroska written live (no duration or cues)".to_owned(),
+            name => format!("{name} has no key frame index to seek by"),
+        };
+        if !timeline.discontinuities.is_empty() {
+            why = format!("{why}, and its timestamps jump {} time(s)", timeline.discontinuities.len());
+        }
+        (discontinuities, remux) = (timeline.discontinuities, Some(why));
+    }
     let field_order = match (scan.interlaced, scan.top_field_first, field_order_hint) {
         (true, true, _) => "tff",
         (true, false, _) => "bff",
@@ -263,10 +342,14 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
             variable_frame_rate,
             interlaced,
             field_order: field_order.to_owned(),
-            frame_count: u64::try_from(frames).ok().filter(|f| *f > 0),
+            frame_count,
+            start_seconds,
+            end_seconds: start_seconds + duration_seconds,
         },
         audio,
         streams,
+        discontinuities,
+        remux,
     })
 }
 
@@ -298,7 +381,8 @@ fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
         if n < 8 {
             break;
         }
-        let kind = String::from_utf8_lossy(&header[4..8]).into_owned();
+        // Printable: a damaged file's box types are any bytes.
+        let kind: String = header[4..8].iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect();
         if pos == 0 && kind != "ftyp" {
             return Ok(()); // not ISO BMFF: libav decides
         }
@@ -335,21 +419,100 @@ fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
     Ok(())
 }
 
+/// The containers recordings come in, by libav demuxer name. Anything else libav can
+/// read (a text file read as ANSI art, a single image, a playlist of other files, a
+/// device) is not a recording.
+const RECORDING_CONTAINERS: &[&str] = &[
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "mpegts",
+    "hls",
+    "flv",
+    "live_flv",
+    "mpeg",
+    "ogg",
+    "avi",
+    "asf",
+    "mxf",
+    "nut",
+    "dv",
+    "h264",
+    "hevc",
+];
+
+/// Only local files (and what an HLS playlist may use for its encrypted local segments):
+/// a playlist inside a hostile upload must not make ladder fetch URLs.
+const PROTOCOLS: &std::ffi::CStr = c"file,crypto,data";
+
+/// An HLS recording is its playlist and the files it names, read from beside it: each must
+/// be there, and none may be a URL (ladder fetches nothing a recording points at).
+fn check_playlist(path: &Path) -> Result<(), ProbeError> {
+    let mut head = [0u8; 7];
+    let is_playlist = File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"#EXTM3U";
+    if !is_playlist {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ProbeError::Io { path: path.to_owned(), source })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let uris = text.lines().map(str::trim).filter_map(|line| match line {
+        "" => None,
+        l if l.starts_with('#') => l.split_once("URI=\"").and_then(|(_, rest)| rest.split('"').next()),
+        l => Some(l),
+    });
+    for uri in uris {
+        let problem = if uri.contains("://") {
+            "a URL: ladder reads only files beside the playlist"
+        } else if uri.starts_with("data:") {
+            continue; // inline (a key), nothing to fetch
+        } else if !dir.join(uri).is_file() {
+            "not there: the playlist's segments must be beside it"
+        } else {
+            continue;
+        };
+        return Err(ProbeError::Playlist {
+            path: path.to_owned(),
+            uri: crate::message::clip(uri, 120).into_owned(),
+            problem,
+        });
+    }
+    Ok(())
+}
+
 /// Opens the container and reads stream information without letting any decoder touch a
-/// picture above the limits (`max_pixels` for every stream's probe decoder).
-fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input, ProbeError> {
+/// picture above the limits (`max_pixels` for every stream's probe decoder). Refuses what
+/// is not a recording container ([`RECORDING_CONTAINERS`]) and any protocol but local files.
+pub(crate) fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input, ProbeError> {
     let not_media = || ProbeError::NotMedia { path: path.to_owned() };
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| not_media())?;
     // SAFETY: standard avformat open sequence; on every failure path the context is closed,
     // and on success ownership passes to `Input`, which closes it on drop.
     unsafe {
         let mut ctx = ptr::null_mut();
-        let r = ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), ptr::null_mut());
+        let mut open_options: *mut ffi::AVDictionary = ptr::null_mut();
+        ffi::av_dict_set(&mut open_options, c"protocol_whitelist".as_ptr(), PROTOCOLS.as_ptr(), 0);
+        let r = ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), &mut open_options);
+        ffi::av_dict_free(&mut open_options);
         if r < 0 {
             return Err(match ff::Error::from(r) {
                 ff::Error::Other { errno: ff::util::error::ENOENT } => ProbeError::NotFound { path: path.to_owned() },
-                _ => not_media(),
+                error => match recognised_format(path) {
+                    Some(container) => {
+                        ProbeError::Damaged { path: path.to_owned(), container, detail: error.to_string() }
+                    }
+                    None => not_media(),
+                },
             });
+        }
+        let format = std::ffi::CStr::from_ptr((*(*ctx).iformat).name).to_string_lossy().into_owned();
+        if !RECORDING_CONTAINERS.contains(&format.as_str()) {
+            let long_name = (*(*ctx).iformat).long_name;
+            let described = if long_name.is_null() {
+                format.clone()
+            } else {
+                std::ffi::CStr::from_ptr(long_name).to_string_lossy().into_owned()
+            };
+            ffi::avformat_close_input(&mut ctx);
+            return Err(ProbeError::NotARecording { path: path.to_owned(), container: described });
         }
         // The header alone often gives the coded size: refuse before any decoding.
         for i in 0..(*ctx).nb_streams as usize {
@@ -377,6 +540,83 @@ fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input
             return Err(not_media());
         }
         Ok(ff::format::context::Input::wrap(ctx))
+    }
+}
+
+/// Whether chunks can seek in the recording as it is: its container indexes key frames
+/// (MP4/MOV; Matroska with cues, which a file with a duration has: both are written at the
+/// end, by a muxer that could seek back). See [`crate::remux`] for the rest.
+fn in_place(input: &ff::format::context::Input) -> bool {
+    match input.format().name() {
+        "mov,mp4,m4a,3gp,3g2,mj2" => true,
+        "matroska,webm" => input.duration() > 0,
+        _ => false,
+    }
+}
+
+/// Where the video and audio lie, from every packet's timestamps, jumps taken out.
+struct Timeline {
+    /// (start, end) in seconds.
+    video: Option<(f64, f64)>,
+    audio: Option<(f64, f64)>,
+    video_packets: u64,
+    discontinuities: Vec<Discontinuity>,
+}
+
+fn scan_timeline(
+    path: &Path,
+    limits: &Limits,
+    video: usize,
+    audio: Option<usize>,
+    frame_seconds: f64,
+) -> Result<Timeline, ProbeError> {
+    let mut input = open_input(path, limits)?;
+    let streams: Vec<usize> = std::iter::once(video).chain(audio).collect();
+    let mut spans: [Option<(f64, f64)>; 2] = [None, None];
+    let mut video_packets = 0;
+    let mut visit = |w: crate::remux::Walked<'_>| {
+        let slot = usize::from(w.stream != video);
+        if slot == 0 {
+            video_packets += 1;
+        }
+        if let Some(t) = w.packet.pts().or(w.packet.dts()) {
+            let base = f64::from(w.time_base);
+            let start = t as f64 * base;
+            let duration = match w.packet.duration() as f64 * base {
+                d if d > 0.0 && d.is_finite() => d,
+                _ if slot == 0 => frame_seconds,
+                _ => 0.0,
+            };
+            let span = spans[slot].get_or_insert((start, start + duration));
+            *span = (span.0.min(start), span.1.max(start + duration));
+        }
+        Ok(())
+    };
+    let rebase = crate::remux::walk(&mut input, &streams, &mut visit)
+        .map_err(|e| ProbeError::Undecodable { path: path.to_owned(), detail: format!("reading its packets: {e}") })?;
+    Ok(Timeline { video: spans[0], audio: spans[1], video_packets, discontinuities: rebase.discontinuities })
+}
+
+/// The container libav recognises from the file's first bytes, when it is sure of it (a
+/// file whose header libav then fails to read is a damaged one, not an unknown one).
+fn recognised_format(path: &Path) -> Option<String> {
+    let mut head = vec![0u8; 4096];
+    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    // libav reads up to AVPROBE_PADDING_SIZE bytes past the end: zeros.
+    head.truncate(n);
+    head.resize(n + ffi::AVPROBE_PADDING_SIZE as usize, 0);
+    let data =
+        ffi::AVProbeData { filename: c"".as_ptr(), buf: head.as_mut_ptr(), buf_size: n as i32, mime_type: ptr::null() };
+    let mut score = 0;
+    // SAFETY: the buffer holds `buf_size` bytes and the zeroed padding libav may read.
+    let format = unsafe { ffi::av_probe_input_format3(&data, 1, &mut score) };
+    if format.is_null() || score < ffi::AVPROBE_SCORE_MAX / 4 {
+        return None;
+    }
+    // SAFETY: a registered demuxer's names are static strings.
+    unsafe {
+        let name = if (*format).long_name.is_null() { (*format).name } else { (*format).long_name };
+        Some(std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
     }
 }
 
@@ -464,7 +704,7 @@ fn is_variable(pts: &[i64], nominal: Option<FrameRate>, average: Option<FrameRat
     let mut sorted = pts.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let deltas: Vec<i64> = sorted.windows(2).map(|w| w[1] - w[0]).collect();
+    let deltas: Vec<i64> = sorted.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
     if deltas.len() < 2 {
         return false;
     }
@@ -522,6 +762,8 @@ fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
         channels: par.ch_layout.nb_channels.max(0) as u32,
         layout,
         sample_format,
+        start_seconds: None,
+        end_seconds: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn encode_chunks_holding(
         cancel: &cancel,
         frames_done: &frames_done,
         quality: false,
+        delay_frames: video::reorder_delay(&plan, &preset).unwrap(),
         replay_budget,
         max_pixels: ladder::probe::Limits::default().max_pixels,
     };

@@ -62,5 +62,15 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
     for s in &p.streams {
         writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
     }
+    for d in &p.discontinuities {
+        writeln!(
+            out,
+            "  jump        at {:.3} s the timestamps jump {:+.3} s: taken out",
+            d.at_seconds, d.jump_seconds
+        )?;
+    }
+    if let Some(why) = &p.remux {
+        writeln!(out, "  transcoded  from a re-based Matroska copy: {why}")?;
+    }
     Ok(())
 }

@@ -42,11 +42,24 @@ pub enum AudioError {
 }
 
 impl ExitClass for AudioError {
-    /// A stream libav cannot decode past a point will not decode on a retry either.
+    /// What reading, decoding and converting the recording's sound fails on is the input's
+    /// doing (retrying fails the same way); encoding and packaging are ours.
     fn outcome(&self) -> Outcome {
+        const INPUT_STEPS: &[&str] = &[
+            "opening the input",
+            "finding the audio stream",
+            "reading codec parameters",
+            "opening the decoder",
+            "decoding",
+            "flushing the decoder",
+            "creating the resampler",
+            "resampling",
+        ];
         match self {
             Self::Interrupted => Outcome::Interrupted,
-            Self::Libav { source: ff::Error::InvalidData, .. } => Outcome::BadInput,
+            Self::Libav { context, source } if INPUT_STEPS.contains(context) && super::input_fault(source) => {
+                Outcome::BadInput
+            }
             Self::Encoder(e) => e.outcome(),
             Self::Libav { .. } | Self::Package(_) | Self::Scratch { .. } | Self::FragmentCount { .. } => {
                 Outcome::Transient
@@ -104,7 +117,7 @@ pub fn encode_audio(
     };
     source.decode(&mut track, &mut encoder, &mut output, cancel)?;
     // The recording's audio may end before its video: the rest is silence.
-    track.fifo.pad_to(track.total_samples);
+    track.fill_silence(track.total_samples, &mut encoder, &mut output)?;
     track.encode_ready(&mut encoder, &mut output, true)?;
     encoder.send_eof().map_err(libav("flushing the encoder"))?;
     track.mux_packets(&mut encoder, &mut output)?;
@@ -129,7 +142,7 @@ struct AudioSource {
     decoder: ff::decoder::Audio,
     index: usize,
     time_base: f64,
-    /// The video's start, the timeline's zero, in seconds.
+    /// The timeline's zero on the recording's clock, in seconds.
     zero: f64,
 }
 
@@ -137,10 +150,8 @@ impl AudioSource {
     fn open(input: &Path, plan: &Plan) -> Result<Self, AudioError> {
         let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
         let input = ff::format::input(&input).map_err(libav("opening the input"))?;
-        let video = input
-            .stream(plan.source.video_stream)
-            .ok_or(AudioError::Libav { context: "finding the video stream", source: ff::Error::StreamNotFound })?;
-        let zero = start_seconds(&video);
+        // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
+        let zero = plan.source.start_seconds;
         let stream = input
             .stream(audio.source_stream)
             .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
@@ -163,6 +174,7 @@ impl AudioSource {
         let (time_base, zero) = (self.time_base, self.zero);
         let at = |frame: &ff::frame::Audio| frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
         let mut frame = ff::frame::Audio::empty();
+        let mut damage = super::Damage::default();
         for (s, packet) in self.input.packets() {
             if cancel.load(Ordering::Relaxed) {
                 return Err(AudioError::Interrupted);
@@ -170,18 +182,29 @@ impl AudioSource {
             if s.index() != self.index {
                 continue;
             }
-            self.decoder.send_packet(&packet).map_err(libav("decoding"))?;
-            while receive_frame(&mut self.decoder, &mut frame)? {
-                track.place(&frame, at(&frame))?;
+            match self.decoder.send_packet(&packet) {
+                Ok(()) => damage.healthy(),
+                Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
+            }
+            while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
+                track.place(&frame, at(&frame), encoder, output)?;
                 track.encode_ready(encoder, output, false)?;
             }
             if track.fifo.written >= track.total_samples {
-                return Ok(());
+                break;
             }
         }
-        self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        while receive_frame(&mut self.decoder, &mut frame)? {
-            track.place(&frame, at(&frame))?;
+        if track.fifo.written < track.total_samples {
+            self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
+            while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
+                track.place(&frame, at(&frame), encoder, output)?;
+            }
+        }
+        if damage.packets > 0 {
+            tracing::warn!(
+                packets = damage.packets,
+                "concealed damaged audio packets: silence is heard in their place"
+            );
         }
         Ok(())
     }
@@ -253,14 +276,6 @@ impl<'a> Segmenter<'a> {
     }
 }
 
-/// Seconds of a stream's first timestamp (0 when unknown).
-fn start_seconds(stream: &ff::format::stream::Stream<'_>) -> f64 {
-    match stream.start_time() {
-        ff::ffi::AV_NOPTS_VALUE => 0.0,
-        t => t as f64 * f64::from(stream.time_base()),
-    }
-}
-
 /// The first AAC packet of each segment, plus the end: the audio sample nearest to each
 /// segment's start, rounded to a whole packet (audio can only be cut between packets).
 fn segment_boundaries(plan: &Plan, rate: u64) -> Vec<u64> {
@@ -271,12 +286,21 @@ fn segment_boundaries(plan: &Plan, rate: u64) -> Vec<u64> {
         .collect()
 }
 
-/// Takes the next decoded frame; `false` when the decoder needs more input.
-fn receive_frame(decoder: &mut ff::decoder::Audio, frame: &mut ff::frame::Audio) -> Result<bool, AudioError> {
-    match decoder.receive_frame(frame) {
-        Ok(()) => Ok(true),
-        Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => Ok(false),
-        Err(source) => Err(AudioError::Libav { context: "decoding", source }),
+/// Takes the next decoded frame; `false` when the decoder needs more input. A packet it
+/// could not decode is concealed ([`super::Damage`]): its time stays silent.
+fn receive_frame(
+    decoder: &mut ff::decoder::Audio,
+    frame: &mut ff::frame::Audio,
+    damage: &mut super::Damage,
+) -> Result<bool, AudioError> {
+    loop {
+        match decoder.receive_frame(frame) {
+            Ok(()) => return Ok(true),
+            Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) | Err(ff::Error::Eof) => return Ok(false),
+            Err(source) => {
+                damage.conceal(source).map_err(|source| AudioError::Libav { context: "decoding", source })?
+            }
+        }
     }
 }
 
@@ -326,7 +350,13 @@ impl Track<'_> {
     /// Resamples `frame` into the queue at its place on the timeline: silence before it when
     /// it starts after what is queued, its start dropped when it overlaps what is queued (or
     /// starts before time zero).
-    fn place(&mut self, frame: &ff::frame::Audio, at_seconds: Option<f64>) -> Result<(), AudioError> {
+    fn place(
+        &mut self,
+        frame: &ff::frame::Audio,
+        at_seconds: Option<f64>,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
         let source = (frame.format(), frame.channel_layout().bits(), frame.channels(), frame.rate());
         if self.resampler.as_ref().is_none_or(|r| r.source != source) {
             self.resampler = Some(Resampler::new(frame, &self.fifo, self.rate)?);
@@ -336,7 +366,7 @@ impl Track<'_> {
             let drift = at * self.rate as f64 - self.fifo.written as f64;
             let tolerance = SYNC_TOLERANCE_SECONDS * self.rate as f64;
             if drift > tolerance {
-                self.fifo.pad_to((at * self.rate as f64).round() as u64);
+                self.fill_silence((at * self.rate as f64).round() as u64, encoder, output)?;
             } else if drift < -tolerance {
                 overlap = (-drift).round() as usize;
             }
@@ -350,6 +380,23 @@ impl Track<'_> {
                 c.drain(queued..queued + dropped);
             }
             self.fifo.written -= dropped as u64;
+        }
+        Ok(())
+    }
+
+    /// Silence up to sample `to` (never past the end), a second at a time, each encoded
+    /// before the next is made: a gap of an hour (or a timestamp that lies) never sits in
+    /// memory whole.
+    fn fill_silence(
+        &mut self,
+        to: u64,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
+        let to = to.min(self.total_samples);
+        while self.fifo.written < to {
+            self.fifo.pad_to(to.min(self.fifo.written + self.rate));
+            self.encode_ready(encoder, output, false)?;
         }
         Ok(())
     }

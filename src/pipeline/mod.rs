@@ -25,6 +25,47 @@ pub fn give_way() {
     }
 }
 
+/// What a damaged recording costs a decoder: packets it could not use. Each is dropped and
+/// the picture (or silence) before it stands in, so one corrupt packet in an hour does not
+/// fail the recording; what was concealed is counted and reported.
+#[derive(Debug, Default)]
+pub(crate) struct Damage {
+    pub packets: u64,
+    /// Errors in a row without a good packet between: a decoder that keeps failing.
+    in_a_row: u32,
+}
+
+impl Damage {
+    /// Failures in a row after which the decoder is considered stuck rather than fed damage.
+    const IN_A_ROW: u32 = 1000;
+
+    /// Absorbs a decoding error caused by the data (counted), or gives back one that is not
+    /// (out of memory, or a decoder failing on everything).
+    pub fn conceal(&mut self, error: ff::Error) -> Result<(), ff::Error> {
+        match error {
+            ff::Error::Other { errno: libc::ENOMEM } => Err(error),
+            _ if self.in_a_row >= Self::IN_A_ROW => Err(error),
+            _ => {
+                self.packets += 1;
+                self.in_a_row += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A packet decoded.
+    pub fn healthy(&mut self) {
+        self.in_a_row = 0;
+    }
+}
+
+/// Whether a libav failure in reading the recording (demuxing, decoding, converting what was
+/// decoded) is the input's doing: everything but running out of memory or an I/O failure
+/// of the scratch disk. Retrying such an input fails the same way.
+pub(crate) fn input_fault(error: &ff::Error) -> bool {
+    !matches!(error, ff::Error::Other { errno: libc::ENOMEM | libc::EIO | libc::ENOSPC })
+}
+
 /// One segment of one track, ready to store as `<track>/seg_<index>.m4s`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSegment {

@@ -72,8 +72,11 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The message and fix are clipped ([`crate::message::clip`]): they quote values from
+    /// the file, which may be megabytes long.
     pub fn new(path: KeyPath, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { path, message: message.into(), fix: fix.into(), at_key: false }
+        let clipped = |text: String| crate::message::clip(&text, crate::message::MAX_LINE / 2).into_owned();
+        Self { path, message: clipped(message.into()), fix: clipped(fix.into()), at_key: false }
     }
 }
 

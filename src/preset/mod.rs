@@ -366,7 +366,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Preset, PresetError> {
             file: origin.to_owned(),
             line,
             column,
-            key: p.path.to_string(),
+            key: crate::message::clip(&p.path.to_string(), crate::message::MAX_LINE / 2).into_owned(),
             message: p.message.clone(),
             fix: p.fix.clone(),
         }
@@ -377,7 +377,9 @@ pub fn load_str(text: &str, origin: &str) -> Result<Preset, PresetError> {
 
 fn syntax_diagnostic(text: &str, origin: &str, e: &toml::de::Error) -> Diagnostic {
     let (line, column) = diagnostic::line_col(text, e.span().map_or(0, |s| s.start));
-    let message = e.message().trim().replace('\n', " ");
+    // serde quotes the offending value, which may be megabytes long.
+    let message =
+        crate::message::clip(&e.message().trim().replace('\n', " "), crate::message::MAX_LINE / 2).into_owned();
     let fix = if message.contains("missing field") {
         "add it (see `ladder presets schema`)"
     } else if message.contains("invalid type") || message.contains("did not match any variant") {

@@ -8,6 +8,7 @@ use crate::pipeline::audio::AudioError;
 use crate::pipeline::video::ChunkError;
 use crate::plan::PlanError;
 use crate::probe::ProbeError;
+use crate::remux::RemuxError;
 
 /// Why a run failed. Each wrapped error decides its own exit class.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum RunError {
     Probe(#[from] ProbeError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Remux(#[from] RemuxError),
     #[error(transparent)]
     Chunk(#[from] ChunkError),
     #[error(transparent)]
@@ -43,6 +46,7 @@ impl ExitClass for RunError {
             Self::Storage(e) => e.outcome(),
             Self::Probe(e) => e.outcome(),
             Self::Plan(e) => e.outcome(),
+            Self::Remux(e) => e.outcome(),
             Self::Chunk(e) => e.outcome(),
             Self::Audio(e) => e.outcome(),
             Self::Encoder(e) => e.outcome(),

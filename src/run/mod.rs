@@ -125,7 +125,7 @@ fn run_claimed(
     let workers = Workers::size(req.jobs, work.chunks.len());
     let progress = Progress::start(req.progress, plan, done.frames(plan), &req.watch);
     let job = ChunkJob {
-        input: &prepared.input,
+        input: &prepared.source,
         plan,
         preset: &req.preset,
         scratch: scratch.path(),
@@ -135,6 +135,7 @@ fn run_claimed(
         frames_done: &progress.counters().frames,
         quality: req.quality,
         replay_budget: video::REPLAY_BUDGET,
+        delay_frames: delay,
         max_pixels: req.limits.max_pixels,
     };
     let encode_started = (Instant::now(), report::cpu_seconds());

@@ -16,8 +16,9 @@ use crate::report;
 
 /// The input as this run sees it.
 pub(super) struct Prepared {
-    /// The input's local path: the scratch copy of a remote object, or the file itself.
-    pub(super) input: PathBuf,
+    /// What the chunks and the audio read: the input's local path (the scratch copy of a
+    /// remote object, or the file itself), or its re-based copy ([`crate::remux`]).
+    pub(super) source: PathBuf,
     pub(super) probe: Probe,
     pub(super) plan: Plan,
     pub(super) plan_id: String,
@@ -28,13 +29,15 @@ pub(super) struct Prepared {
 pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut Clock) -> Result<Prepared, RunError> {
     let input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage))?;
     let probe = clock.timed("probe", || crate::probe::probe(&input, &req.limits))?;
+    let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits))?;
+    let (source, probe) = (remuxed.path, remuxed.probe);
     let mut plan = clock.timed("plan", || crate::plan::plan(&probe, &req.preset))?;
     // The plan names the input by its location, not by the scratch copy, whose folder is
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
     let input_hash = InputHash::start(&input);
-    Ok(Prepared { input, probe, plan, plan_id, input_hash })
+    Ok(Prepared { source, probe, plan, plan_id, input_hash })
 }
 
 /// The input's SHA-256, computed on its own thread while the chunks encode.

@@ -151,6 +151,7 @@ pub fn decoded_sample(n: usize) -> Vec<ffmpeg_next::frame::Video> {
     pictures
 }
 
+pub mod media_check;
 pub mod moto;
 pub mod playlist;
 pub mod s3;

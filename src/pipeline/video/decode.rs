@@ -9,6 +9,7 @@ use ffmpeg_next as ff;
 
 use super::warmup::Warmup;
 use super::{ChunkError, ChunkJob};
+use crate::pipeline::Damage;
 use crate::plan::{Chunk, Plan};
 
 /// What receives each filled slot: the frame and its output frame number.
@@ -63,7 +64,8 @@ impl<'a> ChunkDecoder<'a> {
             source: ff::Error::StreamNotFound,
         })?;
         let stream_time_base = stream.time_base();
-        let origin = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0 } else { stream.start_time() };
+        // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
+        let origin = (plan.source.start_seconds / f64::from(stream_time_base)).round() as i64;
         let mut context =
             ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
         // SAFETY: plain field of a context not yet opened.
@@ -94,11 +96,22 @@ impl<'a> ChunkDecoder<'a> {
         cancel: &AtomicBool,
         sink: &mut SlotSink<'_>,
     ) -> Result<(), ChunkError> {
+        // What the last pass concealed: the warm-up's packets come again in the chunk's own.
+        let mut concealed = 0;
         for (n, pass) in passes.iter().enumerate() {
             if n > 0 {
                 self.restart()?;
             }
-            self.decode_pass(pass, cancel, sink)?;
+            let mut damage = Damage::default();
+            self.decode_pass(pass, cancel, sink, &mut damage)?;
+            concealed = damage.packets;
+        }
+        if concealed > 0 {
+            tracing::warn!(
+                chunk = self.chunk.index,
+                packets = concealed,
+                "concealed damaged video packets: the picture before each is shown in its place"
+            );
         }
         Ok(())
     }
@@ -116,8 +129,15 @@ impl<'a> ChunkDecoder<'a> {
     }
 
     /// One pass: seek, decode until its slots are full (or the input ends), hold the last
-    /// frame to the end.
-    fn decode_pass(&mut self, pass: &Pass, cancel: &AtomicBool, sink: &mut SlotSink<'_>) -> Result<(), ChunkError> {
+    /// frame to the end. Damaged packets are concealed and counted in `damage`; a pass
+    /// with no picture at all fails ([`ChunkError::NoPicture`]).
+    fn decode_pass(
+        &mut self,
+        pass: &Pass,
+        cancel: &AtomicBool,
+        sink: &mut SlotSink<'_>,
+        damage: &mut Damage,
+    ) -> Result<(), ChunkError> {
         let c = self.chunk.index;
         let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
         // (Only a chunk after the first has a warm-up pass.)
@@ -141,21 +161,51 @@ impl<'a> ChunkDecoder<'a> {
             if s.index() != video_index {
                 continue;
             }
-            self.decoder.send_packet(&packet).map_err(libav("decoding"))?;
-            receive_frames(c, &mut self.decoder, self.picture.as_mut(), &mut |f| place(&mut slots, f))?;
+            match self.decoder.send_packet(&packet) {
+                Ok(()) => damage.healthy(),
+                Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
+            }
+            concealing(damage, || {
+                receive_frames(c, &mut self.decoder, self.picture.as_mut(), &mut |f| place(&mut slots, f))
+            })?;
             if slots.is_full() {
                 break;
             }
         }
         if !slots.is_full() {
             self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
-            receive_frames(c, &mut self.decoder, self.picture.as_mut(), &mut |f| place(&mut slots, f))?;
+            concealing(damage, || {
+                receive_frames(c, &mut self.decoder, self.picture.as_mut(), &mut |f| place(&mut slots, f))
+            })?;
             if let Some(graph) = self.picture.as_mut() {
                 push_picture(graph, None).map_err(libav("flushing the picture filter"))?;
                 drain_picture(c, graph, &mut |f| place(&mut slots, f))?;
             }
         }
-        slots.fill_to_end(&mut emit)
+        slots.fill_to_end(&mut emit)?;
+        if !slots.is_full() {
+            let seconds = |slot: u64| slot as f64 / self.plan.fps.as_f64();
+            return Err(ChunkError::NoPicture {
+                chunk: c,
+                from_seconds: seconds(pass.slots.start),
+                to_seconds: seconds(pass.slots.end),
+                damaged: damage.packets,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `receive` (a [`receive_frames`]) until the decoder has nothing more, concealing the
+/// decoding errors damaged packets cause ([`Damage`]).
+fn concealing(damage: &mut Damage, mut receive: impl FnMut() -> Result<(), ChunkError>) -> Result<(), ChunkError> {
+    loop {
+        match receive() {
+            Err(ChunkError::Libav { chunk, context: "decoding", source }) => {
+                damage.conceal(source).map_err(|source| ChunkError::Libav { chunk, context: "decoding", source })?;
+            }
+            done => return done,
+        }
     }
 }
 

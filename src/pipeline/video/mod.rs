@@ -56,19 +56,42 @@ pub enum ChunkError {
     RungPanicked(u32),
     #[error("chunk {0}: interrupted")]
     Interrupted(u32),
+    #[error(
+        "chunk {chunk}: no picture from {from_seconds:.3} s to {to_seconds:.3} s could be decoded ({damaged} damaged packets): the recording is broken there"
+    )]
+    NoPicture { chunk: u32, from_seconds: f64, to_seconds: f64, damaged: u64 },
 }
 
 impl ExitClass for ChunkError {
-    /// A stream libav cannot decode past a point will not decode on a retry either.
+    /// What reading and decoding the recording fails on is the input's doing (retrying
+    /// fails the same way); encoding, packaging and scratch files are ours.
     fn outcome(&self) -> Outcome {
         match self {
             Self::Interrupted(_) => Outcome::Interrupted,
-            Self::Libav { source: ff::Error::InvalidData, .. } => Outcome::BadInput,
+            Self::NoPicture { .. } => Outcome::BadInput,
+            Self::Libav { context, source, .. } if INPUT_STEPS.contains(context) && super::input_fault(source) => {
+                Outcome::BadInput
+            }
             Self::Encoder { source, .. } => source.outcome(),
             _ => Outcome::Transient,
         }
     }
 }
+
+/// The steps of [`ChunkError::Libav`] that read the recording.
+const INPUT_STEPS: &[&str] = &[
+    "opening the input",
+    "finding the video stream",
+    "reading codec parameters",
+    "opening the decoder",
+    "building the picture filter",
+    "seeking",
+    "decoding",
+    "flushing the decoder",
+    "filtering",
+    "flushing the picture filter",
+    "scaling",
+];
 
 /// One rung's share of a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +180,9 @@ pub struct ChunkJob<'a> {
     /// Bytes of decoded pictures a chunk may hold to send its warm-up second twice from one
     /// decode ([`REPLAY_BUDGET`]); over it the second is decoded twice.
     pub replay_budget: usize,
+    /// The run's presentation delay in frames ([`reorder_delay`]): every chunk presents its
+    /// first frame this late, even one too short for its encoder to delay it as much.
+    pub delay_frames: u32,
     /// Pixels a decoded picture may have (the run's `--max-pixels`).
     pub max_pixels: u64,
 }

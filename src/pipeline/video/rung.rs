@@ -91,7 +91,8 @@ impl<'a> RungJob<'a> {
             true => Some(QualityCheck::new(parameters).map_err(libav("opening a decoder to measure quality"))?),
             false => None,
         };
-        Ok(RungPipeline { index: r.index, encoder, output, path, delay: None, packets: 0, check })
+        let presentation_delay = i64::from(self.job.delay_frames);
+        Ok(RungPipeline { index: r.index, encoder, output, path, delay: None, presentation_delay, packets: 0, check })
     }
 }
 
@@ -121,6 +122,9 @@ struct RungPipeline {
     path: std::path::PathBuf,
     /// B-frame delay in frames, learnt from the first packet.
     delay: Option<i64>,
+    /// The run's presentation delay (`ChunkJob::delay_frames`): at least `delay`, more for
+    /// a chunk too short for its encoder to delay it fully.
+    presentation_delay: i64,
     packets: usize,
     /// With `--quality`.
     check: Option<QualityCheck>,
@@ -256,9 +260,9 @@ fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> R
                 }
                 let (pts, dts) = (packet.pts().unwrap_or(0), packet.dts().unwrap_or(0));
                 let delay = *r.delay.get_or_insert(pts - dts);
-                // Local decode times start at 0; presentation is `delay` frames later.
+                // Local decode times start at 0; presentation is the run's delay later.
                 let tick = i64::from(ticks_per_frame);
-                packet.set_pts(Some((pts + delay) * tick));
+                packet.set_pts(Some((pts + delay.max(r.presentation_delay)) * tick));
                 packet.set_dts(Some((dts + delay) * tick));
                 packet.set_duration(tick);
                 packet.set_stream(0);
@@ -311,7 +315,7 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
         cmaf::shift_decode_time(&mut bytes, f, shift).map_err(package)?;
     }
     let segments = cut_segments(&bytes, &split.fragments, chunk, plan);
-    let delay_frames = r.delay.unwrap_or(0).max(0) as u32;
+    let delay_frames = r.delay.unwrap_or(0).max(r.presentation_delay).max(0) as u32;
     let quality = r.check.map(|check| check.totals);
     Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
 }
