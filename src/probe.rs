@@ -61,7 +61,7 @@ pub struct Discontinuity {
 }
 
 /// The video stream ladder will transcode.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct VideoInfo {
     pub index: usize,
     pub codec: String,
@@ -167,6 +167,41 @@ impl ExitClass for ProbeError {
 #[tracing::instrument(skip(limits), fields(path = %path.display()))]
 pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     crate::media::init();
+    let size_bytes = check_file(path)?;
+    let input = open_input(path, limits)?;
+    let streams: Vec<StreamInfo> = input
+        .streams()
+        .map(|s| StreamInfo {
+            index: s.index(),
+            kind: kind_name(s.parameters().medium()).to_owned(),
+            codec: codec_name(s.parameters().id()),
+        })
+        .collect();
+    let header = Header::read(path, &input, limits)?;
+    let (params, video_index) = (header.params.clone(), header.video.index);
+    let scan = scan_video(path, input, video_index, params, limits)?;
+    let mut span = header.span(path, limits)?;
+    // Nothing said how long the video lasts: its last timestamp does.
+    span.duration_seconds.get_or_insert(scan.last_pts_seconds.unwrap_or(0.0));
+    let video = header.video_info(&scan, &span);
+    Ok(Probe {
+        path: path.display().to_string(),
+        size_bytes,
+        container: header.container.name,
+        container_long_name: header.container.long_name,
+        duration_seconds: span.duration_seconds.unwrap_or(0.0),
+        bit_rate: header.container.bit_rate,
+        video,
+        audio: header.audio.map(|a| AudioInfo { start_seconds: span.audio.0, end_seconds: span.audio.1, ..a }),
+        streams,
+        discontinuities: span.discontinuities,
+        remux: span.remux,
+    })
+}
+
+/// The recording is a non-empty file of a kind libav is given (not a damaged MP4, not an
+/// HLS playlist naming what it may not); its size.
+fn check_file(path: &Path) -> Result<u64, ProbeError> {
     let p = || path.to_owned();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProbeError::NotFound { path: p() },
@@ -180,17 +215,181 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     }
     check_iso_boxes(path, meta.len())?;
     check_playlist(path)?;
-    let input = open_input(path, limits)?;
+    Ok(meta.len())
+}
 
-    let streams: Vec<StreamInfo> = input
-        .streams()
-        .map(|s| StreamInfo {
-            index: s.index(),
-            kind: kind_name(s.parameters().medium()).to_owned(),
-            codec: codec_name(s.parameters().id()),
+/// What the container says about itself.
+struct Container {
+    name: String,
+    long_name: String,
+    bit_rate: Option<u64>,
+    /// The end of the longest stream, for streams that do not say where they end.
+    end_seconds: Option<f64>,
+    duration_seconds: Option<f64>,
+    /// Whether chunks can seek it where it lies ([`in_place`]).
+    in_place: bool,
+}
+
+/// What the headers say about the video and the audio, before any packet is read.
+struct Header {
+    container: Container,
+    params: codec::Parameters,
+    /// The fields the scan does not decide.
+    video: VideoInfo,
+    /// The stream's duration in its time base (0 or less when unknown).
+    stream_duration: i64,
+    time_base: ff::Rational,
+    field_order_hint: ffi::AVFieldOrder,
+    /// Seconds of the video's first timestamp.
+    video_start: Option<f64>,
+    audio: Option<AudioInfo>,
+    /// (start, end) of the audio in seconds, as the headers give them.
+    audio_span: (Option<f64>, Option<f64>),
+}
+
+/// Seconds of a timestamp in `base`, unless it is unknown.
+fn seconds(t: i64, base: ff::Rational) -> Option<f64> {
+    (t != ffi::AV_NOPTS_VALUE).then(|| t as f64 * f64::from(base))
+}
+
+impl Header {
+    fn read(path: &Path, input: &ff::format::context::Input, limits: &Limits) -> Result<Self, ProbeError> {
+        let stream = video_stream(path, input)?;
+        let params = stream.parameters();
+        // SAFETY: codecpar of a stream of an open context is valid.
+        let par = unsafe { &*params.as_ptr() };
+        let (width, height) = (par.width.max(0) as u32, par.height.max(0) as u32);
+        check_size(path, width, height, limits)?;
+        check_decoder(path, params.id(), par.codec_tag)?;
+        let container = container(input);
+        let audio = input
+            .streams()
+            .best(media::Type::Audio)
+            .filter(|s| s.parameters().medium() == media::Type::Audio)
+            .map(|s| audio_info(&s));
+        let audio_span = audio.as_ref().and_then(|a| input.stream(a.index)).map_or((None, None), |s| {
+            let start = seconds(s.start_time(), s.time_base());
+            let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
+            (start, start.zip(duration).map(|(s, d)| s + d).or(container.end_seconds))
+        });
+        let sar = match (par.sample_aspect_ratio.num, par.sample_aspect_ratio.den) {
+            (n, d) if n > 0 && d > 0 => (n as u32, d as u32),
+            _ => (1, 1),
+        };
+        let video = VideoInfo {
+            index: stream.index(),
+            codec: codec_name(params.id()),
+            profile: profile_name(params.id(), par.profile),
+            width,
+            height,
+            sample_aspect_ratio: sar,
+            rotation: display_rotation(&stream),
+            nominal_fps: FrameRate::from_av(stream.rate()).filter(|r| r.as_f64() <= 1000.0),
+            average_fps: FrameRate::from_av(stream.avg_frame_rate()),
+            frame_count: u64::try_from(stream.frames()).ok().filter(|f| *f > 0),
+            ..VideoInfo::default()
+        };
+        Ok(Self {
+            video,
+            stream_duration: stream.duration(),
+            time_base: stream.time_base(),
+            field_order_hint: par.field_order,
+            video_start: seconds(stream.start_time(), stream.time_base()),
+            params: params.clone(),
+            container,
+            audio,
+            audio_span,
         })
-        .collect();
-    let video_stream = input
+    }
+
+    /// Where the video and the audio lie: from the headers, or, for a container without an
+    /// index to trust (and perhaps with jumps), from every packet's time ([`scan_timeline`]).
+    fn span(&self, path: &Path, limits: &Limits) -> Result<Span, ProbeError> {
+        let start = self.video_start.unwrap_or(0.0);
+        let duration_seconds = if self.stream_duration > 0 {
+            Some(self.stream_duration as f64 * f64::from(self.time_base))
+        } else if let (Some(start), Some(end)) = (self.video_start, self.container.end_seconds) {
+            Some(end - start)
+        } else {
+            self.container.duration_seconds
+        };
+        let mut span = Span {
+            start_seconds: start,
+            duration_seconds,
+            frame_count: self.video.frame_count,
+            audio: self.audio_span,
+            discontinuities: Vec::new(),
+            remux: None,
+        };
+        if !self.container.in_place {
+            self.scan_span(path, limits, &mut span)?;
+        }
+        Ok(span)
+    }
+
+    fn scan_span(&self, path: &Path, limits: &Limits, span: &mut Span) -> Result<(), ProbeError> {
+        let v = &self.video;
+        let default_frame = v.nominal_fps.or(v.average_fps).map_or(0.04, |r| 1.0 / r.as_f64());
+        let timeline = scan_timeline(path, limits, v.index, self.audio.as_ref().map(|a| a.index), default_frame)?;
+        let Some((start, end)) = timeline.video else {
+            let detail = "its video stream has no timestamps".to_owned();
+            return Err(ProbeError::Undecodable { path: path.to_owned(), detail });
+        };
+        (span.start_seconds, span.duration_seconds) = (start, Some(end - start));
+        span.audio = (timeline.audio.map(|s| s.0), timeline.audio.map(|s| s.1));
+        span.frame_count = Some(timeline.video_packets).filter(|n| *n > 0);
+        let mut why = match self.container.name.as_str() {
+            "matroska,webm" => "it is Matroska written live (no duration or cues)".to_owned(),
+            name => format!("{name} has no key frame index to seek by"),
+        };
+        if !timeline.discontinuities.is_empty() {
+            why = format!("{why}, and its timestamps jump {} time(s)", timeline.discontinuities.len());
+        }
+        (span.discontinuities, span.remux) = (timeline.discontinuities, Some(why));
+        Ok(())
+    }
+
+    /// The video as probed: the header's fields with what the scan and the span decided.
+    fn video_info(&self, scan: &Scan, span: &Span) -> VideoInfo {
+        let v = &self.video;
+        let field_order = field_order(scan, self.field_order_hint);
+        let duration = span.duration_seconds.unwrap_or(0.0);
+        let (display_width, display_height) = display_size(v.width, v.height, v.sample_aspect_ratio, v.rotation);
+        VideoInfo {
+            display_width,
+            display_height,
+            pixel_format: scan.pixel_format.descriptor().map_or_else(|| "unknown".to_owned(), |d| d.name().to_owned()),
+            bit_depth: pixel_bit_depth(scan.pixel_format),
+            variable_frame_rate: is_variable(&scan.pts, v.nominal_fps, v.average_fps),
+            interlaced: scan.interlaced || matches!(field_order, "tff" | "bff"),
+            field_order: field_order.to_owned(),
+            frame_count: span.frame_count,
+            start_seconds: span.start_seconds,
+            end_seconds: span.start_seconds + duration,
+            ..v.clone()
+        }
+    }
+}
+
+/// Where the streams lie on the recording's clock.
+struct Span {
+    start_seconds: f64,
+    /// The video's, when something says (else the scan's last timestamp stands in).
+    duration_seconds: Option<f64>,
+    frame_count: Option<u64>,
+    /// (start, end) of the audio in seconds.
+    audio: (Option<f64>, Option<f64>),
+    discontinuities: Vec<Discontinuity>,
+    /// Why the recording is transcoded from a re-based copy ([`crate::remux`]).
+    remux: Option<String>,
+}
+
+/// The largest video stream that is not an attached picture (a cover).
+fn video_stream<'a>(
+    path: &Path,
+    input: &'a ff::format::context::Input,
+) -> Result<ff::format::stream::Stream<'a>, ProbeError> {
+    let video = input
         .streams()
         .filter(|s| s.parameters().medium() == media::Type::Video && !is_attached_picture(s))
         .max_by_key(|s| {
@@ -198,159 +397,62 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
             let par = unsafe { &*s.parameters().as_ptr() };
             i64::from(par.width) * i64::from(par.height)
         });
-    let Some(video_stream) = video_stream else {
-        let has_audio = streams.iter().any(|s| s.kind == "audio");
-        return Err(ProbeError::NoVideo { path: p(), has_audio });
-    };
-    let video_index = video_stream.index();
-    let audio = input
-        .streams()
-        .best(media::Type::Audio)
-        .filter(|s| s.parameters().medium() == media::Type::Audio)
-        .map(|s| audio_info(&s));
+    video.ok_or_else(|| {
+        let has_audio = input.streams().any(|s| s.parameters().medium() == media::Type::Audio);
+        ProbeError::NoVideo { path: path.to_owned(), has_audio }
+    })
+}
 
-    let params = video_stream.parameters();
-    // SAFETY: as above.
-    let par = unsafe { &*params.as_ptr() };
-    let (width, height) = (par.width.max(0) as u32, par.height.max(0) as u32);
-    check_size(path, width, height, limits)?;
-    let codec_id = params.id();
-    if ff::decoder::find(codec_id).is_none() {
-        let codec = if codec_id == codec::Id::None {
-            let tag = par.codec_tag.to_le_bytes();
-            format!("'{}' (unknown to libav)", String::from_utf8_lossy(&tag))
-        } else {
-            codec_name(codec_id)
-        };
-        return Err(ProbeError::UnsupportedCodec { path: p(), codec });
+/// libav has a decoder for the video's codec.
+fn check_decoder(path: &Path, id: codec::Id, tag: u32) -> Result<(), ProbeError> {
+    if ff::decoder::find(id).is_some() {
+        return Ok(());
     }
-    let time_base = video_stream.time_base();
-    let nominal_fps = FrameRate::from_av(video_stream.rate()).filter(|r| r.as_f64() <= 1000.0);
-    let average_fps = FrameRate::from_av(video_stream.avg_frame_rate());
-    let rotation = display_rotation(&video_stream);
-    let sar = match (par.sample_aspect_ratio.num, par.sample_aspect_ratio.den) {
-        (n, d) if n > 0 && d > 0 => (n as u32, d as u32),
-        _ => (1, 1),
-    };
-    let frames = video_stream.frames();
-    let stream_duration = video_stream.duration();
-    let profile = profile_name(codec_id, par.profile);
-    let field_order_hint = par.field_order;
-    let container_duration = input.duration();
-    let bit_rate = u64::try_from(input.bit_rate()).ok().filter(|b| *b > 0);
-    let (container, container_long_name) = (input.format().name().to_owned(), input.format().description().to_owned());
-    let in_place = in_place(&input);
-    let seconds = |t: i64, base: ff::Rational| (t != ffi::AV_NOPTS_VALUE).then(|| t as f64 * f64::from(base));
-    let micros = ff::Rational::new(1, ffi::AV_TIME_BASE);
-    // The end of the longest stream, for streams that do not say where they end.
-    // SAFETY: a plain field of an open context.
-    let container_start = unsafe { (*input.as_ptr()).start_time };
-    let container_end = seconds(container_start, micros)
-        .zip(seconds(container_duration, micros).filter(|d| *d > 0.0))
-        .map(|(start, duration)| start + duration);
-    let video_start = seconds(video_stream.start_time(), time_base);
-    let audio_stream = audio.as_ref().and_then(|a| input.stream(a.index));
-    let audio_span = audio_stream.map(|s| {
-        let start = seconds(s.start_time(), s.time_base());
-        let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
-        (start, start.zip(duration).map(|(s, d)| s + d).or(container_end))
-    });
-
-    let scan = scan_video(path, input, video_index, params, limits)?;
-    let pixel_format = scan.pixel_format;
-    let bit_depth = pixel_bit_depth(pixel_format);
-
-    let mut duration_seconds = if stream_duration > 0 {
-        stream_duration as f64 * f64::from(time_base)
-    } else if let (Some(start), Some(end)) = (video_start, container_end) {
-        end - start
-    } else if container_duration > 0 {
-        container_duration as f64 / f64::from(ffi::AV_TIME_BASE)
+    let codec = if id == codec::Id::None {
+        format!("'{}' (unknown to libav)", String::from_utf8_lossy(&tag.to_le_bytes()))
     } else {
-        scan.last_pts_seconds.unwrap_or(0.0)
+        codec_name(id)
     };
-    let mut start_seconds = video_start.unwrap_or(0.0);
-    let mut audio = audio.map(|a| AudioInfo {
-        start_seconds: audio_span.and_then(|s| s.0),
-        end_seconds: audio_span.and_then(|s| s.1),
-        ..a
-    });
-    let (mut frame_count, mut discontinuities, mut remux) =
-        (u64::try_from(frames).ok().filter(|f| *f > 0), Vec::new(), None);
-    if !in_place {
-        // No index to trust, and perhaps jumps: every packet's time says where the streams lie.
-        let default_frame = nominal_fps.or(average_fps).map_or(0.04, |r| 1.0 / r.as_f64());
-        let timeline = scan_timeline(path, limits, video_index, audio.as_ref().map(|a| a.index), default_frame)?;
-        let Some((start, end)) = timeline.video else {
-            return Err(ProbeError::Undecodable { path: p(), detail: "its video stream has no timestamps".to_owned() });
-        };
-        (start_seconds, duration_seconds) = (start, end - start);
-        if let Some(a) = audio.as_mut() {
-            (a.start_seconds, a.end_seconds) = (timeline.audio.map(|s| s.0), timeline.audio.map(|s| s.1));
-        }
-        frame_count = Some(timeline.video_packets).filter(|n| *n > 0);
-        let mut why = match container.as_str() {
-            "matroska,webm" => "it is Matroska written live (no duration or cues)".to_owned(),
-            name => format!("{name} has no key frame index to seek by"),
-        };
-        if !timeline.discontinuities.is_empty() {
-            why = format!("{why}, and its timestamps jump {} time(s)", timeline.discontinuities.len());
-        }
-        (discontinuities, remux) = (timeline.discontinuities, Some(why));
+    Err(ProbeError::UnsupportedCodec { path: path.to_owned(), codec })
+}
+
+fn container(input: &ff::format::context::Input) -> Container {
+    let micros = ff::Rational::new(1, ffi::AV_TIME_BASE);
+    // SAFETY: a plain field of an open context.
+    let start = unsafe { (*input.as_ptr()).start_time };
+    let duration_seconds = seconds(input.duration(), micros).filter(|d| *d > 0.0);
+    let end_seconds = seconds(start, micros).zip(duration_seconds).map(|(start, duration)| start + duration);
+    Container {
+        name: input.format().name().to_owned(),
+        long_name: input.format().description().to_owned(),
+        bit_rate: u64::try_from(input.bit_rate()).ok().filter(|b| *b > 0),
+        end_seconds,
+        duration_seconds,
+        in_place: in_place(input),
     }
-    let field_order = match (scan.interlaced, scan.top_field_first, field_order_hint) {
+}
+
+/// The field order: what the decoded pictures say, else the header's hint.
+fn field_order(scan: &Scan, hint: ffi::AVFieldOrder) -> &'static str {
+    match (scan.interlaced, scan.top_field_first, hint) {
         (true, true, _) => "tff",
         (true, false, _) => "bff",
         (false, _, ffi::AVFieldOrder::AV_FIELD_TT | ffi::AVFieldOrder::AV_FIELD_TB) => "tff",
         (false, _, ffi::AVFieldOrder::AV_FIELD_BB | ffi::AVFieldOrder::AV_FIELD_BT) => "bff",
         (false, _, ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE) => "progressive",
         _ => "unknown",
-    };
-    let interlaced = scan.interlaced || matches!(field_order, "tff" | "bff");
-    let variable_frame_rate = is_variable(&scan.pts, nominal_fps, average_fps);
+    }
+}
 
-    let (mut display_width, mut display_height) = if sar.0 > sar.1 {
+/// The picture's size as displayed: stretched by its sample aspect ratio, turned by its
+/// rotation.
+fn display_size(width: u32, height: u32, sar: (u32, u32), rotation: u32) -> (u32, u32) {
+    let (w, h) = if sar.0 > sar.1 {
         ((u64::from(width) * u64::from(sar.0) / u64::from(sar.1)) as u32, height)
     } else {
         (width, (u64::from(height) * u64::from(sar.1) / u64::from(sar.0)) as u32)
     };
-    if rotation % 180 == 90 {
-        std::mem::swap(&mut display_width, &mut display_height);
-    }
-
-    Ok(Probe {
-        path: path.display().to_string(),
-        size_bytes: meta.len(),
-        container,
-        container_long_name,
-        duration_seconds,
-        bit_rate,
-        video: VideoInfo {
-            index: video_index,
-            codec: codec_name(codec_id),
-            profile,
-            width,
-            height,
-            sample_aspect_ratio: sar,
-            rotation,
-            display_width,
-            display_height,
-            pixel_format: pixel_format.descriptor().map_or_else(|| "unknown".to_owned(), |d| d.name().to_owned()),
-            bit_depth,
-            nominal_fps,
-            average_fps,
-            variable_frame_rate,
-            interlaced,
-            field_order: field_order.to_owned(),
-            frame_count,
-            start_seconds,
-            end_seconds: start_seconds + duration_seconds,
-        },
-        audio,
-        streams,
-        discontinuities,
-        remux,
-    })
+    if rotation % 180 == 90 { (h, w) } else { (w, h) }
 }
 
 fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {

@@ -170,70 +170,6 @@ fn pod_failure_policy() -> PodFailurePolicy {
 }
 
 fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
-    let res = &req.preset.resources;
-    let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
-    };
-    let mut env = vec![
-        env_var("LADDER_LOG_FORMAT", "json"),
-        env_var("LADDER_LOG", "info"),
-        env_var("TMPDIR", SCRATCH_DIR),
-        env_var("LADDER_SCRATCH", SCRATCH_DIR),
-    ];
-    if let Some(n) = req.shards {
-        // With JOB_COMPLETION_INDEX (set by Kubernetes), this gives each pod its `--shard i/N`.
-        env.push(env_var("LADDER_SHARDS", &n.to_string()));
-    }
-    if let Some(endpoint) = &config.s3_endpoint {
-        env.push(env_var("LADDER_S3_ENDPOINT", endpoint));
-    }
-    env.extend(metrics_env(config, req));
-    let container = Container {
-        name: CONTAINER.to_owned(),
-        image: Some(config.image.clone()),
-        image_pull_policy: Some(config.image_pull_policy.clone()),
-        // `--opt=value` and `--` keep a location from ever being read as a flag.
-        args: Some(vec![
-            "run".to_owned(),
-            format!("--out={}", req.output),
-            format!("--preset={}", req.preset.name),
-            "--".to_owned(),
-            req.input.clone(),
-        ]),
-        env: Some(env),
-        // Credentials only by reference: the Secret's keys become environment variables.
-        env_from: config.storage_secret.as_ref().map(|name| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource { name: name.clone(), optional: Some(false) }),
-                ..EnvFromSource::default()
-            }]
-        }),
-        resources: Some(ResourceRequirements {
-            // Requests equal limits for CPU and memory: the pod is Guaranteed (evicted last
-            // under node pressure) and the CPU quota that sizes the encoder pool is exact.
-            requests: Some(quantities(&[
-                ("cpu", &res.cpu),
-                ("memory", &res.memory),
-                ("ephemeral-storage", &res.scratch),
-            ])),
-            limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory)])),
-            ..ResourceRequirements::default()
-        }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "scratch".to_owned(),
-            mount_path: SCRATCH_DIR.to_owned(),
-            ..VolumeMount::default()
-        }]),
-        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
-        ..Container::default()
-    };
     PodSpec {
         restart_policy: Some("Never".to_owned()),
         priority_class_name: Some(config.priority_class.clone()),
@@ -257,35 +193,111 @@ fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
             effect: Some("NoSchedule".to_owned()),
             toleration_seconds: None,
         }]),
-        affinity: Some(Affinity {
-            node_affinity: Some(NodeAffinity {
-                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                    node_selector_terms: vec![NodeSelectorTerm {
-                        match_expressions: Some(
-                            config
-                                .node_selector
-                                .iter()
-                                .map(|(k, v)| NodeSelectorRequirement {
-                                    key: k.clone(),
-                                    operator: "In".to_owned(),
-                                    values: Some(vec![v.clone()]),
-                                })
-                                .collect(),
-                        ),
-                        match_fields: None,
-                    }],
-                }),
-                preferred_during_scheduling_ignored_during_execution: None,
-            }),
-            ..Affinity::default()
-        }),
-        containers: vec![container],
+        affinity: Some(node_affinity(config)),
+        containers: vec![container(config, req)],
         volumes: Some(vec![Volume {
             name: "scratch".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource { medium: None, size_limit: Some(Quantity(res.scratch.clone())) }),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: None,
+                size_limit: Some(Quantity(req.preset.resources.scratch.clone())),
+            }),
             ..Volume::default()
         }]),
         ..PodSpec::default()
+    }
+}
+
+/// The one container: `ladder run` on the recording, unprivileged, on a read-only root
+/// with the scratch volume.
+fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
+    Container {
+        name: CONTAINER.to_owned(),
+        image: Some(config.image.clone()),
+        image_pull_policy: Some(config.image_pull_policy.clone()),
+        // `--opt=value` and `--` keep a location from ever being read as a flag.
+        args: Some(vec![
+            "run".to_owned(),
+            format!("--out={}", req.output),
+            format!("--preset={}", req.preset.name),
+            "--".to_owned(),
+            req.input.clone(),
+        ]),
+        env: Some(container_env(config, req)),
+        // Credentials only by reference: the Secret's keys become environment variables.
+        env_from: config.storage_secret.as_ref().map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource { name: name.clone(), optional: Some(false) }),
+                ..EnvFromSource::default()
+            }]
+        }),
+        resources: Some(resources(&req.preset.resources)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), add: None }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "scratch".to_owned(),
+            mount_path: SCRATCH_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    }
+}
+
+/// JSON logs, the scratch folder, the shard count, the S3 endpoint and the metrics' settings.
+fn container_env(config: &DispatchConfig, req: &JobRequest<'_>) -> Vec<EnvVar> {
+    let mut env = vec![
+        env_var("LADDER_LOG_FORMAT", "json"),
+        env_var("LADDER_LOG", "info"),
+        env_var("TMPDIR", SCRATCH_DIR),
+        env_var("LADDER_SCRATCH", SCRATCH_DIR),
+    ];
+    if let Some(n) = req.shards {
+        // With JOB_COMPLETION_INDEX (set by Kubernetes), this gives each pod its `--shard i/N`.
+        env.push(env_var("LADDER_SHARDS", &n.to_string()));
+    }
+    if let Some(endpoint) = &config.s3_endpoint {
+        env.push(env_var("LADDER_S3_ENDPOINT", endpoint));
+    }
+    env.extend(metrics_env(config, req));
+    env
+}
+
+/// Requests equal limits for CPU and memory: the pod is Guaranteed (evicted last under node
+/// pressure) and the CPU quota that sizes the encoder pool is exact.
+fn resources(res: &crate::preset::Resources) -> ResourceRequirements {
+    let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
+    };
+    ResourceRequirements {
+        requests: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory), ("ephemeral-storage", &res.scratch)])),
+        limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory)])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// Only the transcode nodes (`node_selector`), required.
+fn node_affinity(config: &DispatchConfig) -> Affinity {
+    let match_expressions = config
+        .node_selector
+        .iter()
+        .map(|(k, v)| NodeSelectorRequirement { key: k.clone(), operator: "In".to_owned(), values: Some(vec![v.clone()]) })
+        .collect();
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(match_expressions),
+                    match_fields: None,
+                }],
+            }),
+            preferred_during_scheduling_ignored_during_execution: None,
+        }),
+        ..Affinity::default()
     }
 }
 
