@@ -18,7 +18,7 @@ use crate::thumbs::{self, ThumbError};
 
 /// Why the ladder could not be assembled.
 #[derive(Debug, thiserror::Error)]
-pub enum AssembleError {
+pub(crate) enum AssembleError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("cannot assemble yet: chunk records missing for chunks {0:?}")]
@@ -55,7 +55,7 @@ pub struct Ladder {
 }
 
 /// Writes everything but the published marker. Every chunk of the plan must be recorded.
-pub fn assemble(
+pub(crate) fn assemble(
     out: &dyn Output,
     plan: &Plan,
     preset: &Preset,
@@ -130,7 +130,7 @@ pub fn assemble(
 
 /// Writes the marker of a complete ladder (the master playlist, or the MPD when HLS is
 /// off) and returns its key. Call it last, after the report.
-pub fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
+pub(crate) fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
     if ladder.hls {
         out.put(layout::MASTER_PLAYLIST, hls::master_playlist(&ladder.video, ladder.audio.as_ref()).as_bytes())?;
         Ok(layout::MASTER_PLAYLIST)

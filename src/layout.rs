@@ -11,90 +11,90 @@
 //! ```
 
 /// The master playlist: its presence means the ladder is complete.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
+pub(crate) const MASTER_PLAYLIST: &str = "master.m3u8";
 /// The DASH manifest.
-pub const MPD: &str = "manifest.mpd";
+pub(crate) const MPD: &str = "manifest.mpd";
 /// `report.json`.
-pub const REPORT: &str = "report.json";
+pub(crate) const REPORT: &str = "report.json";
 /// Files whose presence means "complete"; removed before a run redoes any work.
-pub const PUBLISHED: [&str; 2] = [MASTER_PLAYLIST, MPD];
+pub(crate) const PUBLISHED: [&str; 2] = [MASTER_PLAYLIST, MPD];
 
 /// A track's init segment, inside its folder.
-pub const INIT: &str = "init.mp4";
+pub(crate) const INIT: &str = "init.mp4";
 /// A track's HLS media playlist, inside its folder.
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+pub(crate) const MEDIA_PLAYLIST: &str = "index.m3u8";
 /// A video rung's HLS I-frame playlist, inside its folder.
-pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
+pub(crate) const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 /// The DASH `SegmentTemplate` names, relative to the output root.
-pub const DASH_INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
-pub const DASH_MEDIA_TEMPLATE: &str = "$RepresentationID$/seg_$Number$.m4s";
+pub(crate) const DASH_INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
+pub(crate) const DASH_MEDIA_TEMPLATE: &str = "$RepresentationID$/seg_$Number$.m4s";
 
 /// The folder of video rung `index`: `v<index>`.
-pub fn video_dir(index: usize) -> String {
+pub(crate) fn video_dir(index: usize) -> String {
     format!("v{index}")
 }
 
 /// The folder of audio track `index`: `a<index>`.
-pub fn audio_dir(index: usize) -> String {
+pub(crate) fn audio_dir(index: usize) -> String {
     format!("a{index}")
 }
 
 /// Whether `key` lies in an audio track's folder.
-pub fn is_audio(key: &str) -> bool {
+pub(crate) fn is_audio(key: &str) -> bool {
     key.strip_prefix('a').and_then(|rest| rest.split_once('/')).is_some_and(|(n, _)| n.parse::<u32>().is_ok())
 }
 
 /// Segment `index`'s file name inside its track's folder: `seg_<index>.m4s`.
-pub fn segment_file(index: u32) -> String {
+pub(crate) fn segment_file(index: u32) -> String {
     format!("seg_{index}.m4s")
 }
 
 /// `<dir>/<file>`.
-pub fn in_dir(dir: &str, file: &str) -> String {
+pub(crate) fn in_dir(dir: &str, file: &str) -> String {
     format!("{dir}/{file}")
 }
 
 /// `<dir>/seg_<index>.m4s`.
-pub fn segment_key(dir: &str, index: u32) -> String {
+pub(crate) fn segment_key(dir: &str, index: u32) -> String {
     in_dir(dir, &segment_file(index))
 }
 
 /// `<dir>/init.mp4`.
-pub fn init_key(dir: &str) -> String {
+pub(crate) fn init_key(dir: &str) -> String {
     in_dir(dir, INIT)
 }
 
 /// The thumbnails' folder.
-pub const THUMBS_DIR: &str = "thumbs";
+pub(crate) const THUMBS_DIR: &str = "thumbs";
 /// `thumbs/poster.jpg`.
-pub const POSTER: &str = "thumbs/poster.jpg";
+pub(crate) const POSTER: &str = "thumbs/poster.jpg";
 /// `thumbs/thumbs.vtt`: the WebVTT index of the sprites.
-pub const THUMBS_VTT: &str = "thumbs/thumbs.vtt";
+pub(crate) const THUMBS_VTT: &str = "thumbs/thumbs.vtt";
 
 /// `thumbs/t_<n>.jpg`.
-pub fn still_key(n: usize) -> String {
+pub(crate) fn still_key(n: usize) -> String {
     format!("{THUMBS_DIR}/t_{n}.jpg")
 }
 
 /// Sprite sheet `k`'s name inside `thumbs/` (as the WebVTT index names it).
-pub fn sprite_file(k: usize) -> String {
+pub(crate) fn sprite_file(k: usize) -> String {
     format!("sprite_{k}.jpg")
 }
 
 /// `thumbs/sprite_<k>.jpg`.
-pub fn sprite_key(k: usize) -> String {
+pub(crate) fn sprite_key(k: usize) -> String {
     in_dir(THUMBS_DIR, &sprite_file(k))
 }
 
 /// The checkpoints' folder: never published, never cached.
-pub const CHECKPOINTS_DIR: &str = ".ladder";
+pub(crate) const CHECKPOINTS_DIR: &str = ".ladder";
 /// The plan every record of this output was made for.
-pub const PLAN: &str = ".ladder/plan.json";
+pub(crate) const PLAN: &str = ".ladder/plan.json";
 /// The output's owner: which recording and preset it holds (a conditional create).
-pub const LEASE: &str = ".ladder/lease.json";
+pub(crate) const LEASE: &str = ".ladder/lease.json";
 
 /// The record of a chunk, or of the audio (`chunk = None`).
-pub fn record_key(chunk: Option<u32>) -> String {
+pub(crate) fn record_key(chunk: Option<u32>) -> String {
     match chunk {
         Some(c) => format!("{CHECKPOINTS_DIR}/chunks/{c}.json"),
         None => format!("{CHECKPOINTS_DIR}/chunks/audio.json"),
@@ -103,12 +103,12 @@ pub fn record_key(chunk: Option<u32>) -> String {
 
 /// A poster candidate from output frame `frame`: kept out of the published tree; assembly
 /// copies the chosen one to [`POSTER`].
-pub fn poster_candidate_key(frame: u64) -> String {
+pub(crate) fn poster_candidate_key(frame: u64) -> String {
     format!("{CHECKPOINTS_DIR}/posters/{frame}.jpg")
 }
 
 /// Whether `key` is a checkpoint (under `.ladder/`).
-pub fn is_checkpoint(key: &str) -> bool {
+pub(crate) fn is_checkpoint(key: &str) -> bool {
     key.strip_prefix(CHECKPOINTS_DIR).is_some_and(|rest| rest.starts_with('/'))
 }
 

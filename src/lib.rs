@@ -4,28 +4,31 @@
 //! [`preset`], [`run`] it (chunks through [`pipeline`], stored at a [`location`] with
 //! [`record`]s), then [`assemble`] and publish. Media work goes through libav ([`media`]).
 
-pub mod assemble;
+// Items are public only where the binary, the tests or the fuzz target use them.
+#![warn(unreachable_pub)]
+
+pub(crate) mod assemble;
 pub mod cli;
 pub mod dispatch;
 pub mod exit;
-pub mod layout;
+pub(crate) mod layout;
 pub mod location;
-pub mod logging;
+pub(crate) mod logging;
 pub mod media;
 pub mod message;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod package;
 pub mod pipeline;
 pub mod plan;
 pub mod preset;
 pub mod probe;
 pub mod progress;
-pub mod quality;
+pub(crate) mod quality;
 pub mod rate;
-pub mod record;
+pub(crate) mod record;
 pub mod remux;
 pub mod report;
-pub mod run;
+pub(crate) mod run;
 pub mod serve;
 pub mod stdout;
-pub mod thumbs;
+pub(crate) mod thumbs;

@@ -20,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// `tracing`'s human-readable lines.
     Text,
     /// One JSON object per line (the layout of `tracing-subscriber`'s JSON formatter:
@@ -30,7 +30,7 @@ pub enum LogFormat {
 
 impl LogFormat {
     /// Text when stderr is a terminal, JSON otherwise (a pod's log, a file, a pipe).
-    pub fn for_stderr() -> Self {
+    pub(crate) fn for_stderr() -> Self {
         if io::stderr().is_terminal() { Self::Text } else { Self::Json }
     }
 }
@@ -42,14 +42,14 @@ const DEFAULT_FILTER: &str = "warn";
 static INSTALLED: OnceLock<LogFormat> = OnceLock::new();
 
 /// The format of the installed log, `None` before [`init`].
-pub fn format() -> Option<LogFormat> {
+pub(crate) fn format() -> Option<LogFormat> {
     INSTALLED.get().copied()
 }
 
 /// Sends `tracing` to stderr in `format`, filtered by `filter` (the `LADDER_LOG` syntax of
 /// [`directives`]). Colour only when stderr is a terminal and `NO_COLOR` is unset. An
 /// unparsable filter is replaced by the default, with a warning saying so.
-pub fn init(format: LogFormat, spec: &str) {
+pub(crate) fn init(format: LogFormat, spec: &str) {
     let (filter, rejected) = match directives(spec).and_then(|d| EnvFilter::builder().parse(d)) {
         Ok(parsed) => (parsed, None),
         Err(e) => {
@@ -85,7 +85,7 @@ pub fn init(format: LogFormat, spec: &str) {
 /// directive names it (`info,aws_smithy_runtime=debug`), so the AWS SDK's, hyper's or
 /// kube's warnings do not bury ladder's one-line error. Progress reports
 /// (`ladder::progress`, info) pass unless named: `--progress` turns them off.
-pub fn directives(spec: &str) -> Result<String, tracing_subscriber::filter::ParseError> {
+pub(crate) fn directives(spec: &str) -> Result<String, tracing_subscriber::filter::ParseError> {
     let mut directives = vec!["error".to_owned()];
     let mut names_progress = false;
     for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
@@ -107,12 +107,12 @@ pub fn directives(spec: &str) -> Result<String, tracing_subscriber::filter::Pars
 /// A field value written as its JSON form: an array or object in JSON logs (where
 /// `tracing` alone would write the `Debug` text as a string), compact JSON in text logs.
 /// `tracing::info!(chunks = logging::json(&done), "…")`.
-pub fn json<T: serde::Serialize>(value: T) -> tracing::field::DebugValue<Json<T>> {
+pub(crate) fn json<T: serde::Serialize>(value: T) -> tracing::field::DebugValue<Json<T>> {
     tracing::field::debug(Json(value))
 }
 
 /// See [`json`].
-pub struct Json<T>(T);
+pub(crate) struct Json<T>(T);
 
 thread_local! {
     /// Set by [`Json`]'s `Debug` when it writes: tells the JSON visitor that the text it

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The PSNR reported for pictures without any error (x264 reports the same); also the
 /// ceiling of every PSNR reported, so that reports stay finite numbers in JSON.
-pub const PSNR_CAP_DB: f64 = 100.0;
+pub(crate) const PSNR_CAP_DB: f64 = 100.0;
 
 /// Fixed-point scale of the SSIM sums: 2^32 keeps 9 decimal places and room for 2^31
 /// frames in an `i64`.
@@ -146,7 +146,7 @@ const SSE_RUN: usize = 32 * 1024;
 ///
 /// # Panics
 /// If a slice is shorter than its last row ends (`(height - 1) * stride + width`).
-pub fn plane_sse(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, width: usize, height: usize) -> u64 {
+pub(crate) fn plane_sse(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, width: usize, height: usize) -> u64 {
     let mut total = 0u64;
     for y in 0..height {
         let row_a = &a[y * a_stride..][..width];
@@ -202,7 +202,14 @@ thread_local! {
 ///
 /// # Panics
 /// If a slice is shorter than its last row ends (`(height - 1) * stride + width`).
-pub fn plane_ssim(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, width: usize, height: usize) -> (f64, u64) {
+pub(crate) fn plane_ssim(
+    a: &[u8],
+    a_stride: usize,
+    b: &[u8],
+    b_stride: usize,
+    width: usize,
+    height: usize,
+) -> (f64, u64) {
     let (blocks_w, blocks_h) = (width / 4, height / 4);
     if blocks_w < 2 || blocks_h < 2 {
         return (0.0, 0);

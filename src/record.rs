@@ -12,41 +12,41 @@ use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
 /// Bumped whenever a record's meaning changes, so older records are redone, not misread.
-pub const RECORD_VERSION: u32 = 1;
+pub(crate) const RECORD_VERSION: u32 = 1;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
-pub fn plan_id(plan: &Plan) -> String {
+pub(crate) fn plan_id(plan: &Plan) -> String {
     let json = serde_json::to_vec(plan).expect("a plan is plain data and always serialises");
     hex(&Sha256::digest(&json))[..16].to_owned()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
 /// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One stored file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     pub key: String,
     pub size: u64,
     pub sha256: String,
 }
 
 impl FileRecord {
-    pub fn of(key: String, bytes: &[u8]) -> Self {
+    pub(crate) fn of(key: String, bytes: &[u8]) -> Self {
         Self { key, size: bytes.len() as u64, sha256: sha256_hex(bytes) }
     }
 }
 
 /// One stored segment: what the manifests need, plus its checksum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SegmentRecord {
+pub(crate) struct SegmentRecord {
     #[serde(flatten)]
     pub summary: SegmentSummary,
     pub sha256: String,
@@ -54,7 +54,7 @@ pub struct SegmentRecord {
 
 /// One track's share of a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrackRecord {
+pub(crate) struct TrackRecord {
     /// `v<i>` or `a0`.
     pub dir: String,
     pub codec: String,
@@ -70,7 +70,7 @@ pub struct TrackRecord {
 
 /// A poster candidate found in a chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PosterRecord {
+pub(crate) struct PosterRecord {
     /// Output frame it shows.
     pub frame: u64,
     /// Not near-black or flat; the first frame is kept as a fallback even when it is.
@@ -80,7 +80,7 @@ pub struct PosterRecord {
 
 /// Everything a finished chunk (or the audio) stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChunkRecord {
+pub(crate) struct ChunkRecord {
     pub version: u32,
     pub plan_id: String,
     /// `None` for the audio record.
@@ -95,7 +95,7 @@ pub struct ChunkRecord {
 
 impl ChunkRecord {
     /// Every file the record names, segments first.
-    pub fn files(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+    pub(crate) fn files(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         let tracks = self.tracks.iter().flat_map(|t| {
             t.segments
                 .iter()
@@ -108,14 +108,18 @@ impl ChunkRecord {
     }
 
     /// Stores the record; call only once every file it names is stored.
-    pub fn store(&self, out: &dyn Output) -> Result<(), StorageError> {
+    pub(crate) fn store(&self, out: &dyn Output) -> Result<(), StorageError> {
         let json = serde_json::to_vec_pretty(self).expect("a record is plain data and always serialises");
         out.put(&record_key(self.chunk), &json)
     }
 
     /// The stored record for `chunk` if it belongs to this plan and every file it names is
     /// stored with the recorded size; `None` means the chunk must be (re)done.
-    pub fn load_valid(out: &dyn Output, plan_id: &str, chunk: Option<u32>) -> Result<Option<Self>, StorageError> {
+    pub(crate) fn load_valid(
+        out: &dyn Output,
+        plan_id: &str,
+        chunk: Option<u32>,
+    ) -> Result<Option<Self>, StorageError> {
         let Some(bytes) = out.get(&record_key(chunk))? else { return Ok(None) };
         let Ok(record) = serde_json::from_slice::<ChunkRecord>(&bytes) else {
             tracing::warn!(key = record_key(chunk), "unreadable chunk record: redoing the chunk");

@@ -61,7 +61,7 @@ fn libav(context: &'static str) -> impl FnOnce(ff::Error) -> ThumbError {
 /// JPEG of `frame` scaled (bicubic) to `width` × `height`, which the caller chooses to keep
 /// the aspect ratio. Any pixel format and bit depth; the JPEG is full range with BT.601
 /// colours as JFIF requires, made by libav's `mjpeg` encoder at quality 3 (`-q:v 3`).
-pub fn encode_jpeg(frame: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>, ThumbError> {
+pub(crate) fn encode_jpeg(frame: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>, ThumbError> {
     crate::media::init();
     check_size(width, height)?;
     let mut picture = to_jpeg_yuv(frame, width, height)?;
@@ -71,7 +71,7 @@ pub fn encode_jpeg(frame: &frame::Video, width: u32, height: u32) -> Result<Vec<
 /// Whether a frame makes a good poster: bright enough (not black, near-black or early in a
 /// fade from black) and with enough contrast (not a flat slate). Judged on full-range luma
 /// sampled on a small grid, for any pixel format.
-pub fn is_poster_worthy(frame: &frame::Video) -> bool {
+pub(crate) fn is_poster_worthy(frame: &frame::Video) -> bool {
     crate::media::init();
     let Ok((mean, stddev)) = luma_stats(frame) else {
         // A frame swscale cannot read is no poster; the pipeline tries the next one.
@@ -108,7 +108,7 @@ fn luma_stats(frame: &frame::Video) -> Result<(f64, f64), ThumbError> {
 /// A sprite sheet: `tiles` (JPEGs of stills, each `tile_width` × `tile_height`) laid out
 /// row-major on a `columns` × `rows` grid and encoded as one JPEG. Fewer tiles than cells
 /// leave the last cells black. A tile of another size is scaled to fit its cell.
-pub fn compose_sprite(
+pub(crate) fn compose_sprite(
     tiles: &[Vec<u8>],
     columns: u32,
     rows: u32,
@@ -170,7 +170,7 @@ fn paste(sheet: &mut frame::Video, tile: &frame::Video, x: u32, y: u32) {
 /// `sprite_<k>.jpg#xywh=x,y,w,h` with k = n / (columns × rows). Times are rounded to the
 /// millisecond, the same way for a cue's end and the next cue's start, so cues neither
 /// overlap nor leave gaps; a still that would get an empty cue (a repeated time) gets none.
-pub fn thumbs_vtt(
+pub(crate) fn thumbs_vtt(
     still_seconds: &[f64],
     duration_seconds: f64,
     columns: u32,

@@ -168,7 +168,7 @@ pub(crate) struct MetricsArgs {
 }
 
 /// An RFC 3339 time, as flags and webhooks give the end of a recording.
-pub fn parse_timestamp(text: &str) -> Result<jiff::Timestamp, String> {
+pub(super) fn parse_timestamp(text: &str) -> Result<jiff::Timestamp, String> {
     text.trim().parse().map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-25T05:00:00Z: {e}"))
 }
 

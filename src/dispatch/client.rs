@@ -44,7 +44,7 @@ pub struct Finished {
 
 /// A client from the usual places: in-cluster service account, else `KUBECONFIG` or
 /// `~/.kube/config`.
-pub async fn client() -> Result<kube::Client, DispatchError> {
+pub(crate) async fn client() -> Result<kube::Client, DispatchError> {
     // Err only means a provider is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
     kube::Client::try_default().await.map_err(|e| DispatchError::Connect { message: format!("{e:#}") })
@@ -52,7 +52,7 @@ pub async fn client() -> Result<kube::Client, DispatchError> {
 
 /// Creates the Job; if a Job of that name exists, returns it instead.
 #[tracing::instrument(skip_all, fields(namespace = tracing::field::Empty, job = tracing::field::Empty))]
-pub async fn create(client: &kube::Client, job: &Job) -> Result<Created, DispatchError> {
+pub(crate) async fn create(client: &kube::Client, job: &Job) -> Result<Created, DispatchError> {
     let namespace = job.metadata.namespace.clone().expect("build_job sets the namespace");
     let name = job.metadata.name.clone().expect("build_job sets the name");
     tracing::Span::current().record("namespace", namespace.as_str()).record("job", name.as_str());
@@ -74,7 +74,7 @@ pub async fn create(client: &kube::Client, job: &Job) -> Result<Created, Dispatc
 /// Watches a Job until it is Complete or Failed. Re-watches when the server ends a watch,
 /// and starts over from a fresh read when the resource version has expired (410).
 #[tracing::instrument(skip(client))]
-pub async fn wait(client: &kube::Client, namespace: &str, name: &str) -> Result<Finished, DispatchError> {
+pub(crate) async fn wait(client: &kube::Client, namespace: &str, name: &str) -> Result<Finished, DispatchError> {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     'fresh: loop {
         let job = api.get(name).await.map_err(|e| api_error(e, namespace, name))?;
@@ -119,7 +119,7 @@ pub async fn wait(client: &kube::Client, namespace: &str, name: &str) -> Result<
 }
 
 /// The Job's final state, if it has one.
-pub fn finished(job: &Job) -> Option<Finished> {
+pub(crate) fn finished(job: &Job) -> Option<Finished> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     conditions.iter().find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed")).map(|c| Finished {
         succeeded: c.type_ == "Complete",

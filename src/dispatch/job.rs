@@ -285,7 +285,11 @@ fn node_affinity(config: &DispatchConfig) -> Affinity {
     let match_expressions = config
         .node_selector
         .iter()
-        .map(|(k, v)| NodeSelectorRequirement { key: k.clone(), operator: "In".to_owned(), values: Some(vec![v.clone()]) })
+        .map(|(k, v)| NodeSelectorRequirement {
+            key: k.clone(),
+            operator: "In".to_owned(),
+            values: Some(vec![v.clone()]),
+        })
         .collect();
     Affinity {
         node_affinity: Some(NodeAffinity {

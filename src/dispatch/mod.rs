@@ -4,7 +4,7 @@
 //! [`JobRequest`] into a `batch/v1` Job ([`job`]); [`client`] creates it (a repeat finds
 //! the existing Job) and watches it to the end.
 
-pub mod client;
+pub(crate) mod client;
 pub mod config;
 pub mod job;
 

@@ -5,7 +5,7 @@
 //! an S3 recording to scratch, and no [`Output`] is ever opened on it.
 
 mod atomic;
-pub mod s3;
+pub(crate) mod s3;
 
 use std::fmt;
 use std::io::Write as _;

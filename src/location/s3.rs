@@ -222,7 +222,7 @@ fn join(prefix: &str, key: &str) -> String {
 }
 
 /// `Content-Type` by file name, as players and CDNs expect.
-pub fn content_type(key: &str) -> &'static str {
+pub(crate) fn content_type(key: &str) -> &'static str {
     let name = key.rsplit('/').next().unwrap_or(key);
     let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
     match extension {
@@ -242,7 +242,7 @@ pub fn content_type(key: &str) -> &'static str {
 /// `Cache-Control` by role: media never changes under its name within a plan, so it is
 /// cached for a year; manifests and the report name the current set and may be republished
 /// by a rerun, so they live a minute; checkpoints are never served.
-pub fn cache_control(key: &str) -> &'static str {
+pub(crate) fn cache_control(key: &str) -> &'static str {
     if crate::layout::is_checkpoint(key) {
         return "no-store";
     }
@@ -258,7 +258,7 @@ fn sha256_b64(bytes: &[u8]) -> String {
 
 /// An S3 prefix that receives a run's files. Writes are whole objects (S3 PUTs are
 /// atomic), each with a SHA-256 checksum the server verifies.
-pub struct S3Output {
+pub(crate) struct S3Output {
     s3: S3Client,
     bucket: String,
     prefix: String,
@@ -272,7 +272,7 @@ impl std::fmt::Debug for S3Output {
 
 impl S3Output {
     /// Connects and checks that the bucket exists and the credentials are accepted.
-    pub fn open(bucket: &str, prefix: &str, config: &StorageConfig) -> Result<Self, StorageError> {
+    pub(crate) fn open(bucket: &str, prefix: &str, config: &StorageConfig) -> Result<Self, StorageError> {
         let location = format!("s3://{bucket}/{prefix}");
         let s3 = S3Client::new(config, &location)?;
         let this = Self { s3, bucket: bucket.to_owned(), prefix: prefix.trim_matches('/').to_owned() };
@@ -599,7 +599,7 @@ struct InputObject {
 /// checksum over all the bytes, a composite one per part (see [`integrity`]). Bytes that do
 /// not match are fetched again; the same wrong bytes twice mean the stored object is
 /// damaged ([`StorageError::InputCorrupt`]).
-pub fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
+pub(crate) fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
     let location = format!("s3://{bucket}/{key}");
     let s3 = S3Client::for_input(config, &location)?;
     let name = key.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or("input");

@@ -51,7 +51,7 @@ const MMAP_THRESHOLD: i32 = 128 << 10;
 /// As glibc's: `alignment` a power of two; the block is freed with `free`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn memalign(alignment: usize, size: usize) -> *mut c_void {
+pub(super) unsafe extern "C" fn memalign(alignment: usize, size: usize) -> *mut c_void {
     // posix_memalign wants a power of two and a multiple of a pointer's size; memalign
     // rounds up to one.
     let alignment = alignment.max(size_of::<*mut c_void>()).next_power_of_two();

@@ -17,11 +17,11 @@ use crate::progress::Counters;
 use crate::run::RunSummary;
 
 /// The `outcome` of the pushes made while a run works.
-pub const RUNNING: &str = "running";
+pub(crate) const RUNNING: &str = "running";
 
 /// Every metric a Job pushes, with its help text: `(name, extra labels, help)`. Each also
 /// has the labels of [`JobLabels`] and `outcome`.
-pub const METRICS: &[(&str, &str, &str)] = &[
+pub(crate) const METRICS: &[(&str, &str, &str)] = &[
     ("ladder_job_push_timestamp_seconds", "", "When this push was made (Unix seconds); every push has it."),
     ("ladder_job_start_timestamp_seconds", "", "When the run started (Unix seconds)."),
     ("ladder_job_wall_seconds", "", "Wall seconds the run has taken so far."),
@@ -70,7 +70,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
 
 /// The labels every series of a Job has (besides `outcome`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobLabels {
+pub(crate) struct JobLabels {
     pub tenant: String,
     /// The preset's name.
     pub preset: String,
@@ -82,13 +82,13 @@ pub struct JobLabels {
 
 impl JobLabels {
     /// `(name, value)` pairs in a fixed order.
-    pub fn pairs(&self) -> [(&'static str, &str); 4] {
+    pub(crate) fn pairs(&self) -> [(&'static str, &str); 4] {
         [("tenant", &self.tenant), ("preset", &self.preset), ("job", &self.job), ("shard", &self.shard)]
     }
 }
 
 /// The exit class as the `outcome` label says it.
-pub fn outcome_label(outcome: Outcome) -> &'static str {
+pub(crate) fn outcome_label(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Done => "done",
         Outcome::Usage => "usage",
@@ -100,7 +100,7 @@ pub fn outcome_label(outcome: Outcome) -> &'static str {
 
 /// What one push says.
 #[derive(Debug, Clone)]
-pub struct Push<'a> {
+pub(crate) struct Push<'a> {
     pub labels: &'a JobLabels,
     /// Label names left out of the body (the endpoint's grouping key sets them).
     pub omitted: &'a [String],
@@ -120,7 +120,7 @@ pub struct Push<'a> {
 
 impl Push<'_> {
     /// The push's body in the Prometheus text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut set = MetricSet::new(self);
         let unix = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let now = unix(self.now);

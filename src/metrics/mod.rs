@@ -10,8 +10,8 @@
 //!
 //! The metric names, labels and meanings are in `docs/observability.md`.
 
-pub mod job;
-pub mod push;
+pub(crate) mod job;
+pub(crate) mod push;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,12 +21,12 @@ use jiff::Timestamp;
 use crate::exit::Outcome;
 use crate::progress::Watch;
 use crate::run::RunSummary;
-pub use job::{JobLabels, METRICS};
-pub use push::{Endpoint, Policy, PushError};
+pub(crate) use job::JobLabels;
+pub(crate) use push::{Endpoint, PushError};
 
 /// What a run needs to report its metrics.
 #[derive(Debug, Clone)]
-pub struct PushSettings {
+pub(crate) struct PushSettings {
     /// Where to push (`None`: nowhere; the run reports nothing).
     pub url: Option<String>,
     /// Time between pushes while the run works; zero: only the final push.
@@ -71,7 +71,7 @@ impl Run {
 
 /// Pushes a run's metrics: periodically on its own thread while the run works, and once
 /// at the end ([`Pusher::finish`]). Without a URL it only hands out the [`Watch`].
-pub struct Pusher {
+pub(crate) struct Pusher {
     watch: Watch,
     running: Option<(Arc<Run>, push::Worker)>,
 }
@@ -79,7 +79,7 @@ pub struct Pusher {
 impl Pusher {
     /// Starts pushing (when `settings` has a URL). A URL that cannot be used is logged and
     /// ignored: metrics never stop a transcode.
-    pub fn start(settings: PushSettings) -> Self {
+    pub(crate) fn start(settings: PushSettings) -> Self {
         let watch = Watch::default();
         let Some(url) = settings.url.filter(|u| !u.trim().is_empty()) else {
             return Self { watch, running: None };
@@ -114,13 +114,13 @@ impl Pusher {
     }
 
     /// The handle the run fills with its counters ([`crate::run::RunRequest::watch`]).
-    pub fn watch(&self) -> Watch {
+    pub(crate) fn watch(&self) -> Watch {
         self.watch.clone()
     }
 
     /// Makes the final push: the summary of a run that ended well, or the exit class of
     /// its failure. Returns when the push is done or its deadline has passed.
-    pub fn finish(self, result: Result<&RunSummary, Outcome>) {
+    pub(crate) fn finish(self, result: Result<&RunSummary, Outcome>) {
         let Some((run, worker)) = self.running else {
             return;
         };

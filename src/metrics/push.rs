@@ -17,7 +17,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Why a push failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     #[error("metrics URL {url:?} {why}")]
     Url { url: String, why: String },
     #[error("pushing metrics to {endpoint}: {why}")]
@@ -41,7 +41,7 @@ impl crate::exit::ExitClass for PushError {
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub attempts: u32,
     /// Bound of one attempt: connecting, sending and reading the answer.
     pub attempt_timeout: Duration,
@@ -53,14 +53,14 @@ pub struct Policy {
 
 impl Policy {
     /// The push at the end of a run: what an unreachable endpoint can cost the exit.
-    pub const FINAL: Policy = Policy {
+    pub(crate) const FINAL: Policy = Policy {
         attempts: 3,
         attempt_timeout: Duration::from_millis(1500),
         backoff: Duration::from_millis(250),
         deadline: Duration::from_secs(4),
     };
     /// A push while the run works: the next one follows anyway.
-    pub const PERIODIC: Policy = Policy {
+    pub(crate) const PERIODIC: Policy = Policy {
         attempts: 2,
         attempt_timeout: Duration::from_secs(2),
         backoff: Duration::from_millis(500),
@@ -74,7 +74,7 @@ impl Policy {
 /// the group: the final push supersedes the running ones) and its labels are left out of
 /// the body, as the Pushgateway requires. Any other path gets a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// `host[:port]` as written: the `Host` header.
     authority: String,
     host: String,
@@ -85,7 +85,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Parses a push URL and fills its placeholders.
-    pub fn parse(url: &str, labels: &JobLabels) -> Result<Self, PushError> {
+    pub(crate) fn parse(url: &str, labels: &JobLabels) -> Result<Self, PushError> {
         let bad = |why: &str| PushError::Url { url: url.to_owned(), why: why.to_owned() };
         let rest = url.strip_prefix("http://").ok_or_else(|| {
             bad("must start with http:// (push to an in-cluster endpoint; use a vmagent to reach a TLS one)")
@@ -121,7 +121,7 @@ impl Endpoint {
     }
 
     /// The labels the URL's Pushgateway grouping key sets (none for other endpoints).
-    pub fn grouping_labels(&self) -> &[String] {
+    pub(crate) fn grouping_labels(&self) -> &[String] {
         &self.grouping
     }
 
@@ -130,7 +130,7 @@ impl Endpoint {
     }
 
     /// Pushes `body`, retrying as `policy` allows.
-    pub async fn push(&self, body: &str, policy: Policy) -> Result<(), PushError> {
+    pub(crate) async fn push(&self, body: &str, policy: Policy) -> Result<(), PushError> {
         let deadline = Instant::now() + policy.deadline;
         let body = Bytes::copy_from_slice(body.as_bytes());
         let mut backoff = policy.backoff;
@@ -238,14 +238,14 @@ fn grouping_labels(path: &str) -> Vec<String> {
 
 /// The thread that pushes: every `interval` a snapshot while the run works, then the final
 /// push, which cancels a periodic one still in flight.
-pub struct Worker {
+pub(crate) struct Worker {
     final_tx: tokio::sync::oneshot::Sender<String>,
     done_rx: std::sync::mpsc::Receiver<()>,
 }
 
 impl Worker {
     /// Starts the thread; `snapshot` makes the body of a periodic push.
-    pub fn start(
+    pub(crate) fn start(
         endpoint: Endpoint,
         interval: Duration,
         snapshot: impl Fn() -> String + Send + 'static,
@@ -290,7 +290,7 @@ impl Worker {
 
     /// Hands the final push to the thread and waits for it, at most its deadline (and a
     /// little for the thread to notice).
-    pub fn finish(self, body: String) {
+    pub(crate) fn finish(self, body: String) {
         if self.final_tx.send(body).is_err() {
             return;
         }

@@ -34,7 +34,7 @@ struct Run {
 ///
 /// Segment numbers (`$Number$`) are counted from the first segment's index, so the
 /// tracks' segment indices must be contiguous, as the output layout guarantees.
-pub fn mpd(video: &[TrackSummary], audio: Option<&TrackSummary>, duration_seconds: f64) -> String {
+pub(crate) fn mpd(video: &[TrackSummary], audio: Option<&TrackSummary>, duration_seconds: f64) -> String {
     let longest =
         video.iter().chain(audio).map(|t| ticks_to_micros(t.max_segment_duration(), t.timescale)).max().unwrap_or(0);
     // `max` also turns NaN into 0: a bad duration must not produce an unparsable MPD.

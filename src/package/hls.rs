@@ -34,7 +34,7 @@ struct Entry {
 /// `EXTINF` values are exact to the microsecond and never drift: each is the difference
 /// of the rounded start and end times, so they add up to the track's duration (rounded
 /// once) however many segments there are.
-pub fn media_playlist(track: &TrackSummary) -> String {
+pub(crate) fn media_playlist(track: &TrackSummary) -> String {
     let mut start = 0;
     let entries: Vec<Entry> = track
         .segments
@@ -51,7 +51,7 @@ pub fn media_playlist(track: &TrackSummary) -> String {
 /// The I-frame playlist of a video rung (`<dir>/iframes.m3u8`): one entry per key frame,
 /// naming its bytes (the key frame with its `moof`) inside the segment file, lasting until
 /// the next key frame (see [`TrackSummary::key_frame_spans`] for how that time is known).
-pub fn iframe_playlist(track: &TrackSummary) -> String {
+pub(crate) fn iframe_playlist(track: &TrackSummary) -> String {
     let entries: Vec<Entry> = track
         .key_frame_spans()
         .into_iter()
@@ -104,7 +104,7 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
 /// the peaks of the two need not fall in the same segment, so their sum is an upper bound
 /// of any segment's combined rate, which is what RFC 8216 asks `BANDWIDTH` to be.
 /// `AVERAGE-BANDWIDTH` is the sum of the measured averages.
-pub fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> String {
+pub(crate) fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> String {
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
     line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
@@ -192,6 +192,7 @@ fn quoted(text: &str) -> String {
 /// The integration tests' playlist parser, so that unit and integration tests read
 /// playlists back the same way.
 #[cfg(test)]
+#[allow(unreachable_pub)] // shared with the integration tests, whose crate uses it
 #[path = "../../tests/common/playlist.rs"]
 mod parser;
 

@@ -3,6 +3,6 @@
 //! the manifests themselves ([`hls`], [`dash`]) from a [`track::TrackSummary`] per track.
 
 pub mod cmaf;
-pub mod dash;
-pub mod hls;
-pub mod track;
+pub(crate) mod dash;
+pub(crate) mod hls;
+pub(crate) mod track;

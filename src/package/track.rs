@@ -196,12 +196,12 @@ pub(crate) mod fixture {
     /// Per-segment size factors in percent: real segments vary with the content.
     const VARIATION: [u64; 13] = [100, 118, 92, 131, 104, 87, 112, 96, 125, 101, 90, 108, 97];
 
-    pub const SEGMENTS: usize = 13;
-    pub const VIDEO_TIMESCALE: u32 = 12800;
+    pub(crate) const SEGMENTS: usize = 13;
+    pub(crate) const VIDEO_TIMESCALE: u32 = 12800;
     /// 6 s at 12800 ticks/s.
-    pub const SEGMENT_TICKS: u64 = 76_800;
+    pub(crate) const SEGMENT_TICKS: u64 = 76_800;
     /// The short last segment: 2.56 s, 64 frames at 25 fps.
-    pub const LAST_SEGMENT_TICKS: u64 = 32_768;
+    pub(crate) const LAST_SEGMENT_TICKS: u64 = 32_768;
 
     fn video(dir: &str, width: u32, height: u32, codec: &str, bitrate: u64) -> TrackSummary {
         let fps = FrameRate::new(25, 1).expect("25 fps is valid");
@@ -238,7 +238,7 @@ pub(crate) mod fixture {
     }
 
     /// Three rungs (720p, 480p, 360p) at 25 fps, 13 segments of which the last is short.
-    pub fn video_rungs() -> Vec<TrackSummary> {
+    pub(crate) fn video_rungs() -> Vec<TrackSummary> {
         vec![
             video("v0", 1280, 720, "avc1.64001f", 3_000_000),
             video("v1", 854, 480, "avc1.64001e", 1_500_000),
@@ -248,7 +248,7 @@ pub(crate) mod fixture {
 
     /// AAC at 48 kHz on the same 6 s grid: each segment ends at the first AAC frame (1024
     /// samples) boundary at or after the grid line, so durations are 281 or 282 frames.
-    pub fn audio() -> TrackSummary {
+    pub(crate) fn audio() -> TrackSummary {
         const FRAME: u64 = 1024;
         const RATE: u64 = 48_000;
         let total_frames = (12 * 6 * RATE + 2_560 * RATE / 1000).div_ceil(FRAME);

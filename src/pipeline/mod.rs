@@ -41,7 +41,7 @@ impl Damage {
 
     /// Absorbs a decoding error caused by the data (counted), or gives back one that is not
     /// (out of memory, or a decoder failing on everything).
-    pub fn conceal(&mut self, error: ff::Error) -> Result<(), ff::Error> {
+    pub(crate) fn conceal(&mut self, error: ff::Error) -> Result<(), ff::Error> {
         match error {
             ff::Error::Other { errno: libc::ENOMEM } => Err(error),
             _ if self.in_a_row >= Self::IN_A_ROW => Err(error),
@@ -54,7 +54,7 @@ impl Damage {
     }
 
     /// A packet decoded.
-    pub fn healthy(&mut self) {
+    pub(crate) fn healthy(&mut self) {
         self.in_a_row = 0;
     }
 }

@@ -99,7 +99,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
@@ -109,7 +109,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The byte offset of `path` in the parsed document: the value's (or the key's when
 /// `at_key`), or the deepest existing table's when part of the path is missing.
-pub fn locate(root: &DeTable<'_>, path: &KeyPath, at_key: bool) -> usize {
+pub(crate) fn locate(root: &DeTable<'_>, path: &KeyPath, at_key: bool) -> usize {
     let mut table = Some(root);
     let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
     let mut best = 0;

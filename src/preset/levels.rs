@@ -3,7 +3,7 @@
 
 /// What one rung asks of a decoder.
 #[derive(Debug, Clone, Copy)]
-pub struct RungLoad {
+pub(crate) struct RungLoad {
     pub width: u32,
     pub height: u32,
     pub fps: f64,
@@ -53,7 +53,7 @@ const HEVC: &[(&str, u64, u64, u64, u64)] = &[
 ];
 
 /// Normalises `4.0`, `"4.0"`, `40` and `"4"` to the table's spelling `4`.
-pub fn normalise(level: &str) -> String {
+pub(crate) fn normalise(level: &str) -> String {
     let t = level.trim().to_ascii_lowercase();
     if t == "1b" {
         return t;
@@ -71,19 +71,19 @@ pub fn normalise(level: &str) -> String {
 }
 
 /// The level names known for a codec, for "expected one of" messages.
-pub fn names(hevc: bool) -> Vec<&'static str> {
+pub(crate) fn names(hevc: bool) -> Vec<&'static str> {
     let table = if hevc { HEVC } else { H264 };
     table.iter().map(|l| l.0).collect()
 }
 
 /// Whether `level` (normalised) exists for the codec.
-pub fn is_known(level: &str, hevc: bool) -> bool {
+pub(crate) fn is_known(level: &str, hevc: bool) -> bool {
     names(hevc).contains(&level)
 }
 
 /// Each limit of H.264 `level` that `load` exceeds, as a sentence. `high_profile` raises
 /// the bitrate and buffer limits by the 1.25 factor of the High profile.
-pub fn h264_violations(level: &str, high_profile: bool, load: RungLoad) -> Vec<String> {
+pub(crate) fn h264_violations(level: &str, high_profile: bool, load: RungLoad) -> Vec<String> {
     let Some(&(_, max_mbps, max_fs, max_br, max_cpb)) = H264.iter().find(|l| l.0 == level) else {
         return Vec::new();
     };
@@ -114,7 +114,7 @@ pub fn h264_violations(level: &str, high_profile: bool, load: RungLoad) -> Vec<S
 }
 
 /// Each limit of HEVC Main-tier `level` that `load` exceeds, as a sentence.
-pub fn hevc_violations(level: &str, load: RungLoad) -> Vec<String> {
+pub(crate) fn hevc_violations(level: &str, load: RungLoad) -> Vec<String> {
     let Some(&(_, max_ps, max_sr, max_br, max_cpb)) = HEVC.iter().find(|l| l.0 == level) else {
         return Vec::new();
     };

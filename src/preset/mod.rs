@@ -6,9 +6,9 @@
 //! since only libav knows which it accepts. The result, [`Preset`], is the only form the
 //! rest of ladder uses.
 
-pub mod diagnostic;
-pub mod levels;
-pub mod raw;
+pub(crate) mod diagnostic;
+pub(crate) mod levels;
+pub(crate) mod raw;
 mod validate;
 
 use std::path::{Path, PathBuf};

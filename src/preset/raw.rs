@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// One ABR ladder: codec, rate control, rungs, segmenting, audio, thumbnails, packaging and
 /// the resources a Kubernetes Job asks for.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-pub struct RawPreset {
+pub(crate) struct RawPreset {
     /// Short identifier (lowercase letters, digits, `-`, `.`, `_`), used in Job names and reports.
     pub name: String,
     /// One line for humans.
@@ -40,7 +40,7 @@ pub struct RawPreset {
 
 /// Video settings shared by every rung.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-pub struct RawVideo {
+pub(crate) struct RawVideo {
     /// `h264`, `hevc` or `av1`.
     pub codec: String,
     /// libav encoder name; defaults to `libx264`, `libx265` or `libsvtav1` by codec.
@@ -81,7 +81,7 @@ pub struct RawVideo {
 /// A value written either as a TOML number or a string (`level = 4.2` or `level = "4.2"`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
-pub enum RawNumberOrText {
+pub(crate) enum RawNumberOrText {
     Integer(i64),
     Float(f64),
     Text(String),
@@ -101,7 +101,7 @@ impl std::fmt::Display for RawNumberOrText {
 
 /// GOP, segment and chunk lengths.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct RawSegments {
+pub(crate) struct RawSegments {
     /// Closed GOP length in seconds: an IDR frame every `gop_seconds` (default 2).
     #[serde(default)]
     pub gop_seconds: Option<f64>,
@@ -115,7 +115,7 @@ pub struct RawSegments {
 
 /// One rendition of the ladder.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-pub struct RawRung {
+pub(crate) struct RawRung {
     /// Unique name, e.g. `"720p"`.
     pub name: String,
     /// Width of the box the picture is fitted into (landscape; swapped for portrait sources).
@@ -134,7 +134,7 @@ pub struct RawRung {
 
 /// The audio rendition (AAC-LC).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct RawAudio {
+pub(crate) struct RawAudio {
     /// Only `aac` (AAC-LC) is supported.
     #[serde(default)]
     pub codec: Option<String>,
@@ -157,7 +157,7 @@ pub struct RawAudio {
 
 /// Poster, stills and sprite sheets.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct RawThumbnails {
+pub(crate) struct RawThumbnails {
     /// Whether to produce thumbnails at all (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -180,7 +180,7 @@ pub struct RawThumbnails {
 
 /// Which manifests to write.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct RawPackaging {
+pub(crate) struct RawPackaging {
     /// HLS media, I-frame and master playlists (default true).
     #[serde(default)]
     pub hls: Option<bool>,
@@ -191,7 +191,7 @@ pub struct RawPackaging {
 
 /// Kubernetes resources of the transcode Job (quantities as Kubernetes writes them).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct RawResources {
+pub(crate) struct RawResources {
     /// CPU request and limit, e.g. `"4"` or `"3500m"` (default `"2"`).
     #[serde(default)]
     pub cpu: Option<String>,

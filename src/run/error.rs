@@ -12,7 +12,7 @@ use crate::remux::RemuxError;
 
 /// Why a run failed. Each wrapped error decides its own exit class.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use error::RunError;
-pub use shard::Shard;
+pub(crate) use error::RunError;
+pub(crate) use shard::Shard;
 
 use crate::location::{self, Location, StorageConfig};
 use crate::pipeline::video::{self, ChunkJob};
@@ -35,7 +35,7 @@ use scratch::Scratch;
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct RunRequest {
+pub(crate) struct RunRequest {
     pub input: Location,
     pub out: Location,
     pub preset: Preset,
@@ -60,7 +60,7 @@ pub struct RunRequest {
 
 /// What `--json` prints and the CLI summarises.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
+pub(crate) struct RunSummary {
     pub output: String,
     /// The master playlist (or the MPD when HLS is off): its presence means complete.
     /// `None` when this shard finished its share and others are still working.
@@ -83,7 +83,7 @@ pub struct RunSummary {
 
 /// Runs the job. `cancel` is set by SIGINT/SIGTERM; the run then stops within a few
 /// seconds, keeps what is recorded, publishes nothing and returns `Interrupted`.
-pub fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError> {
+pub(crate) fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, RunError> {
     let clock = Clock::start();
     let out = location::open_output(&req.out, &req.storage)?;
     let owner =

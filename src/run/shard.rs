@@ -6,17 +6,17 @@ use crate::plan::Chunk;
 /// shard with the fewest frames ([`Shard::owns_audio`]). Any shard that finds every record
 /// present assembles and publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     pub index: u32,
     pub count: u32,
 }
 
 impl Shard {
     /// The whole job.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
+    pub(crate) const ALL: Shard = Shard { index: 0, count: 1 };
 
     /// Parses `i/N` (0 ≤ i < N).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let (i, n) = text.split_once('/').ok_or_else(|| format!("shard {text:?} is not i/N (e.g. 0/4)"))?;
         let index: u32 = i.trim().parse().map_err(|_| format!("shard index {i:?} is not a number"))?;
         let count: u32 = n.trim().parse().map_err(|_| format!("shard count {n:?} is not a number"))?;
@@ -29,14 +29,14 @@ impl Shard {
         Ok(Self { index, count })
     }
 
-    pub fn owns_chunk(self, chunk: u32) -> bool {
+    pub(crate) fn owns_chunk(self, chunk: u32) -> bool {
         chunk % self.count == self.index
     }
 
     /// The audio goes to the shard with the fewest video frames to encode, `encoded(chunk)`
     /// each (on a tie, the last of them: it owns the last chunk, usually the shortest), so
     /// that shards finish together.
-    pub fn owns_audio(self, chunks: &[Chunk], encoded: impl Fn(&Chunk) -> u64) -> bool {
+    pub(crate) fn owns_audio(self, chunks: &[Chunk], encoded: impl Fn(&Chunk) -> u64) -> bool {
         let frames =
             |shard: u32| -> u64 { chunks.iter().filter(|c| c.index % self.count == shard).map(&encoded).sum() };
         let lightest = (0..self.count).rev().min_by_key(|&s| frames(s)).unwrap_or(0);

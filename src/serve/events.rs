@@ -9,7 +9,7 @@ use crate::dispatch::config::is_dns_label;
 
 /// One recording to dispatch, with its route resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recording {
+pub(crate) struct Recording {
     pub tenant: String,
     pub input: String,
     pub output: String,
@@ -21,7 +21,7 @@ pub struct Recording {
 
 /// Why an authentic event cannot be dispatched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
+pub(crate) enum EventError {
     #[error("body is not a valid {kind} event: {why}")]
     Malformed { kind: &'static str, why: String },
     #[error("bucket {0:?} is not mapped to a tenant (add it under [buckets] in the dispatcher config)")]
@@ -74,7 +74,7 @@ struct S3Object {
 
 /// The recordings an S3 notification announces. Every bucket must be mapped before any
 /// is dispatched, so a half-known event dispatches nothing.
-pub fn s3(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, EventError> {
+pub(crate) fn s3(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, EventError> {
     let event: S3Notification = serde_json::from_slice(body)
         .map_err(|e| EventError::Malformed { kind: "S3 notification", why: e.to_string() })?;
     let mut out = Vec::new();
@@ -166,7 +166,7 @@ struct FileInfo {
 
 /// The recordings a LiveKit `egress_ended` event announces (none for other events or for
 /// egresses that did not complete).
-pub fn livekit(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, EventError> {
+pub(crate) fn livekit(body: &[u8], config: &DispatchConfig) -> Result<Vec<Recording>, EventError> {
     let event: LiveKitEvent = serde_json::from_slice(body)
         .map_err(|e| EventError::Malformed { kind: "LiveKit webhook", why: e.to_string() })?;
     let Some(info) = event.egress_info.filter(|_| event.event == "egress_ended") else {
@@ -233,7 +233,7 @@ struct GenericEvent {
 }
 
 /// The recording a generic event names.
-pub fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording, EventError> {
+pub(crate) fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording, EventError> {
     let event: GenericEvent =
         serde_json::from_slice(body).map_err(|e| EventError::Malformed { kind: "generic", why: e.to_string() })?;
     if let Some(p) = &event.preset

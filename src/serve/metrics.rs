@@ -156,7 +156,7 @@ fn refusal(error: &DispatchError) -> Option<&'static str> {
 }
 
 /// The content type of [`Metrics::render`].
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 #[cfg(test)]
 mod tests {

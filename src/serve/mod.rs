@@ -6,8 +6,8 @@
 //! replica, a restart). Creates run at most [`Limits::max_concurrent_creates`] at a time, and
 //! every event is answered within [`Limits::dispatch_deadline`].
 
-pub mod events;
-pub mod metrics;
+pub(crate) mod events;
+pub(crate) mod metrics;
 pub mod sns;
 pub mod verify;
 
