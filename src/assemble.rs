@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::exit::{ExitClass, Outcome};
-use crate::layout;
+use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
@@ -58,6 +58,7 @@ pub struct Ladder {
 pub(crate) fn assemble(
     out: &dyn Output,
     plan: &Plan,
+    media: &Media,
     preset: &Preset,
     records: &BTreeMap<u32, ChunkRecord>,
     audio: Option<&ChunkRecord>,
@@ -69,7 +70,7 @@ pub(crate) fn assemble(
     let mut video = Vec::new();
     let mut quality = Vec::new();
     for rung in &plan.rungs {
-        let dir = layout::video_dir(rung.index);
+        let dir = media.video_dir(rung.index);
         let parts: Vec<&TrackRecord> =
             records.values().filter_map(|r| r.tracks.iter().find(|t| t.dir == dir)).collect();
         let kind = TrackKind::Video { width: rung.width, height: rung.height, fps: plan.fps };
@@ -88,7 +89,7 @@ pub(crate) fn assemble(
                 language: a.language.clone(),
                 name: a.label.clone(),
             };
-            Some(summarise(&layout::audio_dir(0), kind, &parts, plan)?)
+            Some(summarise(&media.audio_dir(0), kind, &parts, plan)?)
         }
         _ => None,
     };
@@ -110,7 +111,7 @@ pub(crate) fn assemble(
         }
     }
     if plan.thumbnails.is_some() {
-        files.extend(thumbnail_files(out, plan, records)?);
+        files.extend(thumbnail_files(out, plan, media, records)?);
     }
     location::put_all(out, &files)?;
     let encoder_version = match video.first() {
@@ -185,13 +186,15 @@ fn summarise(dir: &str, kind: TrackKind, parts: &[&TrackRecord], plan: &Plan) ->
 fn thumbnail_files(
     out: &dyn Output,
     plan: &Plan,
+    media: &Media,
     records: &BTreeMap<u32, ChunkRecord>,
 ) -> Result<Vec<(String, Vec<u8>)>, AssembleError> {
     let t = plan.thumbnails.as_ref().expect("called only when the plan has thumbnails");
     let poster = choose_poster(records.values().flat_map(|r| &r.posters))
         .ok_or_else(|| AssembleError::Inconsistent("no chunk kept a poster candidate".into()))?;
     // The stills, then the chosen poster candidate.
-    let keys: Vec<String> = (0..t.still_frames.len()).map(layout::still_key).chain([poster.file.key.clone()]).collect();
+    let keys: Vec<String> =
+        (0..t.still_frames.len()).map(|n| media.still_key(n)).chain([poster.file.key.clone()]).collect();
     let mut stills = Vec::with_capacity(keys.len());
     for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
         stills.push(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
@@ -202,13 +205,13 @@ fn thumbnail_files(
     let mut files = Vec::new();
     for (k, tiles) in stills.chunks(per_sprite).enumerate() {
         let sprite = thumbs::compose_sprite(tiles, t.sprite_columns, t.sprite_rows, t.width, t.height)?;
-        files.push((layout::sprite_key(k), sprite));
+        files.push((media.sprite_key(k), sprite));
     }
     let fps = plan.fps.as_f64();
     let seconds: Vec<f64> = t.still_frames.iter().map(|&f| f as f64 / fps).collect();
     let vtt = thumbs::thumbs_vtt(&seconds, plan.duration_seconds, t.sprite_columns, t.sprite_rows, t.width, t.height);
-    files.push((layout::THUMBS_VTT.into(), vtt.into_bytes()));
-    files.push((layout::POSTER.into(), poster));
+    files.push((media.thumbs_vtt(), vtt.into_bytes()));
+    files.push((media.poster(), poster));
     Ok(files)
 }
 

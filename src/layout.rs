@@ -9,6 +9,11 @@
 //! thumbs/poster.jpg  t_<n>.jpg  sprite_<k>.jpg  thumbs.vtt
 //! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio.json  posters/<frame>.jpg
 //! ```
+//!
+//! Media (segments, init segments, stills) is cached as immutable under its name. An output
+//! taken over from another recording with `--overwrite` therefore puts its media folders
+//! under `g<n>/` ([`Media`], `n` counting the takeovers, kept in the lease), so no name a CDN
+//! may hold ever comes back with other bytes; the top-level files keep their names.
 
 /// The master playlist: its presence means the ladder is complete.
 pub(crate) const MASTER_PLAYLIST: &str = "master.m3u8";
@@ -29,18 +34,61 @@ pub(crate) const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 pub(crate) const DASH_INIT_TEMPLATE: &str = "$RepresentationID$/init.mp4";
 pub(crate) const DASH_MEDIA_TEMPLATE: &str = "$RepresentationID$/seg_$Number$.m4s";
 
-/// The folder of video rung `index`: `v<index>`.
-pub(crate) fn video_dir(index: usize) -> String {
-    format!("v{index}")
+/// Where one generation of an output's media lies: the root for an output's first owner,
+/// `g<n>/` after its n-th takeover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Media {
+    prefix: String,
 }
 
-/// The folder of audio track `index`: `a<index>`.
-pub(crate) fn audio_dir(index: usize) -> String {
-    format!("a{index}")
+impl Media {
+    pub(crate) fn of(generation: u32) -> Self {
+        Self { prefix: if generation == 0 { String::new() } else { format!("g{generation}/") } }
+    }
+
+    /// The folder of video rung `index`: `v<index>`.
+    pub(crate) fn video_dir(&self, index: usize) -> String {
+        format!("{}v{index}", self.prefix)
+    }
+
+    /// The folder of audio track `index`: `a<index>`.
+    pub(crate) fn audio_dir(&self, index: usize) -> String {
+        format!("{}a{index}", self.prefix)
+    }
+
+    /// The thumbnails' folder: `thumbs`.
+    pub(crate) fn thumbs_dir(&self) -> String {
+        format!("{}{THUMBS_DIR}", self.prefix)
+    }
+
+    /// `thumbs/t_<n>.jpg`.
+    pub(crate) fn still_key(&self, n: usize) -> String {
+        in_dir(&self.thumbs_dir(), &format!("t_{n}.jpg"))
+    }
+
+    /// `thumbs/sprite_<k>.jpg`.
+    pub(crate) fn sprite_key(&self, k: usize) -> String {
+        in_dir(&self.thumbs_dir(), &sprite_file(k))
+    }
+
+    /// `thumbs/poster.jpg`.
+    pub(crate) fn poster(&self) -> String {
+        in_dir(&self.thumbs_dir(), POSTER)
+    }
+
+    /// `thumbs/thumbs.vtt`: the WebVTT index of the sprites.
+    pub(crate) fn thumbs_vtt(&self) -> String {
+        in_dir(&self.thumbs_dir(), THUMBS_VTT)
+    }
 }
 
-/// Whether `key` lies in an audio track's folder.
+/// Whether `key` lies in an audio track's folder (of any generation).
 pub(crate) fn is_audio(key: &str) -> bool {
+    let key = key
+        .strip_prefix('g')
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(n, _)| n.parse::<u32>().is_ok())
+        .map_or(key, |(_, rest)| rest);
     key.strip_prefix('a').and_then(|rest| rest.split_once('/')).is_some_and(|(n, _)| n.parse::<u32>().is_ok())
 }
 
@@ -64,26 +112,14 @@ pub(crate) fn init_key(dir: &str) -> String {
     in_dir(dir, INIT)
 }
 
-/// The thumbnails' folder.
-pub(crate) const THUMBS_DIR: &str = "thumbs";
-/// `thumbs/poster.jpg`.
-pub(crate) const POSTER: &str = "thumbs/poster.jpg";
-/// `thumbs/thumbs.vtt`: the WebVTT index of the sprites.
-pub(crate) const THUMBS_VTT: &str = "thumbs/thumbs.vtt";
-
-/// `thumbs/t_<n>.jpg`.
-pub(crate) fn still_key(n: usize) -> String {
-    format!("{THUMBS_DIR}/t_{n}.jpg")
-}
+/// The thumbnails' folder ([`Media::thumbs_dir`]) and the names in it.
+const THUMBS_DIR: &str = "thumbs";
+const POSTER: &str = "poster.jpg";
+const THUMBS_VTT: &str = "thumbs.vtt";
 
 /// Sprite sheet `k`'s name inside `thumbs/` (as the WebVTT index names it).
 pub(crate) fn sprite_file(k: usize) -> String {
     format!("sprite_{k}.jpg")
-}
-
-/// `thumbs/sprite_<k>.jpg`.
-pub(crate) fn sprite_key(k: usize) -> String {
-    in_dir(THUMBS_DIR, &sprite_file(k))
 }
 
 /// The checkpoints' folder: never published, never cached.
@@ -102,7 +138,7 @@ pub(crate) fn record_key(chunk: Option<u32>) -> String {
 }
 
 /// A poster candidate from output frame `frame`: kept out of the published tree; assembly
-/// copies the chosen one to [`POSTER`].
+/// copies the chosen one to [`Media::poster`].
 pub(crate) fn poster_candidate_key(frame: u64) -> String {
     format!("{CHECKPOINTS_DIR}/posters/{frame}.jpg")
 }
@@ -118,11 +154,14 @@ mod tests {
 
     #[test]
     fn names_follow_the_documented_layout() {
-        assert_eq!(segment_key(&video_dir(2), 7), "v2/seg_7.m4s");
-        assert_eq!(init_key(&audio_dir(0)), "a0/init.mp4");
+        let media = Media::of(0);
+        assert_eq!(segment_key(&media.video_dir(2), 7), "v2/seg_7.m4s");
+        assert_eq!(init_key(&media.audio_dir(0)), "a0/init.mp4");
         assert_eq!(in_dir("v0", MEDIA_PLAYLIST), "v0/index.m3u8");
-        assert_eq!(still_key(3), "thumbs/t_3.jpg");
-        assert_eq!(sprite_key(1), "thumbs/sprite_1.jpg");
+        assert_eq!(media.still_key(3), "thumbs/t_3.jpg");
+        assert_eq!(media.sprite_key(1), "thumbs/sprite_1.jpg");
+        assert_eq!(media.poster(), "thumbs/poster.jpg");
+        assert_eq!(media.thumbs_vtt(), "thumbs/thumbs.vtt");
         assert_eq!(record_key(Some(4)), ".ladder/chunks/4.json");
         assert_eq!(record_key(None), ".ladder/chunks/audio.json");
         assert_eq!(poster_candidate_key(10), ".ladder/posters/10.jpg");
@@ -134,5 +173,15 @@ mod tests {
         assert!(is_audio("a0/init.mp4") && is_audio("a12/seg_1.m4s"));
         assert!(!is_audio("v0/init.mp4") && !is_audio("assets/x.mp4") && !is_audio("a0"));
         assert!(is_checkpoint(".ladder/chunks/0.json") && !is_checkpoint(".ladderx/y") && !is_checkpoint("v0/x"));
+    }
+
+    #[test]
+    fn a_takeover_puts_media_under_its_generation() {
+        let media = Media::of(2);
+        assert_eq!(segment_key(&media.video_dir(0), 1), "g2/v0/seg_1.m4s");
+        assert_eq!(init_key(&media.audio_dir(0)), "g2/a0/init.mp4");
+        assert_eq!(media.poster(), "g2/thumbs/poster.jpg");
+        assert!(is_audio("g2/a0/init.mp4") && is_audio("a1/seg_3.m4s"));
+        assert!(!is_audio("g2/v0/init.mp4") && !is_audio("gx/a0/init.mp4") && !is_audio("v0/init.mp4"));
     }
 }

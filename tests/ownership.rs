@@ -64,23 +64,81 @@ fn another_recordings_output_is_refused_and_left_as_it_was() {
     assert_eq!(code, 2, "{stderr}");
 }
 
+/// The media files (cached as immutable under their names) of a ladder.
+fn media(dir: &Path) -> Vec<String> {
+    let media = |f: &String| !f.starts_with(".ladder/") && [".m4s", ".mp4", ".jpg"].iter().any(|e| f.ends_with(e));
+    files(dir).into_iter().filter(media).collect()
+}
+
+/// Every URI the master playlist and the media playlists it names point to exists.
+fn assert_master_resolves(out: &Path) {
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    let uri_of = |line: &str| line.split("URI=\"").nth(1).map(|rest| rest.split('"').next().unwrap().to_owned());
+    let playlists: Vec<String> = master
+        .lines()
+        .filter_map(|l| if l.starts_with('#') { uri_of(l) } else { Some(l.to_owned()).filter(|l| !l.is_empty()) })
+        .collect();
+    assert!(!playlists.is_empty(), "{master}");
+    for playlist in playlists {
+        let path = out.join(&playlist);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{playlist}: {e}"));
+        let folder = path.parent().unwrap();
+        for line in text.lines() {
+            let uri =
+                if line.starts_with('#') { uri_of(line) } else { Some(line.to_owned()).filter(|l| !l.is_empty()) };
+            if let Some(uri) = uri {
+                assert!(folder.join(&uri).is_file(), "{playlist} names {uri}, which is missing");
+            }
+        }
+    }
+}
+
 #[test]
 fn overwrite_replaces_another_recordings_ladder_whole() {
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run(&recording_a(), out.path(), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(out.path().join("v1").is_dir(), "720p makes several rungs");
+    let first = media(out.path());
 
     let (code, stderr) = run(&recording_b(), out.path(), &["--overwrite"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(!out.path().join("v1").exists(), "the earlier run's second rung is gone: {:?}", files(out.path()));
+    assert!(!out.path().join("v1").exists(), "the earlier run's rungs are gone: {:?}", files(out.path()));
     let master = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
     assert!(master.contains("RESOLUTION=320x240"), "{master}");
     let plan = std::fs::read_to_string(out.path().join(".ladder/plan.json")).unwrap();
     assert!(plan.contains("b.mp4") && !plan.contains("a.mp4"));
     // Every still belongs to the 3 s recording (one every 2 s of the small preset: 0 and 1).
-    let stills: Vec<String> = files(out.path()).into_iter().filter(|f| f.starts_with("thumbs/t_")).collect();
+    let stills: Vec<String> = files(out.path()).into_iter().filter(|f| f.contains("thumbs/t_")).collect();
     assert!(stills.len() <= 2, "{stills:?}");
+    // A CDN may hold the first ladder's media for a year under its names: none comes back.
+    let second = media(out.path());
+    assert!(second.iter().all(|f| f.starts_with("g1/")), "{second:?}");
+    assert!(second.iter().all(|f| !first.contains(f)), "{second:?} reuses a name of {first:?}");
+    assert!(master.contains("g1/v0/index.m3u8"), "{master}");
+    assert_master_resolves(out.path());
+
+    // A run of the same job again keeps its generation.
+    let (code, stderr) = run(&recording_b(), out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(media(out.path()), second);
+    let everything = files(out.path());
+
+    // --overwrite with an input that turns out bad costs nothing: the ladder stays b's.
+    let (code, stderr) = run(Path::new("/nonexistent/c.mp4"), out.path(), &["--overwrite"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(files(out.path()), everything, "nothing was removed");
+    let (code, stderr) = run(&recording_a(), out.path(), &[]);
+    assert_eq!(code, 2, "still b's ladder: {stderr}");
+    assert!(stderr.contains("b.mp4"), "{stderr}");
+
+    // Taken over again: another generation, still no name reused.
+    let (code, stderr) = run(&recording_a(), out.path(), &["--overwrite"]);
+    assert_eq!(code, 0, "{stderr}");
+    let third = media(out.path());
+    assert!(third.iter().all(|f| f.starts_with("g2/")), "{third:?}");
+    assert!(third.iter().all(|f| !first.contains(f) && !second.contains(f)), "{third:?}");
+    assert_master_resolves(out.path());
 }
 
 #[test]

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::RunError;
 use super::lease::Lease;
 use super::prepare::{Done, Work};
-use super::{RunError, store};
+use super::store::{self, Destination};
 use crate::exit::{ExitClass, Outcome};
-use crate::location::Output;
 use crate::pipeline::EncodedSegment;
 use crate::pipeline::audio::{self, AudioError, AudioTrack};
 use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
@@ -57,9 +57,8 @@ enum Finished {
 
 /// The storing side: where parts go and what has been stored.
 pub(super) struct Storer<'a> {
-    pub(super) out: &'a dyn Output,
+    pub(super) to: Destination<'a>,
     pub(super) plan: &'a Plan,
-    pub(super) plan_id: &'a str,
     /// The encoder delay every rung must have, in frames.
     pub(super) delay: u32,
     pub(super) done: &'a mut Done,
@@ -74,34 +73,33 @@ pub(super) struct Storer<'a> {
 
 impl<'a> Storer<'a> {
     pub(super) fn new(
-        out: &'a dyn Output,
+        to: Destination<'a>,
         plan: &'a Plan,
-        plan_id: &'a str,
         delay: u32,
         done: &'a mut Done,
         lease: &'a mut Lease,
         counters: &'a Counters,
     ) -> Self {
         let (encoded, audio_segments) = (Vec::new(), Vec::new());
-        Self { out, plan, plan_id, delay, done, lease, counters, encoded, audio_segments, first_error: None }
+        Self { to, plan, delay, done, lease, counters, encoded, audio_segments, first_error: None }
     }
 
     fn store(&mut self, finished: Finished) -> Result<(), RunError> {
         match finished {
             Finished::Chunk(c, result, took) => {
-                let record = store::store_chunk(self.out, self.plan, self.plan_id, c, result?, self.delay, took)?;
+                let record = store::store_chunk(&self.to, self.plan, c, result?, self.delay, took)?;
                 self.done.chunks.insert(c, record);
                 self.encoded.push(c);
                 let chunk = &self.plan.chunks[c as usize];
                 self.counters.chunk_stored(chunk.end_frame - chunk.start_frame);
-                self.lease.renew_if_due(self.out)?;
+                self.lease.renew_if_due(self.to.out)?;
             }
             Finished::AudioSegment(segment) => {
-                self.audio_segments.push(store::store_audio_segment(self.out, &segment)?);
+                self.audio_segments.push(store::store_audio_segment(&self.to, &segment)?);
             }
             Finished::Audio(result, took) => {
                 let segments = std::mem::take(&mut self.audio_segments);
-                self.done.audio = Some(store::store_audio(self.out, self.plan_id, result?, segments, took)?);
+                self.done.audio = Some(store::store_audio(&self.to, result?, segments, took)?);
             }
         }
         Ok(())

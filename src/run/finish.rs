@@ -20,6 +20,8 @@ pub(super) struct Finished<'a> {
     /// Chunks earlier runs had finished.
     pub(super) reused: Vec<u32>,
     pub(super) done: Done,
+    /// Where the output's media lies (its generation).
+    pub(super) media: crate::layout::Media,
 }
 
 impl Finished<'_> {
@@ -47,10 +49,10 @@ impl Finished<'_> {
 
 /// Assembles, writes the report, then publishes: the master playlist means complete.
 pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> Result<RunSummary, RunError> {
-    let Finished { req, mut clock, workers, encoded, reused, done } = f;
+    let Finished { req, mut clock, workers, encoded, reused, done, media } = f;
     let plan = &prepared.plan;
     let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
-    let ladder = assemble::assemble(out, plan, &req.preset, &done.chunks, done.audio.as_ref())?;
+    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, done.audio.as_ref())?;
     clock.stages.push(Stage::since("assemble", assemble_started));
     let input_sha256 = prepared.input_hash.wait()?;
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());

@@ -29,6 +29,12 @@ pub(crate) struct Owner {
 #[derive(Debug, Serialize, Deserialize)]
 struct LeaseRecord {
     owner: Owner,
+    /// Takeovers of this output so far: its media lies under [`layout::Media::of`] this.
+    #[serde(default)]
+    generation: u32,
+    /// Left by a run that stored nothing (see [`Lease::withdraw`]): the output is free.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    withdrawn: bool,
     /// The process that last renewed it (`host:pid`), for messages.
     holder: String,
     /// Unix seconds.
@@ -39,29 +45,40 @@ struct LeaseRecord {
 /// This run's claim on its output.
 pub(super) struct Lease {
     owner: Owner,
+    generation: u32,
     renewed: Instant,
+    /// With `--overwrite`, the owner whose files are still there until [`Lease::take_over`]
+    /// removes them (once the input is known to be good), or [`Lease::restore`] gives the
+    /// output back.
+    previous: Option<LeaseRecord>,
 }
 
 impl Lease {
     /// Claims `out` for `owner`. Another owner's output is refused, or with `overwrite`
-    /// emptied first; one being written right now (an unexpired lease) is always refused.
+    /// taken over (emptied by [`Lease::take_over`]); one being written right now (an
+    /// unexpired lease) is always refused.
     pub(super) fn claim(out: &dyn Output, owner: Owner, overwrite: bool) -> Result<Self, RunError> {
         for _ in 0..3 {
-            let record = LeaseRecord::now(&owner);
-            match LeaseRecord::read(out)? {
+            let (generation, previous) = match LeaseRecord::read(out)? {
                 Some(current) if current.owner == owner => {
-                    out.put(layout::LEASE, &record.to_json())?;
-                    return Ok(Self { owner, renewed: Instant::now() });
+                    out.put(layout::LEASE, &LeaseRecord::now(&owner, current.generation).to_json())?;
+                    let generation = current.generation;
+                    return Ok(Self { owner, generation, renewed: Instant::now(), previous: None });
                 }
+                // Left by a run that stored nothing: free, but its media names stay retired.
+                Some(current) if current.withdrawn => (current.generation + 1, None),
                 Some(current) => {
                     refuse_unless_free(out, &current, overwrite)?;
-                    empty(out)?;
+                    out.delete(layout::LEASE)?;
+                    // Names the CDN may still hold with the old bytes are never used again.
+                    (current.generation + 1, Some(current))
                 }
-                None => {}
-            }
+                None => (0, None),
+            };
             // Two runs that both found the output free: only one creates the lease.
+            let record = LeaseRecord::now(&owner, generation);
             if out.create(layout::LEASE, &record.to_json())? {
-                return Ok(Self { owner, renewed: Instant::now() });
+                return Ok(Self { owner, generation, renewed: Instant::now(), previous });
             }
         }
         Err(RunError::Inconsistent(format!(
@@ -73,7 +90,7 @@ impl Lease {
     /// Renews the claim when a third of its time has passed.
     pub(super) fn renew_if_due(&mut self, out: &dyn Output) -> Result<(), RunError> {
         if self.renewed.elapsed() >= TTL / 3 {
-            out.put(layout::LEASE, &LeaseRecord::now(&self.owner).to_json())?;
+            out.put(layout::LEASE, &LeaseRecord::now(&self.owner, self.generation).to_json())?;
             self.renewed = Instant::now();
         }
         Ok(())
@@ -84,15 +101,59 @@ impl Lease {
     /// Withdraws a claim under which nothing was stored (the run failed before its plan was
     /// written): the output is as free as before. Best effort, like [`Lease::release`].
     pub(super) fn withdraw(self, out: &dyn Output) {
-        if let Err(e) = out.delete(layout::LEASE) {
+        // After a takeover the output's earlier media names stay retired: a record of the
+        // generation stays, marked free.
+        let withdrawn = match self.generation {
+            0 => out.delete(layout::LEASE),
+            generation => {
+                let mut record = LeaseRecord::now(&self.owner, generation);
+                (record.withdrawn, record.expires_at) = (true, record.renewed_at);
+                out.put(layout::LEASE, &record.to_json())
+            }
+        };
+        if let Err(e) = withdrawn {
             tracing::warn!(error = %e, "withdrawing the output's lease: it expires by itself");
         }
+    }
+
+    /// With `--overwrite`, removes the previous owner's files: called once the input has
+    /// been fetched, probed and planned, so a bad input never costs the ladder it replaces.
+    pub(super) fn take_over(&mut self, out: &dyn Output) -> Result<(), RunError> {
+        if let Some(previous) = self.previous.take() {
+            tracing::warn!(
+                output = out.describe(),
+                input = previous.owner.input,
+                "--overwrite: removing another recording's ladder"
+            );
+            empty(out)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the previous owner's files are still there ([`Lease::take_over`] not done).
+    pub(super) fn taking_over(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Gives the output back to its previous owner, untouched: the run failed before taking
+    /// it over. Best effort, like [`Lease::release`].
+    pub(super) fn restore(self, out: &dyn Output) {
+        if let Some(previous) = &self.previous
+            && let Err(e) = out.put(layout::LEASE, &previous.to_json())
+        {
+            tracing::warn!(error = %e, "giving the output back to its previous owner: its lease expires by itself");
+        }
+    }
+
+    /// Where this output's media lies.
+    pub(super) fn media(&self) -> layout::Media {
+        layout::Media::of(self.generation)
     }
 
     /// Ends the claim (expires it now): the run published, or failed for good. Best effort:
     /// a lease left behind expires by itself.
     pub(super) fn release(self, out: &dyn Output) {
-        let mut record = LeaseRecord::now(&self.owner);
+        let mut record = LeaseRecord::now(&self.owner, self.generation);
         record.expires_at = record.renewed_at;
         if let Err(e) = out.put(layout::LEASE, &record.to_json()) {
             tracing::warn!(error = %e, "releasing the output's lease: it expires by itself");
@@ -104,11 +165,6 @@ impl Lease {
 fn refuse_unless_free(out: &dyn Output, current: &LeaseRecord, overwrite: bool) -> Result<(), RunError> {
     let live = current.expires_at > unix_now();
     if overwrite && !live {
-        tracing::warn!(
-            output = out.describe(),
-            input = current.owner.input,
-            "--overwrite: removing another recording's ladder"
-        );
         return Ok(());
     }
     Err(RunError::Owned {
@@ -119,24 +175,26 @@ fn refuse_unless_free(out: &dyn Output, current: &LeaseRecord, overwrite: bool) 
     })
 }
 
-/// Removes everything under the output, the published markers first so that no master
-/// ever names a half-removed set.
+/// Removes everything under the output but the lease, the published markers first so that
+/// no master ever names a half-removed set.
 fn empty(out: &dyn Output) -> Result<(), RunError> {
     for key in layout::PUBLISHED {
         out.delete(key)?;
     }
-    for key in out.list()? {
+    for key in out.list()?.into_iter().filter(|k| k != layout::LEASE) {
         out.delete(&key)?;
     }
     Ok(())
 }
 
 impl LeaseRecord {
-    fn now(owner: &Owner) -> Self {
+    fn now(owner: &Owner, generation: u32) -> Self {
         let now = unix_now();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
         Self {
             owner: owner.clone(),
+            generation,
+            withdrawn: false,
             holder: format!("{host}:{}", std::process::id()),
             renewed_at: now,
             expires_at: now + TTL.as_secs(),
@@ -160,7 +218,9 @@ impl LeaseRecord {
             preset_hash: plan.preset.hash,
         });
         Ok(Some(match owner {
-            Ok(owner) => Self { owner, holder: String::new(), renewed_at: 0, expires_at: 0 },
+            Ok(owner) => {
+                Self { owner, generation: 0, withdrawn: false, holder: String::new(), renewed_at: 0, expires_at: 0 }
+            }
             Err(_) => Self::unknown(),
         }))
     }
@@ -168,7 +228,7 @@ impl LeaseRecord {
     /// A lease that cannot be read: another, unknown owner, expired.
     fn unknown() -> Self {
         let owner = Owner { input: "an unknown recording".into(), preset: "?".into(), preset_hash: String::new() };
-        Self { owner, holder: String::new(), renewed_at: 0, expires_at: 0 }
+        Self { owner, generation: 0, withdrawn: false, holder: String::new(), renewed_at: 0, expires_at: 0 }
     }
 }
 

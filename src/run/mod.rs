@@ -32,6 +32,7 @@ use encode::{Storer, Workers};
 use lease::{Lease, Owner};
 use prepare::{Done, Work};
 use scratch::Scratch;
+use store::Destination;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -91,6 +92,8 @@ pub(crate) fn run(req: &RunRequest, cancel: &AtomicBool) -> Result<RunSummary, R
     let mut lease = Lease::claim(out.as_ref(), owner, req.overwrite)?;
     let result = run_claimed(req, out.as_ref(), &mut lease, cancel, clock);
     match &result {
+        // Failed before the input was known to be good: the ladder it was to replace stays.
+        Err(_) if lease.taking_over() => lease.restore(out.as_ref()),
         // Other shards are still at work, or a rerun will resume: the claim stays.
         Ok(summary) if summary.published.is_none() => {}
         Err(RunError::Interrupted) => {}
@@ -111,6 +114,7 @@ fn run_claimed(
 ) -> Result<RunSummary, RunError> {
     let scratch = Scratch::new(req.scratch.as_deref())?;
     let prepared = prepare::prepare(req, scratch.path(), &mut clock)?;
+    lease.take_over(out)?;
     let (plan, plan_id) = (&prepared.plan, prepared.plan_id.as_str());
 
     let mut done = Done::default();
@@ -144,7 +148,14 @@ fn run_claimed(
         &job,
         workers,
         &work,
-        Storer::new(out, plan, plan_id, delay, &mut done, lease, progress.counters()),
+        Storer::new(
+            Destination { out, media: lease.media(), plan_id },
+            plan,
+            delay,
+            &mut done,
+            lease,
+            progress.counters(),
+        ),
     );
     progress.finish();
     clock.stages.push(Stage::since("encode", encode_started));
@@ -152,7 +163,8 @@ fn run_claimed(
 
     // Chunks other shards own: published only when every record is there.
     done.load_missing(out, plan, plan_id)?;
-    let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done };
+    let media = lease.media();
+    let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done, media };
     if !finished.done.is_complete(plan) {
         return Ok(finished.waiting(plan, prepared.probe.size_bytes));
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::RunError;
-use crate::layout;
+use crate::layout::{self, Media};
 use crate::location::{self, Output};
 use crate::package::cmaf;
 use crate::package::track::{ByteRange, SegmentSummary};
@@ -14,12 +14,19 @@ use crate::pipeline::video::{self, ChunkOutput, RungChunk};
 use crate::plan::Plan;
 use crate::record::{self, ChunkRecord, FileRecord, PosterRecord, SegmentRecord, TrackRecord};
 
+/// Where a run stores its parts: the output, the media's generation there, and the plan
+/// every record names.
+pub(super) struct Destination<'a> {
+    pub(super) out: &'a dyn Output,
+    pub(super) media: Media,
+    pub(super) plan_id: &'a str,
+}
+
 /// Stores a chunk's segments (and the init segment, identical in every chunk), then its
 /// record. `delay` is the encoder delay every rung must have.
 pub(super) fn store_chunk(
-    out: &dyn Output,
+    to: &Destination<'_>,
     plan: &Plan,
-    plan_id: &str,
     chunk: u32,
     output: ChunkOutput,
     delay: u32,
@@ -28,11 +35,11 @@ pub(super) fn store_chunk(
     let mut files: Vec<(String, &[u8])> = Vec::new();
     let mut tracks = Vec::with_capacity(output.rungs.len());
     for rung in &output.rungs {
-        tracks.push(rung_track(plan, chunk, rung, delay, &mut files)?);
+        tracks.push(rung_track(plan, &to.media, chunk, rung, delay, &mut files)?);
     }
     let mut stills = Vec::with_capacity(output.stills.len());
     for (n, jpeg) in &output.stills {
-        let record = FileRecord::of(layout::still_key(*n), jpeg);
+        let record = FileRecord::of(to.media.still_key(*n), jpeg);
         files.push((record.key.clone(), jpeg));
         stills.push(record);
     }
@@ -42,17 +49,17 @@ pub(super) fn store_chunk(
         files.push((file.key.clone(), &p.jpeg));
         posters.push(PosterRecord { frame: p.frame, worthy: p.worthy, file });
     }
-    location::put_all(out, &files)?;
+    location::put_all(to.out, &files)?;
     let record = ChunkRecord {
         version: record::RECORD_VERSION,
-        plan_id: plan_id.to_owned(),
+        plan_id: to.plan_id.to_owned(),
         chunk: Some(chunk),
         tracks,
         stills,
         posters,
         encode_seconds: took.as_secs_f64(),
     };
-    record.store(out)?;
+    record.store(to.out)?;
     tracing::info!(chunk, seconds = took.as_secs_f64(), "chunk stored");
     Ok(record)
 }
@@ -60,12 +67,13 @@ pub(super) fn store_chunk(
 /// A rung's share of a chunk: its files (added to `files`) and its track record.
 fn rung_track<'a>(
     plan: &Plan,
+    media: &Media,
     chunk: u32,
     rung: &'a RungChunk,
     delay: u32,
     files: &mut Vec<(String, &'a [u8])>,
 ) -> Result<TrackRecord, RunError> {
-    let dir = layout::video_dir(rung.rung);
+    let dir = media.video_dir(rung.rung);
     if rung.delay_frames != delay {
         return Err(RunError::Inconsistent(format!(
             "chunk {chunk}, rung {dir}: the encoder delays presentation by {} frames, not {delay} like the others",
@@ -92,21 +100,20 @@ fn rung_track<'a>(
 
 /// Stores the audio's init segment and its record (its segments are stored already).
 pub(super) fn store_audio(
-    out: &dyn Output,
-    plan_id: &str,
+    to: &Destination<'_>,
     track: AudioTrack,
     segments: Vec<SegmentRecord>,
     took: Duration,
 ) -> Result<ChunkRecord, RunError> {
-    let dir = layout::audio_dir(0);
+    let dir = to.media.audio_dir(0);
     let codec = cmaf::codec_string(&track.init, 0..track.init.len())
         .map_err(|e| RunError::Inconsistent(format!("{dir}: {e}")))?;
     let offset = segments.first().map_or(0, |s| s.summary.decode_time);
     let init = FileRecord::of(layout::init_key(&dir), &track.init);
-    out.put(&init.key, &track.init)?;
+    to.out.put(&init.key, &track.init)?;
     let record = ChunkRecord {
         version: record::RECORD_VERSION,
-        plan_id: plan_id.to_owned(),
+        plan_id: to.plan_id.to_owned(),
         chunk: None,
         tracks: vec![TrackRecord {
             dir,
@@ -121,13 +128,13 @@ pub(super) fn store_audio(
         posters: Vec::new(),
         encode_seconds: took.as_secs_f64(),
     };
-    record.store(out)?;
+    record.store(to.out)?;
     Ok(record)
 }
 
 /// Stores one audio segment as soon as it is cut.
-pub(super) fn store_audio_segment(out: &dyn Output, s: &EncodedSegment) -> Result<SegmentRecord, RunError> {
-    out.put(&layout::segment_key(&layout::audio_dir(0), s.index), &s.bytes)?;
+pub(super) fn store_audio_segment(to: &Destination<'_>, s: &EncodedSegment) -> Result<SegmentRecord, RunError> {
+    to.out.put(&layout::segment_key(&to.media.audio_dir(0), s.index), &s.bytes)?;
     Ok(segment_record(s))
 }
 
