@@ -1,10 +1,15 @@
 //! `ladder`: a batch transcoder for recordings of live events.
 //!
 //! The data flow (see `ARCHITECTURE.md`): [`probe`] a recording, [`plan`] the work from a
-//! [`preset`], [`run`] it (chunks through [`pipeline`], stored at a [`location`] with
-//! [`record`]s), then [`assemble`] and publish. Media work goes through libav ([`media`]).
+//! [`preset`], `run` it (chunks through [`pipeline`], stored at a [`location`] with
+//! `record`s), then `assemble` and publish. Media work goes through libav ([`media`]).
+//!
+//! What is public is what something outside the library uses: the binary (`cli`, `exit`,
+//! `message`, `stdout`, `media::init`), the integration tests (`probe`, `plan`, `preset`,
+//! `location`, `dispatch`, `serve`, `pipeline`, `package::cmaf`, `progress`, `rate`,
+//! `report`, `media::encoder`) and the fuzz target (`remux`, `pipeline`). Everything else is
+//! `pub(crate)`, and `unreachable_pub` keeps it so.
 
-// Items are public only where the binary, the tests or the fuzz target use them.
 #![warn(unreachable_pub)]
 
 pub(crate) mod assemble;
