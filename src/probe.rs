@@ -556,14 +556,9 @@ fn check_playlist(path: &Path) -> Result<(), ProbeError> {
     }
     let text = std::fs::read_to_string(path).map_err(|source| ProbeError::Io { path: path.to_owned(), source })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let uris = text.lines().map(str::trim).filter_map(|line| match line {
-        "" => None,
-        l if l.starts_with('#') => l.split_once("URI=\"").and_then(|(_, rest)| rest.split('"').next()),
-        l => Some(l),
-    });
-    for uri in uris {
-        let problem = if uri.contains("://") {
-            "a URL: ladder reads only files beside the playlist"
+    for uri in crate::location::hls::uris(&text) {
+        let problem = if let Some(why) = crate::location::hls::not_beside(uri) {
+            why
         } else if uri.starts_with("data:") {
             continue; // inline (a key), nothing to fetch
         } else if !dir.join(uri).is_file() {

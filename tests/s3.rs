@@ -319,6 +319,62 @@ fn local_input_to_s3_and_s3_input_to_local_both_work() {
     assert_input_untouched(&server, &input_sha);
 }
 
+/// The 8 s source as an HLS recording (MPEG-TS segments of 2 s), uploaded under `prefix`
+/// the way a recorder leaves it; returns the playlist's key and the segments' keys.
+fn upload_hls(server: &Server, prefix: &str) -> (String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(source())
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", "-hls_segment_filename"])
+        .arg(dir.path().join("seg_%03d.ts"))
+        .arg(dir.path().join("index.m3u8"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut segments = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        server.put(INPUT_BUCKET, &format!("{prefix}/{name}"), &std::fs::read(&path).unwrap());
+        if name.ends_with(".ts") {
+            segments.push(format!("{prefix}/{name}"));
+        }
+    }
+    segments.sort();
+    (format!("{prefix}/index.m3u8"), segments)
+}
+
+#[test]
+fn an_hls_recording_in_s3_is_read_with_every_segment_it_names() {
+    let (server, _) = server_with_input();
+    let (playlist_key, segments) = upload_hls(&server, "events/hls");
+    assert!(segments.len() >= 4, "{segments:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = format!("s3://{INPUT_BUCKET}/{playlist_key}");
+    let (code, _, stderr) = ladder(&server.endpoint(), &input, out.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    let parsed = playlist::parse_master(&master).unwrap();
+    let mut lists = vec![("master.m3u8".to_owned(), master.clone())];
+    for uri in parsed.variants.iter().map(|v| v.uri.clone()).chain(parsed.media.iter().map(|m| m.req("URI").to_owned()))
+    {
+        lists.push((uri.clone(), std::fs::read_to_string(out.join(&uri)).unwrap()));
+    }
+    let v0 = playlist::parse_media(&lists[1].1).unwrap();
+    let seconds: f64 = v0.segments.iter().map(|s| s.duration).sum();
+    assert!((seconds - 8.0).abs() < 0.1, "all 8 s of the recording, not its first segment: {seconds}");
+    assert_segments_decode(&out, &lists);
+
+    // A segment missing from the bucket: exit 3, naming it.
+    std::fs::remove_file(server.path(INPUT_BUCKET, &segments[2])).unwrap();
+    let (code, _, stderr) = ladder(&server.endpoint(), &input, dir.path().join("out2").to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains(&segments[2]), "names the missing segment: {stderr}");
+}
+
 /// 40 s of the 240p rung: 20 segments of 2 s in 10 chunks, long enough to stop mid-way.
 fn long_source() -> PathBuf {
     common::pattern("s3-source40.mp4", "426x240", "25", "40", &[])

@@ -5,6 +5,7 @@
 //! an S3 recording to scratch, and no [`Output`] is ever opened on it.
 
 mod atomic;
+pub(crate) mod hls;
 pub(crate) mod s3;
 
 use std::fmt;
@@ -215,6 +216,7 @@ pub fn fetch_input(location: &Location, scratch: &Path, config: &StorageConfig) 
             location: location.to_string(),
             problem: "names a bucket, not a recording: add the object's key".to_owned(),
         }),
+        Location::S3 { bucket, prefix } if hls::is_playlist(prefix) => hls::fetch(bucket, prefix, scratch, config),
         Location::S3 { bucket, prefix } => s3::fetch(bucket, prefix, scratch, config),
     }
 }

@@ -608,6 +608,29 @@ pub(crate) fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageCon
     Ok(path)
 }
 
+/// Fetches each `(key, path)` of `bucket` to its path (folders made), as [`fetch`] does
+/// one object, over one client.
+pub(crate) fn fetch_files(
+    bucket: &str,
+    files: &[(String, PathBuf)],
+    config: &StorageConfig,
+) -> Result<(), StorageError> {
+    let Some((first, _)) = files.first() else { return Ok(()) };
+    let s3 = S3Client::for_input(config, &format!("s3://{bucket}/{first}"))?;
+    for (key, path) in files {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|source| StorageError::Io {
+                location: format!("s3://{bucket}/{key}"),
+                action: "making the scratch folder",
+                key: folder.display().to_string(),
+                source,
+            })?;
+        }
+        s3.runtime.block_on(fetch_to(&s3, bucket, key, path))?;
+    }
+    Ok(())
+}
+
 async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result<(), StorageError> {
     let location = format!("s3://{bucket}/{key}");
     let remote = |detail: String| StorageError::Remote {
