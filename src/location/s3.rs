@@ -322,7 +322,13 @@ impl S3Output {
         }
     }
 
-    async fn put_single(&self, key: &str, full: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    /// One PUT of `bytes` as `key`: checksummed, with its content type and cache headers.
+    fn put_request(
+        &self,
+        key: &str,
+        full: &str,
+        bytes: &[u8],
+    ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
         self.s3
             .client
             .put_object()
@@ -333,6 +339,10 @@ impl S3Output {
             .cache_control(cache_control(key))
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(sha256_b64(bytes))
+    }
+
+    async fn put_single(&self, key: &str, full: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.put_request(key, full, bytes)
             .send()
             .await
             .map_err(|e| self.error(classify(&e, &self.bucket), "storing", key))?;
@@ -509,19 +519,7 @@ impl Output for S3Output {
     /// `PutObject` with `If-None-Match: *`: S3 answers 412 when the key exists (409 when
     /// another conditional write of it is in flight: that one wins too).
     fn create(&self, key: &str, bytes: &[u8]) -> Result<bool, StorageError> {
-        let full = join(&self.prefix, key);
-        let request = self
-            .s3
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(full)
-            .body(ByteStream::from(bytes.to_vec()))
-            .content_type(content_type(key))
-            .cache_control(cache_control(key))
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .checksum_sha256(sha256_b64(bytes))
-            .if_none_match("*");
+        let request = self.put_request(key, &join(&self.prefix, key), bytes).if_none_match("*");
         match self.s3.runtime.block_on(request.send()) {
             Ok(_) => Ok(true),
             Err(e) if matches!(e.raw_response().map(|r| r.status().as_u16()), Some(412 | 409)) => Ok(false),
