@@ -10,9 +10,9 @@
 //! clock again, a splice jumps it forward, MPEG-TS wraps it every 26.5 hours.
 //!
 //! Such a recording is copied (packets as they are, no decoding) into Matroska in the
-//! scratch folder, with its timestamps re-based to run on ([`Rebase`]), and the copy is what
-//! the chunks and the audio read. The probe runs the same [`Rebase`] over the original's
-//! packets ([`walk`]), so `ladder probe` and `ladder plan` already describe the copy.
+//! scratch folder, with its timestamps re-based to run on (`Rebase`), and the copy is what
+//! the chunks and the audio read. The probe runs the same `Rebase` over the original's
+//! packets (`walk`), so `ladder probe` and `ladder plan` already describe the copy.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
-//! The command line: the clap types ([`args`]), how flags become the library's settings
-//! ([`settings`]), and one handler per command, each printing its own results. Handlers use
+//! The command line: the clap types (`args`), how flags become the library's settings
+//! (`settings`), and one handler per command, each printing its own results. Handlers use
 //! `anyhow`; everything they call returns typed errors. This is the only module that prints.
 
 mod args;

@@ -1,7 +1,7 @@
 //! Dispatch: a recording and a preset → a low-priority transcode Job on the tainted pool.
 //!
 //! [`DispatchConfig`] resolves the settings once ([`config`]); [`build_job`] turns a
-//! [`JobRequest`] into a `batch/v1` Job ([`job`]); [`client`] creates it (a repeat finds
+//! `JobRequest` into a `batch/v1` Job (`job`); `client` creates it (a repeat finds
 //! the existing Job) and watches it to the end.
 
 pub(crate) mod client;

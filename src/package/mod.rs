@@ -1,6 +1,6 @@
 //! Packaging: CMAF fragmented MP4 (splitting a muxed chunk into `init.mp4` and
 //! `seg_<n>.m4s`, placing it on the global timeline) and the codec strings manifests need;
-//! the manifests themselves ([`hls`], [`dash`]) from a [`track::TrackSummary`] per track.
+//! the manifests themselves (`hls`, `dash`) from a `track::TrackSummary` per track.
 
 pub mod cmaf;
 pub(crate) mod dash;

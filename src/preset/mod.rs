@@ -2,7 +2,7 @@
 //!
 //! A preset file is read in three steps, each reporting every problem it can, with its
 //! line and a fix: TOML syntax and types (`serde`), unknown keys (with "did you mean"),
-//! then the rules of [`validate`] — including opening the encoder with the preset's options,
+//! then the rules of `validate` — including opening the encoder with the preset's options,
 //! since only libav knows which it accepts. The result, [`Preset`], is the only form the
 //! rest of ladder uses.
 

@@ -1,7 +1,7 @@
 //! One chunk of video: seek to the key frame before the chunk, decode once, turn the
-//! source's timing into the plan's constant frame rate ([`decode`]), make every rung's
-//! picture on the decoding thread ([`fanout`]), encode each rung on its own thread and
-//! package it as CMAF fragments (one per GOP) placed on the global timeline ([`rung`]).
+//! source's timing into the plan's constant frame rate (`decode`), make every rung's
+//! picture on the decoding thread (`fanout`), encode each rung on its own thread and
+//! package it as CMAF fragments (one per GOP) placed on the global timeline (`rung`).
 //!
 //! Every chunk is encoded the same way from a closed GOP, so the encoder's B-frame delay
 //! is the same in every chunk and every chunk's init segment is byte-identical.
