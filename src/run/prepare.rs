@@ -36,8 +36,24 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
+    warn_dropped_audio(&probe);
     let input_hash = InputHash::start(&input);
     Ok(Prepared { source, probe, plan, plan_id, input_hash })
+}
+
+/// Says which audio tracks the ladder leaves out: it carries one (the best, as libav
+/// ranks them), and a recording with interpreters' channels must not lose them silently.
+fn warn_dropped_audio(probe: &Probe) {
+    let Some(kept) = &probe.audio else { return };
+    let dropped: Vec<usize> =
+        probe.streams.iter().filter(|s| s.kind == "audio" && s.index != kept.index).map(|s| s.index).collect();
+    if !dropped.is_empty() {
+        tracing::warn!(
+            kept = kept.index,
+            dropped = crate::logging::json(&dropped),
+            "the recording has several audio tracks; the ladder carries only the one kept"
+        );
+    }
 }
 
 /// The input's SHA-256, computed on its own thread while the chunks encode.
