@@ -110,6 +110,10 @@ pub struct OutputReport {
     pub segment_seconds: f64,
     pub hls: bool,
     pub dash: bool,
+    /// Where the poster and the thumbnails' WebVTT index are, from the output's root
+    /// (`thumbs/…`, or `g<n>/thumbs/…` for a ladder that took its output over).
+    pub poster: Option<String>,
+    pub thumbnails_vtt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -143,6 +147,8 @@ pub struct ReportInputs<'a> {
     pub encoder_threads: usize,
     pub encoded: &'a [u32],
     pub reused: &'a [u32],
+    /// The poster's and the thumbnails' index's keys, when the plan has thumbnails.
+    pub thumbnails: Option<(String, String)>,
 }
 
 impl Report {
@@ -195,6 +201,8 @@ impl Report {
                 segment_seconds: f64::from(plan.segment_frames) / plan.fps.as_f64(),
                 hls: ladder.hls,
                 dash: ladder.dash,
+                poster: r.thumbnails.as_ref().map(|t| t.0.clone()),
+                thumbnails_vtt: r.thumbnails.as_ref().map(|t| t.1.clone()),
             },
             rungs,
             audio,

@@ -117,6 +117,13 @@ fn overwrite_replaces_another_recordings_ladder_whole() {
     assert!(second.iter().all(|f| !first.contains(f)), "{second:?} reuses a name of {first:?}");
     assert!(master.contains("g1/v0/index.m3u8"), "{master}");
     assert_master_resolves(out.path());
+    // The report says where the poster and the thumbnails' index went.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    for (field, expected) in [("poster", "g1/thumbs/poster.jpg"), ("thumbnails_vtt", "g1/thumbs/thumbs.vtt")] {
+        assert_eq!(report["output"][field], expected, "{report}");
+        assert!(out.path().join(expected).is_file(), "{expected}");
+    }
 
     // A run of the same job again keeps its generation.
     let (code, stderr) = run(&recording_b(), out.path(), &[]);

@@ -72,6 +72,7 @@ pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> 
         encoder_threads: workers.encoder_threads,
         encoded: &encoded,
         reused: &reused,
+        thumbnails: plan.thumbnails.is_some().then(|| (media.poster(), media.thumbs_vtt())),
     });
     let report_json = serde_json::to_vec_pretty(&report).expect("a report is plain data and always serialises");
     out.put(layout::REPORT, &report_json)?;
