@@ -193,3 +193,29 @@ fn a_rerun_of_the_same_recording_and_preset_keeps_its_claim() {
     let (code, stderr) = run(&recording_b(), out.path(), &[]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Shards of one `--overwrite` job: while one of them has claimed the output but not yet
+/// removed the previous recording's files, the others store nothing (exit 4: a moment later
+/// they can); a claim whose taker died expires like any other.
+#[test]
+fn shards_wait_while_one_of_them_takes_the_output_over() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&recording_b(), out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let lease_path = out.path().join(".ladder/lease.json");
+    let mut lease: serde_json::Value = serde_json::from_slice(&std::fs::read(&lease_path).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    lease["taking_over"] = true.into();
+    lease["expires_at"] = (now + 300).into();
+    std::fs::write(&lease_path, lease.to_string()).unwrap();
+    let before = files(out.path());
+    let (code, stderr) = run(&recording_b(), out.path(), &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("taking the output over"), "{stderr}");
+    assert_eq!(files(out.path()), before, "nothing stored or removed");
+
+    lease["expires_at"] = (now - 1).into();
+    std::fs::write(&lease_path, lease.to_string()).unwrap();
+    let (code, stderr) = run(&recording_b(), out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -35,6 +35,10 @@ struct LeaseRecord {
     /// Left by a run that stored nothing (see [`Lease::withdraw`]): the output is free.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     withdrawn: bool,
+    /// The claimant has not yet removed the previous owner's files ([`Lease::take_over`]):
+    /// other processes of its job must not store anything yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    taking_over: bool,
     /// The process that last renewed it (`host:pid`), for messages.
     holder: String,
     /// Unix seconds.
@@ -60,6 +64,13 @@ impl Lease {
     pub(super) fn claim(out: &dyn Output, owner: Owner, overwrite: bool) -> Result<Self, RunError> {
         for _ in 0..3 {
             let (generation, previous) = match LeaseRecord::read(out)? {
+                Some(current) if current.owner == owner && current.taking_over && current.expires_at > unix_now() => {
+                    return Err(RunError::Inconsistent(format!(
+                        "{}: another process of this job is taking the output over from another recording right now; \
+                         run again in a moment",
+                        out.describe()
+                    )));
+                }
                 Some(current) if current.owner == owner => {
                     out.put(layout::LEASE, &LeaseRecord::now(&owner, current.generation).to_json())?;
                     let generation = current.generation;
@@ -76,7 +87,8 @@ impl Lease {
                 None => (0, None),
             };
             // Two runs that both found the output free: only one creates the lease.
-            let record = LeaseRecord::now(&owner, generation);
+            let mut record = LeaseRecord::now(&owner, generation);
+            record.taking_over = previous.is_some();
             if out.create(layout::LEASE, &record.to_json())? {
                 return Ok(Self { owner, generation, renewed: Instant::now(), previous });
             }
@@ -126,6 +138,8 @@ impl Lease {
                 "--overwrite: removing another recording's ladder"
             );
             empty(out)?;
+            out.put(layout::LEASE, &LeaseRecord::now(&self.owner, self.generation).to_json())?;
+            self.renewed = Instant::now();
         }
         Ok(())
     }
@@ -195,6 +209,7 @@ impl LeaseRecord {
             owner: owner.clone(),
             generation,
             withdrawn: false,
+            taking_over: false,
             holder: format!("{host}:{}", std::process::id()),
             renewed_at: now,
             expires_at: now + TTL.as_secs(),
@@ -218,9 +233,7 @@ impl LeaseRecord {
             preset_hash: plan.preset.hash,
         });
         Ok(Some(match owner {
-            Ok(owner) => {
-                Self { owner, generation: 0, withdrawn: false, holder: String::new(), renewed_at: 0, expires_at: 0 }
-            }
+            Ok(owner) => Self::expired(owner),
             Err(_) => Self::unknown(),
         }))
     }
@@ -228,7 +241,13 @@ impl LeaseRecord {
     /// A lease that cannot be read: another, unknown owner, expired.
     fn unknown() -> Self {
         let owner = Owner { input: "an unknown recording".into(), preset: "?".into(), preset_hash: String::new() };
-        Self { owner, generation: 0, withdrawn: false, holder: String::new(), renewed_at: 0, expires_at: 0 }
+        Self::expired(owner)
+    }
+
+    /// An expired lease of `owner`, of an output's first generation.
+    fn expired(owner: Owner) -> Self {
+        let (withdrawn, taking_over, holder) = (false, false, String::new());
+        Self { owner, generation: 0, withdrawn, taking_over, holder, renewed_at: 0, expires_at: 0 }
     }
 }
 
