@@ -48,11 +48,12 @@ pub(crate) fn fetch(bucket: &str, key: &str, scratch: &Path, config: &StorageCon
         key: playlist.display().to_string(),
         source,
     })?;
+    // A file named twice (an `EXT-X-MAP` repeated after each discontinuity) is fetched once.
+    let mut named = std::collections::BTreeSet::new();
     files = uris(&text)
-        .filter(|uri| !uri.starts_with("data:") && not_beside(uri).is_none())
+        .filter(|uri| !uri.starts_with("data:") && not_beside(uri).is_none() && named.insert(*uri))
         .map(|uri| (if folder.is_empty() { uri.to_owned() } else { format!("{folder}/{uri}") }, dir.join(uri)))
         .collect();
-    files.dedup();
     tracing::info!(files = files.len(), "fetching the files the HLS playlist names");
     s3::fetch_files(bucket, &files, config)?;
     Ok(playlist)
