@@ -291,17 +291,18 @@ impl Output for LocalOutput {
         let path = self.root.join(key);
         let dir = path.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(dir).map_err(self.io("creating the folder of", key))?;
-        // Written whole under a name of its own, then linked into place: the link fails if
-        // the key exists (O_EXCL semantics), and nobody ever sees half the file.
-        let temporary = dir.join(format!(".tmp-create-{}-{}", std::process::id(), unique()));
-        let written = write_new(&temporary, bytes).map_err(self.io("writing", key));
-        let linked = written.and_then(|()| match std::fs::hard_link(&temporary, &path) {
+        // Written whole under a locked temporary of its own (another run tidying the
+        // output leaves it alone), then linked into place: the link fails if the key
+        // exists (O_EXCL semantics), and nobody ever sees half the file. The temporary's
+        // name goes when it is dropped.
+        let mut file = atomic::temporary_in(dir).map_err(self.io("creating a temporary file for", key))?;
+        file.write_all(bytes).map_err(self.io("writing", key))?;
+        file.as_file().sync_data().map_err(self.io("syncing", key))?;
+        match std::fs::hard_link(file.path(), &path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(self.io("creating", key)(e)),
-        });
-        let _ = std::fs::remove_file(&temporary);
-        linked
+        }
     }
 
     fn list(&self) -> Result<Vec<String>, StorageError> {
@@ -331,19 +332,6 @@ impl Output for LocalOutput {
     }
 }
 
-/// Writes a new file (the umask decides its mode) and syncs it.
-fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_data()
-}
-
-/// A number no other call of this process has had.
-fn unique() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +357,32 @@ mod tests {
         assert_eq!(out.size("v0/seg_2.m4s").unwrap(), None);
         let names: Vec<_> = std::fs::read_dir(dir.path().join("ladder/v0")).unwrap().map(|e| e.unwrap()).collect();
         assert_eq!(names.len(), 1, "only the file itself: {names:?}");
+    }
+
+    /// Another process opening the output tidies away abandoned temporaries while this one
+    /// claims it: the claim's own temporary is never taken for one (it was, and a run
+    /// racing another for the output failed with "creating .ladder/lease.json: No such
+    /// file or directory", exit 4).
+    #[test]
+    fn creating_a_key_survives_another_run_tidying_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = LocalOutput { root: dir.path().to_owned() };
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    atomic::remove_leftovers(dir.path());
+                }
+            });
+            let created = (0..2000).try_for_each(|_| {
+                out.create(".ladder/lease.json", b"{}")?;
+                out.delete(".ladder/lease.json")
+            });
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            created.unwrap();
+        });
+        assert!(out.create(".ladder/lease.json", b"{}").unwrap());
+        assert!(!out.create(".ladder/lease.json", b"[]").unwrap(), "the key exists");
+        assert_eq!(out.list().unwrap(), [".ladder/lease.json"], "no temporary left");
     }
 }
