@@ -44,7 +44,8 @@ impl ExitClass for AssembleError {
 #[derive(Debug, Clone)]
 pub struct Ladder {
     pub video: Vec<TrackSummary>,
-    pub audio: Option<TrackSummary>,
+    /// One per audio rendition, in plan order.
+    pub audio: Vec<TrackSummary>,
     /// Per video rung, with `--quality`.
     pub quality: Vec<Option<QualityTotals>>,
     /// Read from the first segment (x264 and x265 write their version into it).
@@ -61,10 +62,10 @@ pub(crate) fn assemble(
     media: &Media,
     preset: &Preset,
     records: &BTreeMap<u32, ChunkRecord>,
-    audio: Option<&ChunkRecord>,
+    audio: &BTreeMap<usize, ChunkRecord>,
 ) -> Result<Ladder, AssembleError> {
     let missing: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
-    if !missing.is_empty() || (plan.audio.is_some() && audio.is_none()) {
+    if !missing.is_empty() || plan.audio.iter().any(|a| !audio.contains_key(&a.index)) {
         return Err(AssembleError::Missing(missing));
     }
     let mut video = Vec::new();
@@ -80,19 +81,19 @@ pub(crate) fn assemble(
             Some(sum)
         }));
     }
-    let audio = match (audio, &plan.audio) {
-        (Some(record), Some(a)) => {
-            let parts: Vec<&TrackRecord> = record.tracks.iter().collect();
-            let kind = TrackKind::Audio {
-                sample_rate: a.sample_rate,
-                channels: a.channels,
-                language: a.language.clone(),
-                name: a.label.clone(),
-            };
-            Some(summarise(&media.audio_dir(0), kind, &parts, plan)?)
-        }
-        _ => None,
-    };
+    let mut audio_tracks = Vec::new();
+    for a in &plan.audio {
+        let parts: Vec<&TrackRecord> = audio[&a.index].tracks.iter().collect();
+        let kind = TrackKind::Audio {
+            sample_rate: a.sample_rate,
+            channels: a.channels,
+            language: a.language.clone(),
+            name: a.label.clone(),
+            default: a.default,
+        };
+        audio_tracks.push(summarise(&media.audio_dir(a.index), kind, &parts, plan)?);
+    }
+    let audio = audio_tracks;
 
     let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
@@ -107,7 +108,7 @@ pub(crate) fn assemble(
             }
         }
         if dash_on {
-            files.push((layout::MPD.into(), dash::mpd(&video, audio.as_ref(), plan.duration_seconds).into_bytes()));
+            files.push((layout::MPD.into(), dash::mpd(&video, &audio, plan.duration_seconds).into_bytes()));
         }
     }
     if plan.thumbnails.is_some() {
@@ -133,10 +134,10 @@ pub(crate) fn assemble(
 /// off) and returns its key. Call it last, after the report.
 pub(crate) fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
     if ladder.hls {
-        out.put(layout::MASTER_PLAYLIST, hls::master_playlist(&ladder.video, ladder.audio.as_ref()).as_bytes())?;
+        out.put(layout::MASTER_PLAYLIST, hls::master_playlist(&ladder.video, &ladder.audio).as_bytes())?;
         Ok(layout::MASTER_PLAYLIST)
     } else {
-        let mpd = dash::mpd(&ladder.video, ladder.audio.as_ref(), ladder.duration_seconds);
+        let mpd = dash::mpd(&ladder.video, &ladder.audio, ladder.duration_seconds);
         out.put(layout::MPD, mpd.as_bytes())?;
         Ok(layout::MPD)
     }

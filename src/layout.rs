@@ -7,7 +7,7 @@
 //! v<i>/init.mp4  seg_<n>.m4s  index.m3u8  iframes.m3u8
 //! a<k>/init.mp4  seg_<n>.m4s  index.m3u8
 //! thumbs/poster.jpg  t_<n>.jpg  sprite_<k>.jpg  thumbs.vtt
-//! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio.json  posters/<frame>.jpg
+//! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio_<k>.json  posters/<frame>.jpg
 //! ```
 //!
 //! Media (segments, init segments, stills) is cached as immutable under its name. An output
@@ -129,11 +129,18 @@ pub(crate) const PLAN: &str = ".ladder/plan.json";
 /// The output's owner: which recording and preset it holds (a conditional create).
 pub(crate) const LEASE: &str = ".ladder/lease.json";
 
-/// The record of a chunk, or of the audio (`chunk = None`).
-pub(crate) fn record_key(chunk: Option<u32>) -> String {
-    match chunk {
-        Some(c) => format!("{CHECKPOINTS_DIR}/chunks/{c}.json"),
-        None => format!("{CHECKPOINTS_DIR}/chunks/audio.json"),
+/// A part of the work with a record of its own: a chunk of the video, or an audio rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Chunk(u32),
+    Audio(usize),
+}
+
+/// The record of a part: `chunks/<c>.json`, `chunks/audio_<k>.json`.
+pub(crate) fn record_key(part: Part) -> String {
+    match part {
+        Part::Chunk(c) => format!("{CHECKPOINTS_DIR}/chunks/{c}.json"),
+        Part::Audio(k) => format!("{CHECKPOINTS_DIR}/chunks/audio_{k}.json"),
     }
 }
 
@@ -162,8 +169,8 @@ mod tests {
         assert_eq!(media.sprite_key(1), "thumbs/sprite_1.jpg");
         assert_eq!(media.poster(), "thumbs/poster.jpg");
         assert_eq!(media.thumbs_vtt(), "thumbs/thumbs.vtt");
-        assert_eq!(record_key(Some(4)), ".ladder/chunks/4.json");
-        assert_eq!(record_key(None), ".ladder/chunks/audio.json");
+        assert_eq!(record_key(Part::Chunk(4)), ".ladder/chunks/4.json");
+        assert_eq!(record_key(Part::Audio(1)), ".ladder/chunks/audio_1.json");
         assert_eq!(poster_candidate_key(10), ".ladder/posters/10.jpg");
         assert_eq!(DASH_MEDIA_TEMPLATE.replace("$RepresentationID$", "v1").replace("$Number$", "3"), "v1/seg_3.m4s");
     }

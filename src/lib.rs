@@ -16,6 +16,7 @@ pub(crate) mod assemble;
 pub mod cli;
 pub mod dispatch;
 pub mod exit;
+pub(crate) mod language;
 pub(crate) mod layout;
 pub mod location;
 pub(crate) mod logging;

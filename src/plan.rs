@@ -12,7 +12,7 @@ use crate::probe::Probe;
 use crate::rate::FrameRate;
 
 /// Bumped whenever the meaning of a plan's fields changes, so old checkpoints are not reused.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// Audio reaching further than this before the first picture or after the last one
 /// extends the output (the first or last picture is shown meanwhile): a talk whose camera
@@ -59,7 +59,10 @@ pub struct Plan {
     pub rungs: Vec<PlannedRung>,
     /// Preset rungs that do not apply to this source, and why.
     pub skipped_rungs: Vec<SkippedRung>,
-    pub audio: Option<PlannedAudio>,
+    /// One rendition per selected source audio track; `index` names the folder `a<index>`.
+    pub audio: Vec<PlannedAudio>,
+    /// Source audio tracks left out, and why.
+    pub skipped_audio: Vec<SkippedAudio>,
     pub segments: Vec<Segment>,
     pub chunks: Vec<Chunk>,
     pub thumbnails: Option<PlannedThumbnails>,
@@ -114,15 +117,30 @@ pub struct SkippedRung {
     pub reason: String,
 }
 
-/// The audio rendition.
+/// An audio rendition: one source track, decoded and encoded once.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlannedAudio {
+    pub index: usize,
     pub source_stream: usize,
+    /// The source's channel layout, e.g. `mono`, `5.1(side)`.
+    pub source_layout: String,
     pub sample_rate: u32,
+    /// The source's, up to the preset's: mono stays mono, more is downmixed.
     pub channels: u32,
     pub bitrate_kbps: u32,
+    /// BCP 47.
     pub language: String,
+    /// The name players show; unique among the renditions.
     pub label: String,
+    /// The rendition players pick when the viewer's language is not offered.
+    pub default: bool,
+}
+
+/// A source audio track left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedAudio {
+    pub source_stream: usize,
+    pub reason: String,
 }
 
 /// One segment of the grid, shared by every rung and the audio. Numbers are global.
@@ -175,11 +193,21 @@ pub enum PlanError {
     NoPicture { path: String, width: u32, height: u32 },
     #[error("{path}: its timestamps span {seconds:.0} s, more than the {max:.0} s a recording may last")]
     TooLong { path: String, seconds: f64, max: f64 },
+    #[error(
+        "{path}: audio track {position} was asked for, but the recording has {count} audio track(s); \
+         choose among 0-{last} with --audio or the preset's [audio] tracks",
+        last = count.saturating_sub(1)
+    )]
+    NoSuchAudioTrack { path: String, position: u32, count: usize },
 }
 
 impl ExitClass for PlanError {
+    /// The recording is at fault, except for a selection of tracks it does not have.
     fn outcome(&self) -> Outcome {
-        Outcome::BadInput
+        match self {
+            Self::NoSuchAudioTrack { .. } => Outcome::Usage,
+            Self::TooShort { .. } | Self::NoPicture { .. } | Self::TooLong { .. } => Outcome::BadInput,
+        }
     }
 }
 
@@ -205,14 +233,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
     let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
     let segments = plan_segments(fps, total_frames, gop_frames, segment_frames);
     let chunks = plan_chunks(&segments, preset.segments.chunk_segments as usize);
-    let audio = probe.audio.as_ref().map(|a| PlannedAudio {
-        source_stream: a.index,
-        sample_rate: preset.audio.sample_rate,
-        channels: preset.audio.channels,
-        bitrate_kbps: preset.audio.bitrate_kbps,
-        language: preset.audio.language.clone(),
-        label: preset.audio.label.clone(),
-    });
+    let (audio, skipped_audio) = plan_audio(probe, preset)?;
     let thumbnails = preset.thumbnails.enabled.then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
     Ok(Plan {
         version: PLAN_VERSION,
@@ -243,10 +264,77 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         rungs,
         skipped_rungs,
         audio,
+        skipped_audio,
         segments,
         chunks,
         thumbnails,
     })
+}
+
+/// The audio renditions: each selected source track that can be decoded, in file order.
+fn plan_audio(probe: &Probe, preset: &Preset) -> Result<(Vec<PlannedAudio>, Vec<SkippedAudio>), PlanError> {
+    let selection = &preset.audio.tracks;
+    if let crate::preset::AudioTracks::Some(positions) = selection
+        && let Some(&position) = positions.iter().find(|p| **p as usize >= probe.audio_tracks.len())
+    {
+        let count = probe.audio_tracks.len();
+        return Err(PlanError::NoSuchAudioTrack { path: probe.path.clone(), position, count });
+    }
+    let (mut planned, mut skipped) = (Vec::new(), Vec::new());
+    for (position, track) in probe.audio_tracks.iter().enumerate() {
+        let source_stream = track.index;
+        if !selection.selects(position as u32) {
+            let reason = format!("audio track {position} is not selected (tracks = {selection:?})");
+            skipped.push(SkippedAudio { source_stream, reason });
+        } else if !track.decodable {
+            let reason = format!("the linked libav cannot decode its {} audio", track.codec);
+            skipped.push(SkippedAudio { source_stream, reason });
+        } else {
+            planned.push(planned_audio(planned.len(), track, preset));
+        }
+    }
+    let default =
+        planned.iter().position(|a| probe.audio_tracks.iter().any(|t| t.index == a.source_stream && t.default));
+    if let Some(first) = planned.get_mut(default.unwrap_or(0)) {
+        first.default = true;
+    }
+    unique_labels(&mut planned);
+    Ok((planned, skipped))
+}
+
+/// Rendition `index` of source `track`: its language and title when it has them, else the
+/// preset's; its channels up to the preset's, at the preset's bitrate per channel.
+fn planned_audio(index: usize, track: &crate::probe::AudioInfo, preset: &Preset) -> PlannedAudio {
+    let a = &preset.audio;
+    let channels = track.channels.clamp(1, a.channels);
+    let language = track.language.as_deref().and_then(crate::language::bcp47).unwrap_or_else(|| a.language.clone());
+    let label = track
+        .title
+        .clone()
+        .or_else(|| crate::language::name(&language).map(str::to_owned))
+        .unwrap_or_else(|| a.label.clone());
+    PlannedAudio {
+        index,
+        source_stream: track.index,
+        source_layout: track.layout.clone(),
+        sample_rate: a.sample_rate,
+        channels,
+        bitrate_kbps: a.bitrate_kbps * channels / a.channels,
+        language,
+        label,
+        default: false,
+    }
+}
+
+/// Players list renditions by name (HLS requires `NAME` unique in its group): a name
+/// given twice gets the rendition's number.
+fn unique_labels(audio: &mut [PlannedAudio]) {
+    for i in 0..audio.len() {
+        if audio.iter().filter(|a| a.label == audio[i].label).count() > 1 {
+            let numbered = format!("{} ({})", audio[i].label, i + 1);
+            audio[i].label = numbered;
+        }
+    }
 }
 
 /// The segment grid: `segment_frames` each, the last one shorter.
@@ -486,19 +574,28 @@ mod tests {
                 start_seconds: video.0,
                 end_seconds: video.1,
             },
-            audio: audio.map(|(start, end)| AudioInfo {
-                index: 1,
-                codec: "aac".into(),
-                sample_rate: 48000,
-                channels: 2,
-                layout: "stereo".into(),
-                sample_format: "fltp".into(),
-                start_seconds: Some(start),
-                end_seconds: Some(end),
-            }),
+            audio: audio.map(|span| audio_info(1, span)),
+            audio_tracks: audio.map(|span| audio_info(1, span)).into_iter().collect(),
             streams: Vec::new(),
             discontinuities: Vec::new(),
             remux: None,
+        }
+    }
+
+    fn audio_info(index: usize, (start, end): (f64, f64)) -> AudioInfo {
+        AudioInfo {
+            index,
+            language: None,
+            title: None,
+            default: false,
+            decodable: true,
+            codec: "aac".into(),
+            sample_rate: 48000,
+            channels: 2,
+            layout: "stereo".into(),
+            sample_format: "fltp".into(),
+            start_seconds: Some(start),
+            end_seconds: Some(end),
         }
     }
 

@@ -40,7 +40,11 @@ pub struct Probe {
     /// Container bitrate in bit/s, when known.
     pub bit_rate: Option<u64>,
     pub video: VideoInfo,
+    /// The audio track libav picks as the main one: the output's span follows it.
     pub audio: Option<AudioInfo>,
+    /// Every audio track, in file order (the main one too).
+    #[serde(default)]
+    pub audio_tracks: Vec<AudioInfo>,
     /// Every stream, in file order.
     pub streams: Vec<StreamInfo>,
     /// Where the timestamps jump (an encoder restart, a splice): taken out, so the content
@@ -94,10 +98,22 @@ pub struct VideoInfo {
     pub end_seconds: f64,
 }
 
-/// The audio stream ladder will encode, if any.
+/// An audio stream of the recording.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AudioInfo {
     pub index: usize,
+    /// The stream's `language` tag as the container gives it (`eng`, `de`), if any.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The stream's `title` tag, if any.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Whether the container marks it the default track.
+    #[serde(default)]
+    pub default: bool,
+    /// Whether the linked libav can decode it.
+    #[serde(default)]
+    pub decodable: bool,
     pub codec: String,
     pub sample_rate: u32,
     pub channels: u32,
@@ -193,6 +209,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         bit_rate: header.container.bit_rate,
         video,
         audio: header.audio.map(|a| AudioInfo { start_seconds: span.audio.0, end_seconds: span.audio.1, ..a }),
+        audio_tracks: header.audio_tracks,
         streams,
         discontinuities: span.discontinuities,
         remux: span.remux,
@@ -243,6 +260,7 @@ struct Header {
     /// Seconds of the video's first timestamp.
     video_start: Option<f64>,
     audio: Option<AudioInfo>,
+    audio_tracks: Vec<AudioInfo>,
     /// (start, end) of the audio in seconds, as the headers give them.
     audio_span: (Option<f64>, Option<f64>),
 }
@@ -267,6 +285,8 @@ impl Header {
             .best(media::Type::Audio)
             .filter(|s| s.parameters().medium() == media::Type::Audio)
             .map(|s| audio_info(&s));
+        let audio_tracks =
+            input.streams().filter(|s| s.parameters().medium() == media::Type::Audio).map(|s| audio_info(&s)).collect();
         let audio_span = audio.as_ref().and_then(|a| input.stream(a.index)).map_or((None, None), |s| {
             let start = seconds(s.start_time(), s.time_base());
             let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
@@ -298,6 +318,7 @@ impl Header {
             params: params.clone(),
             container,
             audio,
+            audio_tracks,
             audio_span,
         })
     }
@@ -852,9 +873,15 @@ fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
             std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
         }
     };
+    let tag = |key: &str| stream.metadata().get(key).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let id = stream.parameters().id();
     AudioInfo {
         index: stream.index(),
-        codec: codec_name(stream.parameters().id()),
+        language: tag("language"),
+        title: tag("title"),
+        default: stream.disposition().contains(ff::format::stream::Disposition::DEFAULT),
+        decodable: ff::decoder::find(id).is_some() && par.sample_rate > 0 && par.ch_layout.nb_channels > 0,
+        codec: codec_name(id),
         sample_rate: par.sample_rate.max(0) as u32,
         channels: par.ch_layout.nb_channels.max(0) as u32,
         layout,

@@ -6,13 +6,13 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::layout::{self, record_key};
+use crate::layout::{self, Part, record_key};
 use crate::location::{Output, StorageError};
 use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
 /// Bumped whenever a record's meaning changes, so older records are redone, not misread.
-pub(crate) const RECORD_VERSION: u32 = 1;
+pub(crate) const RECORD_VERSION: u32 = 2;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
@@ -83,8 +83,11 @@ pub(crate) struct PosterRecord {
 pub(crate) struct ChunkRecord {
     pub version: u32,
     pub plan_id: String,
-    /// `None` for the audio record.
+    /// `None` for an audio rendition's record.
     pub chunk: Option<u32>,
+    /// The audio rendition's number, for its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<usize>,
     pub tracks: Vec<TrackRecord>,
     /// `thumbs/t_<n>.jpg` taken in this chunk.
     pub stills: Vec<FileRecord>,
@@ -94,6 +97,15 @@ pub(crate) struct ChunkRecord {
 }
 
 impl ChunkRecord {
+    /// What the record is of.
+    pub(crate) fn part(&self) -> Option<Part> {
+        match (self.chunk, self.audio) {
+            (Some(c), None) => Some(Part::Chunk(c)),
+            (None, Some(k)) => Some(Part::Audio(k)),
+            _ => None,
+        }
+    }
+
     /// Every file the record names, segments first.
     pub(crate) fn files(&self) -> impl Iterator<Item = (String, u64)> + '_ {
         let tracks = self.tracks.iter().flat_map(|t| {
@@ -110,22 +122,19 @@ impl ChunkRecord {
     /// Stores the record; call only once every file it names is stored.
     pub(crate) fn store(&self, out: &dyn Output) -> Result<(), StorageError> {
         let json = serde_json::to_vec_pretty(self).expect("a record is plain data and always serialises");
-        out.put(&record_key(self.chunk), &json)
+        let part = self.part().expect("a record is of a chunk or of an audio rendition");
+        out.put(&record_key(part), &json)
     }
 
-    /// The stored record for `chunk` if it belongs to this plan and every file it names is
+    /// The stored record of `part` if it belongs to this plan and every file it names is
     /// stored with the recorded size; `None` means the chunk must be (re)done.
-    pub(crate) fn load_valid(
-        out: &dyn Output,
-        plan_id: &str,
-        chunk: Option<u32>,
-    ) -> Result<Option<Self>, StorageError> {
-        let Some(bytes) = out.get(&record_key(chunk))? else { return Ok(None) };
+    pub(crate) fn load_valid(out: &dyn Output, plan_id: &str, part: Part) -> Result<Option<Self>, StorageError> {
+        let Some(bytes) = out.get(&record_key(part))? else { return Ok(None) };
         let Ok(record) = serde_json::from_slice::<ChunkRecord>(&bytes) else {
-            tracing::warn!(key = record_key(chunk), "unreadable chunk record: redoing the chunk");
+            tracing::warn!(key = record_key(part), "unreadable chunk record: redoing the chunk");
             return Ok(None);
         };
-        if record.version != RECORD_VERSION || record.plan_id != plan_id || record.chunk != chunk {
+        if record.version != RECORD_VERSION || record.plan_id != plan_id || record.part() != Some(part) {
             return Ok(None);
         }
         for (key, size) in record.files() {

@@ -21,7 +21,7 @@ use ff::Rescale as _;
 use ffmpeg_next::{self as ff, ffi};
 
 use crate::exit::{ExitClass, Outcome};
-use crate::probe::{Discontinuity, Limits, Probe, ProbeError};
+use crate::probe::{AudioInfo, Discontinuity, Limits, Probe, ProbeError};
 
 /// A stream whose decode time goes back by more than this has restarted its clock.
 /// (Decode times never go back; presentation times go back by a few frames with B-frames,
@@ -169,7 +169,8 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     tracing::info!(reason = %reason, "copying the recording into Matroska before transcoding");
     let copy = scratch.join("source.mkv");
     let mut streams = vec![probe.video.index];
-    streams.extend(probe.audio.as_ref().map(|a| a.index));
+    let audio: Vec<&AudioInfo> = probe.audio_tracks.iter().filter(|a| a.decodable).collect();
+    streams.extend(audio.iter().map(|a| a.index));
     remux(input, &probe, &streams, &copy, limits)?;
     let wrap = |source| RemuxError::Probe { path: input.to_owned(), source: Box::new(source) };
     let mut copied = crate::probe::probe(&copy, limits).map_err(wrap)?;
@@ -184,6 +185,13 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
         copy.start_seconds = original.start_seconds.map(|t| t + shift);
         copy.end_seconds = original.end_seconds.map(|t| t + shift);
     }
+    // The copy's audio streams are the decodable tracks in order: each keeps its tags;
+    // the others stay listed (with the recording's numbers) to be reported left out.
+    let undecodable = probe.audio_tracks.iter().filter(|a| !a.decodable).cloned();
+    copied.audio_tracks = (audio.iter().zip(&copied.audio_tracks))
+        .map(|(original, copy)| AudioInfo { index: copy.index, ..(*original).clone() })
+        .chain(undecodable)
+        .collect();
     copied.path = probe.path;
     copied.size_bytes = probe.size_bytes;
     copied.container = probe.container;

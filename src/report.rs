@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::assemble::Ladder;
 use crate::location::Location;
-use crate::package::track::TrackKind;
-use crate::plan::Plan;
+use crate::package::track::TrackSummary;
+use crate::plan::{Plan, PlannedAudio};
 use crate::probe::Probe;
 
 /// Wall and CPU seconds of one stage.
@@ -59,6 +59,14 @@ pub struct RungReport {
 /// The audio rendition as measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct AudioReport {
+    /// `a<k>`.
+    pub dir: String,
+    pub language: String,
+    pub name: String,
+    pub channels: u32,
+    pub default: bool,
+    /// The recording's stream it was made from.
+    pub source_stream: usize,
     pub codec: String,
     pub segments: usize,
     pub average_kbps: f64,
@@ -76,7 +84,8 @@ pub struct Report {
     pub encoder: EncoderReport,
     pub output: OutputReport,
     pub rungs: Vec<RungReport>,
-    pub audio: Option<AudioReport>,
+    /// One per audio rendition, in the order of the `a<k>` folders.
+    pub audio: Vec<AudioReport>,
     pub stages: Vec<Stage>,
     pub run: RunStats,
 }
@@ -176,12 +185,7 @@ impl Report {
                 ssim: quality.as_ref().and_then(|q| q.ssim()),
             })
             .collect();
-        let audio = ladder.audio.as_ref().filter(|a| matches!(a.kind, TrackKind::Audio { .. })).map(|a| AudioReport {
-            codec: a.codec.clone(),
-            segments: a.segments.len(),
-            average_kbps: a.average_bitrate() as f64 / 1000.0,
-            peak_kbps: a.peak_bitrate() as f64 / 1000.0,
-        });
+        let audio = ladder.audio.iter().zip(&plan.audio).map(|(track, planned)| audio_report(track, planned)).collect();
         Self {
             ladder_version: env!("CARGO_PKG_VERSION"),
             input: InputReport {
@@ -222,6 +226,22 @@ impl Report {
 }
 
 /// CPU seconds (user + system) this process has used so far, every thread included.
+/// What a rendition is and what it came to.
+fn audio_report(track: &TrackSummary, planned: &PlannedAudio) -> AudioReport {
+    AudioReport {
+        dir: track.dir.clone(),
+        language: planned.language.clone(),
+        name: planned.label.clone(),
+        channels: planned.channels,
+        default: planned.default,
+        source_stream: planned.source_stream,
+        codec: track.codec.clone(),
+        segments: track.segments.len(),
+        average_kbps: track.average_bitrate() as f64 / 1000.0,
+        peak_kbps: track.peak_bitrate() as f64 / 1000.0,
+    }
+}
+
 pub fn cpu_seconds() -> f64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.

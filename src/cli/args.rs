@@ -288,6 +288,10 @@ pub(crate) struct PresetArgs {
     pub(crate) preset: String,
     #[command(flatten)]
     pub(crate) dir: PresetsDirArg,
+    /// Which audio tracks become renditions, instead of the preset's `[audio] tracks`:
+    /// `all`, `first`, or positions among the audio tracks such as `0,2`.
+    #[arg(long, value_name = "all|first|0,2")]
+    pub(crate) audio: Option<preset::AudioTracks>,
 }
 
 /// The folder of user presets.

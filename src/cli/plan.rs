@@ -66,13 +66,26 @@ fn write_renditions(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     for r in &plan.skipped_rungs {
         writeln!(out, "  skipped  {:<10} {}", r.name, r.reason)?;
     }
-    match &plan.audio {
-        Some(a) => writeln!(
+    for a in &plan.audio {
+        writeln!(
             out,
-            "  a0       AAC-LC {} Hz {} ch {} kbit/s from stream #{}",
-            a.sample_rate, a.channels, a.bitrate_kbps, a.source_stream
-        )?,
-        None => writeln!(out, "  audio    none (video-only ladder)")?,
+            "  a{:<3}     {:<10} {:<4} AAC-LC {} Hz {} ch {} kbit/s from stream #{} ({}){}",
+            a.index,
+            a.label,
+            a.language,
+            a.sample_rate,
+            a.channels,
+            a.bitrate_kbps,
+            a.source_stream,
+            a.source_layout,
+            if a.default { ", default" } else { "" }
+        )?;
+    }
+    for a in &plan.skipped_audio {
+        writeln!(out, "  skipped  stream #{}: {}", a.source_stream, a.reason)?;
+    }
+    if plan.audio.is_empty() {
+        writeln!(out, "  audio    none (video-only ladder)")?;
     }
     if let Some(t) = &plan.thumbnails {
         writeln!(

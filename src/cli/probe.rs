@@ -51,13 +51,25 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
         "  scan        {}",
         if v.interlaced { format!("interlaced ({})", v.field_order) } else { v.field_order.clone() }
     )?;
-    match &p.audio {
-        Some(a) => writeln!(
+    for a in &p.audio_tracks {
+        let tag = |t: &Option<String>| t.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{t:?}"));
+        writeln!(
             out,
-            "  audio       #{} {} {} Hz {} ({} ch), {}",
-            a.index, a.codec, a.sample_rate, a.layout, a.channels, a.sample_format
-        )?,
-        None => writeln!(out, "  audio       none")?,
+            "  audio       #{} {} {} Hz {} ({} ch), {}, language {}, title {}{}{}",
+            a.index,
+            a.codec,
+            a.sample_rate,
+            a.layout,
+            a.channels,
+            a.sample_format,
+            tag(&a.language),
+            tag(&a.title),
+            if a.default { ", default" } else { "" },
+            if a.decodable { "" } else { ", cannot be decoded" }
+        )?;
+    }
+    if p.audio_tracks.is_empty() {
+        writeln!(out, "  audio       none")?;
     }
     for s in &p.streams {
         writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;

@@ -16,7 +16,11 @@ use crate::run::Shard;
 impl PresetArgs {
     /// The preset named by `--preset`: a file, a built-in, or one in `--presets-dir`.
     pub(crate) fn load(&self) -> anyhow::Result<Preset> {
-        Ok(preset::resolve(&self.preset, Some(&self.dir.presets_dir))?)
+        let preset = preset::resolve(&self.preset, Some(&self.dir.presets_dir))?;
+        Ok(match &self.audio {
+            Some(tracks) => preset.with_audio_tracks(tracks.clone()),
+            None => preset,
+        })
     }
 }
 

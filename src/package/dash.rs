@@ -34,7 +34,7 @@ struct Run {
 ///
 /// Segment numbers (`$Number$`) are counted from the first segment's index, so the
 /// tracks' segment indices must be contiguous, as the output layout guarantees.
-pub(crate) fn mpd(video: &[TrackSummary], audio: Option<&TrackSummary>, duration_seconds: f64) -> String {
+pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_seconds: f64) -> String {
     let longest =
         video.iter().chain(audio).map(|t| ticks_to_micros(t.max_segment_duration(), t.timescale)).max().unwrap_or(0);
     // `max` also turns NaN into 0: a bad duration must not produce an unparsable MPD.
@@ -58,8 +58,11 @@ pub(crate) fn mpd(video: &[TrackSummary], audio: Option<&TrackSummary>, duration
         video_adaptation_set(&mut x, next_id, video);
         next_id += 1;
     }
-    if let Some(a) = audio {
+    // One set per rendition: a player switches bitrates within a set, and languages by
+    // choosing another set (by `@lang` and `Role`).
+    for a in audio {
         audio_adaptation_set(&mut x, next_id, a);
+        next_id += 1;
     }
     x.close("Period");
     x.close("MPD");
@@ -111,9 +114,11 @@ fn video_adaptation_set(x: &mut Xml, id: u32, video: &[TrackSummary]) {
 }
 
 fn audio_adaptation_set(x: &mut Xml, id: u32, audio: &TrackSummary) {
-    let (language, sample_rate, channels) = match &audio.kind {
-        TrackKind::Audio { language, sample_rate, channels, .. } => (language.as_str(), *sample_rate, *channels),
-        TrackKind::Video { .. } => ("und", 0, 0),
+    let (language, sample_rate, channels, default) = match &audio.kind {
+        TrackKind::Audio { language, sample_rate, channels, default, .. } => {
+            (language.as_str(), *sample_rate, *channels, *default)
+        }
+        TrackKind::Video { .. } => ("und", 0, 0, false),
     };
     x.open(
         "AdaptationSet",
@@ -129,7 +134,8 @@ fn audio_adaptation_set(x: &mut Xml, id: u32, audio: &TrackSummary) {
     // The schema's order: descriptors of the common base (AudioChannelConfiguration), then
     // the AdaptationSet's own (Role), then segment information, then Representations.
     x.empty("AudioChannelConfiguration", &[("schemeIdUri", CHANNEL_SCHEME.into()), ("value", channels.to_string())]);
-    x.empty("Role", &[("schemeIdUri", ROLE_SCHEME.into()), ("value", "main".into())]);
+    let role = if default { "main" } else { "alternate" };
+    x.empty("Role", &[("schemeIdUri", ROLE_SCHEME.into()), ("value", role.into())]);
     segment_template(x, audio);
     let attrs = [
         ("id", audio.dir.clone()),
@@ -363,7 +369,7 @@ mod tests {
     }
 
     fn ladder_mpd() -> String {
-        mpd(&fixture::video_rungs(), Some(&fixture::audio()), 74.56)
+        mpd(&fixture::video_rungs(), &[fixture::audio()], 74.56)
     }
 
     #[test]
@@ -484,7 +490,7 @@ mod tests {
             s.duration = s.duration * 90_000 / 12_800;
         }
         video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(50, 1).expect("valid") };
-        let text = mpd(&video, None, 74.56);
+        let text = mpd(&video, &[], 74.56);
         let doc = parse(&text);
         let sets = adaptation_sets(&doc);
         assert_eq!(sets.len(), 1);
@@ -507,7 +513,7 @@ mod tests {
         for s in &mut video[0].segments[5..] {
             s.decode_time += 512;
         }
-        let text = mpd(&video, None, 74.6);
+        let text = mpd(&video, &[], 74.6);
         let doc = parse(&text);
         let template = child(adaptation_sets(&doc)[0], "SegmentTemplate");
         assert_eq!(expand(template), expected(&video[0]));
@@ -524,7 +530,7 @@ mod tests {
                 *fps = FrameRate::new(30_000, 1001).expect("valid");
             }
         }
-        let text = mpd(&video, None, 74.56);
+        let text = mpd(&video, &[], 74.56);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "frameRate"), "30000/1001");
@@ -536,10 +542,15 @@ mod tests {
     #[test]
     fn attribute_values_are_escaped() {
         let mut audio = fixture::audio();
-        audio.kind =
-            TrackKind::Audio { sample_rate: 48_000, channels: 2, language: "x\"<&'>\tz".into(), name: "n".into() };
+        audio.kind = TrackKind::Audio {
+            sample_rate: 48_000,
+            channels: 2,
+            language: "x\"<&'>\tz".into(),
+            name: "n".into(),
+            default: true,
+        };
         audio.codec = "mp4a.40.2\n".into();
-        let text = mpd(&[], Some(&audio), 1.0);
+        let text = mpd(&[], std::slice::from_ref(&audio), 1.0);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "lang"), "x\"<&'>\tz");
@@ -554,7 +565,7 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&fixture::video_rungs()).expect("serialises"))
                 .expect("deserialises");
         assert_eq!(video, fixture::video_rungs());
-        assert_eq!(mpd(&video, Some(&fixture::audio()), 74.56), ladder_mpd());
+        assert_eq!(mpd(&video, &[fixture::audio()], 74.56), ladder_mpd());
     }
 
     #[test]

@@ -97,42 +97,30 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
     out
 }
 
-/// The master playlist (`master.m3u8` at the output root): the audio rendition, one
-/// variant per video rung in the order given, then one I-frame stream per rung.
+/// The master playlist (`master.m3u8` at the output root): the audio renditions (one
+/// group, one `EXT-X-MEDIA` each), one variant per video rung in the order given, then one
+/// I-frame stream per rung.
 ///
-/// `BANDWIDTH` is the measured peak video bitrate plus the measured peak audio bitrate:
-/// the peaks of the two need not fall in the same segment, so their sum is an upper bound
-/// of any segment's combined rate, which is what RFC 8216 asks `BANDWIDTH` to be.
-/// `AVERAGE-BANDWIDTH` is the sum of the measured averages.
-pub(crate) fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummary>) -> String {
+/// `BANDWIDTH` is the measured peak video bitrate plus the highest measured peak of the
+/// audio renditions: the peaks need not fall in the same segment, so their sum is an upper
+/// bound of any segment's combined rate with any of them, which is what RFC 8216 asks
+/// `BANDWIDTH` to be. `AVERAGE-BANDWIDTH` likewise sums the averages.
+pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) -> String {
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
     line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
     line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
-
-    if let Some(a) = audio {
-        let (language, name, channels) = match &a.kind {
-            TrackKind::Audio { language, name, channels, .. } => (language.as_str(), name.as_str(), *channels),
-            TrackKind::Video { .. } => ("und", a.dir.as_str(), 2),
-        };
-        line(
-            &mut out,
-            &format!(
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME={},LANGUAGE={},DEFAULT=YES,AUTOSELECT=YES,\
-                 CHANNELS=\"{channels}\",URI={}",
-                quoted(name),
-                quoted(language),
-                quoted(&in_dir(&a.dir, MEDIA_PLAYLIST)),
-            ),
-        );
+    for a in audio {
+        line(&mut out, &audio_rendition(a));
     }
 
-    let (audio_peak, audio_average) = audio.map_or((0, 0), |a| (a.peak_bitrate(), a.average_bitrate()));
+    let audio_peak = audio.iter().map(TrackSummary::peak_bitrate).max().unwrap_or(0);
+    let audio_average = audio.iter().map(TrackSummary::average_bitrate).max().unwrap_or(0);
+    let mut audio_codecs: Vec<&str> = audio.iter().map(|a| a.codec.as_str()).collect();
+    audio_codecs.dedup();
     for v in video {
-        let codecs = match audio {
-            Some(a) => format!("{},{}", v.codec, a.codec),
-            None => v.codec.clone(),
-        };
+        let codecs =
+            std::iter::once(v.codec.as_str()).chain(audio_codecs.iter().copied()).collect::<Vec<_>>().join(",");
         let mut tag = format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
             v.peak_bitrate() + audio_peak,
@@ -144,7 +132,7 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummar
             let _ =
                 write!(tag, ",RESOLUTION={width}x{height},FRAME-RATE={}.{:03}", thousandths / 1000, thousandths % 1000);
         }
-        if audio.is_some() {
+        if !audio.is_empty() {
             let _ = write!(tag, ",AUDIO=\"{AUDIO_GROUP}\"");
         }
         // Stated rather than left out: without it a player assumes captions may be in the
@@ -168,6 +156,25 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: Option<&TrackSummar
         line(&mut out, &tag);
     }
     out
+}
+
+/// The `EXT-X-MEDIA` tag of an audio rendition: players offer it by `NAME` and match the
+/// viewer's language against `LANGUAGE`; `DEFAULT` is the one they play otherwise.
+fn audio_rendition(a: &TrackSummary) -> String {
+    let (language, name, channels, default) = match &a.kind {
+        TrackKind::Audio { language, name, channels, default, .. } => {
+            (language.as_str(), name.as_str(), *channels, *default)
+        }
+        TrackKind::Video { .. } => ("und", a.dir.as_str(), 2, false),
+    };
+    format!(
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME={},LANGUAGE={},DEFAULT={},AUTOSELECT=YES,\
+         CHANNELS=\"{channels}\",URI={}",
+        quoted(name),
+        quoted(language),
+        if default { "YES" } else { "NO" },
+        quoted(&in_dir(&a.dir, MEDIA_PLAYLIST)),
+    )
 }
 
 fn line(out: &mut String, text: &str) {
@@ -222,7 +229,7 @@ mod tests {
         parser::parse_media(&media_playlist(track)).expect("a well-formed media playlist")
     }
 
-    fn master(video: &[TrackSummary], audio: Option<&TrackSummary>) -> MasterPlaylist {
+    fn master(video: &[TrackSummary], audio: &[TrackSummary]) -> MasterPlaylist {
         parser::parse_master(&master_playlist(video, audio)).expect("a well-formed master playlist")
     }
 
@@ -327,7 +334,7 @@ mod tests {
     fn master_names_audio_then_each_rung_in_order_then_iframe_streams() {
         let video = fixture::video_rungs();
         let audio = fixture::audio();
-        let m = master(&video, Some(&audio));
+        let m = master(&video, std::slice::from_ref(&audio));
         assert_eq!(m.version, Some(7));
         assert!(m.independent_segments);
         assert_eq!(m.other_tags, Vec::<String>::new());
@@ -393,7 +400,7 @@ mod tests {
     #[test]
     fn master_without_audio_has_no_audio_group() {
         let video = fixture::video_rungs();
-        let m = master(&video, None);
+        let m = master(&video, &[]);
         assert!(m.media.is_empty());
         for (variant, track) in m.variants.iter().zip(&video) {
             assert_eq!(variant.attributes.get("AUDIO"), None);
@@ -408,7 +415,7 @@ mod tests {
         video[0].kind =
             TrackKind::Video { width: 1280, height: 720, fps: FrameRate::new(30_000, 1001).expect("valid") };
         video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(60_000, 1001).expect("valid") };
-        let m = master(&video, None);
+        let m = master(&video, &[]);
         assert_eq!(m.variants[0].attributes.get("FRAME-RATE"), Some("29.970"));
         assert_eq!(m.variants[1].attributes.get("FRAME-RATE"), Some("59.940"));
     }
@@ -421,8 +428,9 @@ mod tests {
             channels: 2,
             language: "en".into(),
             name: "Director's \"cut\",\nEXT".into(),
+            default: true,
         };
-        let m = master(&fixture::video_rungs(), Some(&audio));
+        let m = master(&fixture::video_rungs(), std::slice::from_ref(&audio));
         assert_eq!(m.media[0].get("NAME"), Some("Director's 'cut', EXT"));
         assert_eq!(m.media[0].get("URI"), Some("a0/index.m3u8"));
     }
@@ -434,6 +442,6 @@ mod tests {
         insta::assert_snapshot!("media_playlist_v0", media_playlist(&video[0]));
         insta::assert_snapshot!("media_playlist_a0", media_playlist(&audio));
         insta::assert_snapshot!("iframe_playlist_v0", iframe_playlist(&video[0]));
-        insta::assert_snapshot!("master_playlist", master_playlist(&video, Some(&audio)));
+        insta::assert_snapshot!("master_playlist", master_playlist(&video, std::slice::from_ref(&audio)));
     }
 }

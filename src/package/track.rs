@@ -41,6 +41,8 @@ pub enum TrackKind {
         language: String,
         /// Human-readable name players show, e.g. "English".
         name: String,
+        /// Players pick it when the viewer's language is not offered.
+        default: bool,
     },
 }
 
@@ -275,6 +277,7 @@ pub(crate) mod fixture {
                 channels: 2,
                 language: "en".to_owned(),
                 name: "English".to_owned(),
+                default: true,
             },
             codec: "mp4a.40.2".to_owned(),
             timescale: 48_000,

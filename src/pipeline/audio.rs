@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ffmpeg_next::{self as ff};
 
+use super::video::ChunkJob;
 use super::{EncodedSegment, close_fragment, open_muxer};
 use crate::exit::{ExitClass, Outcome};
 use crate::media::encoder::{self, AudioEncoderSpec, EncoderError};
 use crate::package::cmaf::{self, CmafError};
-use crate::plan::Plan;
-use crate::preset::Preset;
+use crate::plan::{Plan, PlannedAudio};
 
 /// AAC-LC codes 1024 samples per packet.
 const AAC_FRAME: u64 = 1024;
@@ -75,22 +75,19 @@ pub struct AudioTrack {
     pub timescale: u32,
 }
 
-/// Encodes the plan's audio, handing each segment to `on_segment` as soon as it is cut (so
+/// Encodes rendition `audio` of the plan, handing each segment to `on_segment` as soon as it is cut (so
 /// memory does not grow with the recording's length). `delay_seconds` is the video's
 /// presentation delay (see [`super::video::reorder_delay`]): the first audio sample is
 /// presented with the first video frame.
 pub fn encode_audio(
-    input: &Path,
-    plan: &Plan,
-    preset: &Preset,
+    job: &ChunkJob<'_>,
+    audio: &PlannedAudio,
     delay_seconds: f64,
-    scratch: &Path,
-    cancel: &AtomicBool,
     on_segment: &mut dyn FnMut(EncodedSegment) -> Result<(), AudioError>,
 ) -> Result<AudioTrack, AudioError> {
+    let ChunkJob { input, plan, preset, scratch, cancel, .. } = *job;
     crate::media::init();
-    let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
-    let mut source = AudioSource::open(input, plan)?;
+    let mut source = AudioSource::open(input, plan, audio)?;
     let spec = AudioEncoderSpec {
         encoder: preset.audio.encoder.clone(),
         bitrate_kbps: audio.bitrate_kbps,
@@ -99,7 +96,7 @@ pub fn encode_audio(
     };
     let mut encoder = encoder::open_audio(&spec)?;
     let rate = u64::from(audio.sample_rate);
-    let path = scratch.join("audio.mp4");
+    let path = scratch.join(format!("audio_{}.mp4", audio.index));
     let parameters = ff::codec::Parameters::from(&encoder);
     let mut output = open_muxer(&path, parameters, audio.sample_rate).map_err(libav("opening the muxer"))?;
     let delay = (delay_seconds * rate as f64).round() as u64;
@@ -147,8 +144,7 @@ struct AudioSource {
 }
 
 impl AudioSource {
-    fn open(input: &Path, plan: &Plan) -> Result<Self, AudioError> {
-        let audio = plan.audio.as_ref().expect("encode_audio is only called for plans with audio");
+    fn open(input: &Path, plan: &Plan, audio: &PlannedAudio) -> Result<Self, AudioError> {
         let input = ff::format::input(&input).map_err(libav("opening the input"))?;
         // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
         let zero = plan.source.start_seconds;

@@ -105,9 +105,64 @@ pub struct AudioSettings {
     pub encoder: String,
     pub bitrate_kbps: u32,
     pub sample_rate: u32,
+    /// The most channels a rendition has: fewer in the source stay fewer.
     pub channels: u32,
+    /// For a source track without a language tag.
     pub language: String,
+    /// For a source track without a title.
     pub label: String,
+    pub tracks: AudioTracks,
+}
+
+/// Which of the source's audio tracks become renditions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioTracks {
+    All,
+    First,
+    /// Positions among the source's audio tracks (0 is the first audio track, as
+    /// ffmpeg's `-map 0:a:0`).
+    Some(Vec<u32>),
+}
+
+impl std::str::FromStr for AudioTracks {
+    type Err = String;
+
+    /// `all`, `first`, or positions such as `0,2`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => Ok(Self::All),
+            "first" => Ok(Self::First),
+            list => {
+                let positions: Result<Vec<u32>, _> = list.split(',').map(|p| p.trim().parse::<u32>()).collect();
+                match positions {
+                    Ok(p) if !p.is_empty() => Ok(Self::Some(p)),
+                    _ => Err(format!(
+                        "{s:?} is not an audio track selection: use all, first, or positions among the audio tracks such as 0,2"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl AudioTracks {
+    /// Whether the `position`-th audio track of the source is selected.
+    pub fn selects(&self, position: u32) -> bool {
+        match self {
+            Self::All => true,
+            Self::First => position == 0,
+            Self::Some(p) => p.contains(&position),
+        }
+    }
+
+    fn to_raw(&self) -> raw::RawAudioTracks {
+        match self {
+            Self::All => raw::RawAudioTracks::Text("all".into()),
+            Self::First => raw::RawAudioTracks::Text("first".into()),
+            Self::Some(p) => raw::RawAudioTracks::List(p.clone()),
+        }
+    }
 }
 
 /// Poster, stills and sprites. Widths are even.
@@ -137,6 +192,16 @@ pub struct Resources {
 }
 
 impl Preset {
+    /// The preset with another selection of audio tracks (`--audio`); its hash says so.
+    pub fn with_audio_tracks(mut self, tracks: AudioTracks) -> Self {
+        if tracks != self.audio.tracks {
+            let digest = Sha256::digest(format!("{}\naudio.tracks = {tracks:?}", self.hash));
+            self.hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+            self.audio.tracks = tracks;
+        }
+        self
+    }
+
     /// The preset as a preset file with every default written out: `presets show` prints
     /// it, and it loads back to the same settings (the hash, over the file's own settings,
     /// is a comment).
@@ -189,6 +254,7 @@ impl Preset {
                 channels: Some(self.audio.channels),
                 language: Some(self.audio.language.clone()),
                 label: Some(self.audio.label.clone()),
+                tracks: Some(self.audio.tracks.to_raw()),
             },
             thumbnails: raw::RawThumbnails {
                 enabled: Some(self.thumbnails.enabled),

@@ -144,15 +144,30 @@ pub(crate) struct RawAudio {
     /// Output sample rate in Hz (default 48000).
     #[serde(default)]
     pub sample_rate: Option<u32>,
-    /// 1 or 2 (default 2).
+    /// At most this many channels, 1 or 2 (default 2): a mono source stays mono, more
+    /// channels are downmixed.
     #[serde(default)]
     pub channels: Option<u32>,
-    /// BCP 47 language of the rendition (default `und`).
+    /// BCP 47 language of a track whose source says none (default `und`).
     #[serde(default)]
     pub language: Option<String>,
-    /// Rendition name shown by players (default `Main`).
+    /// Name players show for a track whose source has no title (default `Main`).
     #[serde(default)]
     pub label: Option<String>,
+    /// Which of the source's audio tracks become renditions: `"all"` (default), `"first"`,
+    /// or a list of positions among the audio tracks (`[0, 2]`).
+    /// (Left out of the settings hash when not given, so that presets written before it
+    /// keep theirs.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<RawAudioTracks>,
+}
+
+/// `tracks = "all"`, `"first"` or `[0, 2]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum RawAudioTracks {
+    Text(String),
+    List(Vec<u32>),
 }
 
 /// Poster, stills and sprite sheets.

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use super::diagnostic::{KeyPath, Problem};
-use super::raw::{RawNumberOrText, RawPreset, RawRung, RawVideo};
+use super::raw::{RawAudioTracks, RawNumberOrText, RawPreset, RawRung, RawVideo};
 use super::{
-    AudioSettings, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings, ThumbnailSettings, VideoSettings,
-    levels,
+    AudioSettings, AudioTracks, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings, ThumbnailSettings,
+    VideoSettings, levels,
 };
 use crate::media::encoder::{self, EncoderError, OptionSource, VideoCodec};
 use crate::rate::FrameRate;
@@ -642,6 +642,30 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         channels,
         language,
         label: a.label.clone().unwrap_or_else(|| "Main".into()),
+        tracks: check_audio_tracks(r, a.tracks.as_ref()),
+    }
+}
+
+fn check_audio_tracks(r: &mut Rules, tracks: Option<&RawAudioTracks>) -> AudioTracks {
+    let fix = "use \"all\", \"first\" or a list of positions among the audio tracks, such as [0, 2]";
+    match tracks {
+        None => AudioTracks::All,
+        Some(RawAudioTracks::Text(t)) => match t.parse::<AudioTracks>() {
+            Ok(AudioTracks::Some(_)) | Err(_) => {
+                r.fail(path("audio.tracks"), format!("tracks = {t:?} is not a selection of audio tracks"), fix);
+                AudioTracks::All
+            }
+            Ok(selection) => selection,
+        },
+        Some(RawAudioTracks::List(list)) => {
+            let mut unique = list.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            if list.is_empty() || unique.len() != list.len() {
+                r.fail(path("audio.tracks"), "tracks lists no track, or one twice", fix);
+            }
+            AudioTracks::Some(list.clone())
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! Encoding what is left: the chunks on a rayon pool, the audio on its own thread, and the
+//! Encoding what is left: the chunks on a rayon pool, each audio track on its own thread, and the
 //! calling thread storing each part as it finishes (files, then record) while the others
 //! encode.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use crate::exit::{ExitClass, Outcome};
 use crate::pipeline::EncodedSegment;
 use crate::pipeline::audio::{self, AudioError, AudioTrack};
 use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
-use crate::plan::{Chunk, Plan};
+use crate::plan::{Chunk, Plan, PlannedAudio};
 use crate::progress::Counters;
 use crate::record::SegmentRecord;
 
@@ -50,9 +51,9 @@ impl Workers {
 /// A part that finished encoding, on its way to the storing thread.
 enum Finished {
     Chunk(u32, Result<ChunkOutput, ChunkError>, Duration),
-    /// An audio segment, stored as soon as it is cut.
-    AudioSegment(EncodedSegment),
-    Audio(Result<AudioTrack, AudioError>, Duration),
+    /// A segment of audio rendition `.0`, stored as soon as it is cut.
+    AudioSegment(usize, EncodedSegment),
+    Audio(usize, Result<AudioTrack, AudioError>, Duration),
 }
 
 /// The storing side: where parts go and what has been stored.
@@ -67,7 +68,8 @@ pub(super) struct Storer<'a> {
     counters: &'a Counters,
     /// Chunks stored by this run, in the order they finished.
     pub(super) encoded: Vec<u32>,
-    audio_segments: Vec<SegmentRecord>,
+    /// Per audio rendition, the segments stored so far.
+    audio_segments: BTreeMap<usize, Vec<SegmentRecord>>,
     first_error: Option<RunError>,
 }
 
@@ -80,7 +82,7 @@ impl<'a> Storer<'a> {
         lease: &'a mut Lease,
         counters: &'a Counters,
     ) -> Self {
-        let (encoded, audio_segments) = (Vec::new(), Vec::new());
+        let (encoded, audio_segments) = (Vec::new(), BTreeMap::new());
         Self { to, plan, delay, done, lease, counters, encoded, audio_segments, first_error: None }
     }
 
@@ -94,12 +96,14 @@ impl<'a> Storer<'a> {
                 self.counters.chunk_stored(chunk.end_frame - chunk.start_frame);
                 self.lease.renew_if_due(self.to.out)?;
             }
-            Finished::AudioSegment(segment) => {
-                self.audio_segments.push(store::store_audio_segment(&self.to, &segment)?);
+            Finished::AudioSegment(a, segment) => {
+                let record = store::store_audio_segment(&self.to, a, &segment)?;
+                self.audio_segments.entry(a).or_default().push(record);
             }
-            Finished::Audio(result, took) => {
-                let segments = std::mem::take(&mut self.audio_segments);
-                self.done.audio = Some(store::store_audio(&self.to, result?, segments, took)?);
+            Finished::Audio(a, result, took) => {
+                let segments = self.audio_segments.remove(&a).unwrap_or_default();
+                let record = store::store_audio(&self.to, a, result?, segments, took)?;
+                self.done.audio.insert(a, record);
             }
         }
         Ok(())
@@ -148,11 +152,12 @@ pub(super) fn encode(
         // Bounded: a worker whose chunk is not stored yet waits, so memory stays flat when
         // storing is slower than encoding.
         let (tx, rx) = mpsc::sync_channel::<Finished>(workers.jobs);
-        if work.audio {
+        for &a in &work.audio {
             let tx = tx.clone();
+            let audio = &job.plan.audio[a];
             let spawned = std::thread::Builder::new()
-                .name("ladder-audio".into())
-                .spawn_scoped(s, move || encode_audio(job, delay_seconds, &tx));
+                .name(format!("ladder-audio-{a}"))
+                .spawn_scoped(s, move || encode_audio(job, audio, delay_seconds, &tx));
             if let Err(e) = spawned {
                 storer.fail(RunError::Inconsistent(format!("starting the audio thread: {e}")));
                 job.cancel.store(true, Ordering::Relaxed);
@@ -170,15 +175,16 @@ pub(super) fn encode(
     storer.result(job.cancel)
 }
 
-/// The audio, a small serial task: on its own thread it never holds up a chunk. Segments go
-/// to the storing thread as they are cut; a closed channel means the run is stopping.
-fn encode_audio(job: &ChunkJob<'_>, delay_seconds: f64, tx: &mpsc::SyncSender<Finished>) {
+/// An audio rendition, a small serial task: on its own thread it never holds up a chunk.
+/// Segments go to the storing thread as they are cut; a closed channel means the run is
+/// stopping.
+fn encode_audio(job: &ChunkJob<'_>, audio: &PlannedAudio, delay_seconds: f64, tx: &mpsc::SyncSender<Finished>) {
     crate::pipeline::give_way();
     let started = Instant::now();
-    let mut send = |segment| tx.send(Finished::AudioSegment(segment)).map_err(|_| AudioError::Interrupted);
-    let result =
-        audio::encode_audio(job.input, job.plan, job.preset, delay_seconds, job.scratch, job.cancel, &mut send);
-    let _ = tx.send(Finished::Audio(result, started.elapsed()));
+    let a = audio.index;
+    let mut send = |segment| tx.send(Finished::AudioSegment(a, segment)).map_err(|_| AudioError::Interrupted);
+    let result = audio::encode_audio(job, audio, delay_seconds, &mut send);
+    let _ = tx.send(Finished::Audio(a, result, started.elapsed()));
 }
 
 /// The chunks on the pool, FIFO: they start in order, so an interrupted run has finished

@@ -52,7 +52,7 @@ pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> 
     let Finished { req, mut clock, workers, encoded, reused, done, media } = f;
     let plan = &prepared.plan;
     let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
-    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, done.audio.as_ref())?;
+    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, &done.audio)?;
     clock.stages.push(Stage::since("assemble", assemble_started));
     let input_sha256 = prepared.input_hash.wait()?;
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());

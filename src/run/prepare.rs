@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use super::Clock;
 use super::{RunError, RunRequest};
-use crate::layout;
+use crate::layout::{self, Part};
 use crate::location::{self, Output};
 use crate::pipeline::video;
 use crate::plan::{Chunk, Plan};
@@ -36,23 +36,16 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
-    warn_dropped_audio(&probe);
+    warn_skipped_audio(&plan);
     let input_hash = InputHash::start(&input);
     Ok(Prepared { source, probe, plan, plan_id, input_hash })
 }
 
-/// Says which audio tracks the ladder leaves out: it carries one (the best, as libav
-/// ranks them), and a recording with interpreters' channels must not lose them silently.
-fn warn_dropped_audio(probe: &Probe) {
-    let Some(kept) = &probe.audio else { return };
-    let dropped: Vec<usize> =
-        probe.streams.iter().filter(|s| s.kind == "audio" && s.index != kept.index).map(|s| s.index).collect();
-    if !dropped.is_empty() {
-        tracing::warn!(
-            kept = kept.index,
-            dropped = crate::logging::json(&dropped),
-            "the recording has several audio tracks; the ladder carries only the one kept"
-        );
+/// Says which audio tracks the ladder leaves out, and why: a recording with interpreters'
+/// channels must not lose one silently.
+fn warn_skipped_audio(plan: &Plan) {
+    for skipped in &plan.skipped_audio {
+        tracing::warn!(stream = skipped.source_stream, reason = skipped.reason, "an audio track is left out");
     }
 }
 
@@ -79,7 +72,8 @@ impl InputHash {
 #[derive(Default)]
 pub(super) struct Done {
     pub(super) chunks: BTreeMap<u32, ChunkRecord>,
-    pub(super) audio: Option<ChunkRecord>,
+    /// By audio rendition.
+    pub(super) audio: BTreeMap<usize, ChunkRecord>,
 }
 
 impl Done {
@@ -87,19 +81,22 @@ impl Done {
     pub(super) fn load_missing(&mut self, out: &dyn Output, plan: &Plan, plan_id: &str) -> Result<(), RunError> {
         for chunk in &plan.chunks {
             if !self.chunks.contains_key(&chunk.index)
-                && let Some(r) = ChunkRecord::load_valid(out, plan_id, Some(chunk.index))?
+                && let Some(r) = ChunkRecord::load_valid(out, plan_id, Part::Chunk(chunk.index))?
             {
                 self.chunks.insert(chunk.index, r);
             }
         }
-        if self.audio_missing(plan) {
-            self.audio = ChunkRecord::load_valid(out, plan_id, None)?;
+        for a in self.missing_audio(plan) {
+            if let Some(r) = ChunkRecord::load_valid(out, plan_id, Part::Audio(a))? {
+                self.audio.insert(a, r);
+            }
         }
         Ok(())
     }
 
-    pub(super) fn audio_missing(&self, plan: &Plan) -> bool {
-        plan.audio.is_some() && self.audio.is_none()
+    /// The audio renditions without a record, in order.
+    pub(super) fn missing_audio(&self, plan: &Plan) -> Vec<usize> {
+        plan.audio.iter().map(|a| a.index).filter(|a| !self.audio.contains_key(a)).collect()
     }
 
     /// The chunks without a record, in order.
@@ -108,7 +105,7 @@ impl Done {
     }
 
     pub(super) fn is_complete(&self, plan: &Plan) -> bool {
-        self.missing_chunks(plan).is_empty() && !self.audio_missing(plan)
+        self.missing_chunks(plan).is_empty() && self.missing_audio(plan).is_empty()
     }
 
     /// Output frames of the recorded chunks (progress starts there).
@@ -123,7 +120,8 @@ impl Done {
 /// What this process has left to encode.
 pub(super) struct Work<'a> {
     pub(super) chunks: Vec<&'a Chunk>,
-    pub(super) audio: bool,
+    /// Audio renditions.
+    pub(super) audio: Vec<usize>,
     /// Chunks earlier runs finished.
     pub(super) reused: Vec<u32>,
 }
@@ -136,8 +134,8 @@ impl<'a> Work<'a> {
             .iter()
             .filter(|c| !done.chunks.contains_key(&c.index) && req.shard.owns_chunk(c.index))
             .collect();
-        let audio = done.audio_missing(plan)
-            && req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(plan, &req.preset, c));
+        let owns_audio = req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(plan, &req.preset, c));
+        let audio = if owns_audio { done.missing_audio(plan) } else { Vec::new() };
         Self { chunks, audio, reused: done.chunks.keys().copied().collect() }
     }
 }

@@ -54,6 +54,7 @@ pub(super) fn store_chunk(
         version: record::RECORD_VERSION,
         plan_id: to.plan_id.to_owned(),
         chunk: Some(chunk),
+        audio: None,
         tracks,
         stills,
         posters,
@@ -98,14 +99,15 @@ fn rung_track<'a>(
     })
 }
 
-/// Stores the audio's init segment and its record (its segments are stored already).
+/// Stores audio rendition `index`'s init segment and its record (its segments are stored already).
 pub(super) fn store_audio(
     to: &Destination<'_>,
+    index: usize,
     track: AudioTrack,
     segments: Vec<SegmentRecord>,
     took: Duration,
 ) -> Result<ChunkRecord, RunError> {
-    let dir = to.media.audio_dir(0);
+    let dir = to.media.audio_dir(index);
     let codec = cmaf::codec_string(&track.init, 0..track.init.len())
         .map_err(|e| RunError::Inconsistent(format!("{dir}: {e}")))?;
     let offset = segments.first().map_or(0, |s| s.summary.decode_time);
@@ -115,6 +117,7 @@ pub(super) fn store_audio(
         version: record::RECORD_VERSION,
         plan_id: to.plan_id.to_owned(),
         chunk: None,
+        audio: Some(index),
         tracks: vec![TrackRecord {
             dir,
             codec,
@@ -132,9 +135,13 @@ pub(super) fn store_audio(
     Ok(record)
 }
 
-/// Stores one audio segment as soon as it is cut.
-pub(super) fn store_audio_segment(to: &Destination<'_>, s: &EncodedSegment) -> Result<SegmentRecord, RunError> {
-    to.out.put(&layout::segment_key(&to.media.audio_dir(0), s.index), &s.bytes)?;
+/// Stores a segment of audio rendition `index` as soon as it is cut.
+pub(super) fn store_audio_segment(
+    to: &Destination<'_>,
+    index: usize,
+    s: &EncodedSegment,
+) -> Result<SegmentRecord, RunError> {
+    to.out.put(&layout::segment_key(&to.media.audio_dir(index), s.index), &s.bytes)?;
     Ok(segment_record(s))
 }
 

@@ -1,0 +1,262 @@
+//! Every audio track of an event becomes a rendition: interpreters' channels in their
+//! languages, mono kept mono, 5.1 downmixed. Judged on the outputs: the master and the MPD
+//! parsed back, each rendition decoded by ffmpeg and its tone's frequency measured.
+
+#![allow(clippy::unwrap_used, reason = "helpers of a test fail it loudly, like the test itself")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::media_check::whole_track;
+use common::playlist;
+
+/// A 4 s Matroska recording (as OBS writes them) with a floor track in English (440 Hz)
+/// and an interpreter's channel in German (880 Hz) with a title. (ffmpeg's MP4 muxer does
+/// not keep track titles; Matroska does.)
+fn two_languages() -> PathBuf {
+    common::synth(
+        "two-languages.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:sample_rate=48000",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=ger",
+            "-metadata:s:a:1",
+            "title=Deutsch (Dolmetscher)",
+        ],
+    )
+}
+
+fn run(input: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let args = ["run", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--preset", "small"];
+    let (code, _, stderr) = common::run(&[&args[..], &["--progress", "off", "--log-format", "text"], extra].concat());
+    (code, stderr)
+}
+
+/// The rendition's samples, decoded by ffmpeg to 48 kHz float, and its channel count.
+fn decode(out: &Path, dir: &str) -> (Vec<f32>, u32) {
+    let whole = whole_track(out, dir);
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=channels", "-of", "csv=p=0"])
+        .arg(&whole)
+        .output()
+        .unwrap();
+    let channels = String::from_utf8_lossy(&probe.stdout).trim().parse().unwrap();
+    let decoded = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&whole)
+        .args(["-ac", "1", "-f", "f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let samples = decoded.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (samples, channels)
+}
+
+/// The tone's frequency: rising zero crossings a second, over the middle of the sound
+/// (away from the encoder's priming and the end).
+fn frequency(samples: &[f32]) -> f64 {
+    let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+    let rising = middle.windows(2).filter(|w| w[0] <= 0.0 && w[1] > 0.0).count();
+    rising as f64 * 48_000.0 / middle.len() as f64
+}
+
+fn rms(samples: &[f32]) -> f64 {
+    (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
+}
+
+#[test]
+fn every_audio_track_becomes_a_rendition_in_its_language() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&two_languages(), out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let master = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+    let master = playlist::parse_master(&master).unwrap();
+    let media: Vec<_> = master.media.iter().map(|m| (m.req("LANGUAGE"), m.req("NAME"), m.req("DEFAULT"))).collect();
+    assert_eq!(media, [("en", "English", "YES"), ("de", "Deutsch (Dolmetscher)", "NO")]);
+    for m in &master.media {
+        assert_eq!(
+            (m.req("TYPE"), m.req("GROUP-ID"), m.req("AUTOSELECT"), m.req("CHANNELS")),
+            ("AUDIO", "audio", "YES", "1")
+        );
+    }
+    assert!(master.variants.iter().all(|v| v.attributes.req("AUDIO") == "audio"));
+
+    for (dir, hz) in [("a0", 440.0), ("a1", 880.0)] {
+        let (samples, channels) = decode(out.path(), dir);
+        assert_eq!(channels, 1, "{dir}: lavfi's sine is mono, and stays so");
+        let measured = frequency(&samples);
+        assert!((measured - hz).abs() < 5.0, "{dir} carries {measured:.1} Hz, not {hz} Hz");
+        let seconds = samples.len() as f64 / 48_000.0;
+        assert!((seconds - 4.0).abs() < 0.05, "{dir} lasts {seconds} s");
+    }
+
+    let mpd_text = std::fs::read_to_string(out.path().join("manifest.mpd")).unwrap();
+    let mpd = roxmltree::Document::parse(&mpd_text).unwrap();
+    let sets: Vec<(Option<&str>, Option<&str>)> = mpd
+        .descendants()
+        .filter(|n| n.has_tag_name("AdaptationSet") && n.attribute("contentType") == Some("audio"))
+        .map(|set| {
+            let role = set.children().find(|c| c.has_tag_name("Role")).and_then(|r| r.attribute("value"));
+            (set.attribute("lang"), role)
+        })
+        .collect();
+    assert_eq!(sets, [(Some("en"), Some("main")), (Some("de"), Some("alternate"))]);
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let audio = report["audio"].as_array().unwrap();
+    assert_eq!(audio.len(), 2);
+    assert_eq!((audio[1]["dir"].as_str(), audio[1]["language"].as_str()), (Some("a1"), Some("de")));
+}
+
+#[test]
+fn probe_and_plan_show_every_track() {
+    let input = two_languages();
+    let (code, stdout, stderr) = common::run(&["probe", input.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("language \"ger\"") && stdout.contains("title \"Deutsch (Dolmetscher)\""), "{stdout}");
+    let (code, stdout, stderr) = common::run(&["plan", input.to_str().unwrap(), "--preset", "small"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("a0") && stdout.contains("English") && stdout.contains("default"), "{stdout}");
+    assert!(stdout.contains("a1") && stdout.contains("Deutsch (Dolmetscher)"), "{stdout}");
+}
+
+#[test]
+fn a_selection_keeps_its_tracks_and_names_the_others() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&two_languages(), out.path(), &["--audio", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("an audio track is left out") && stderr.contains("not selected"), "{stderr}");
+    let master = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+    let master = playlist::parse_master(&master).unwrap();
+    assert_eq!(master.media.len(), 1);
+    assert_eq!((master.media[0].req("LANGUAGE"), master.media[0].req("DEFAULT")), ("de", "YES"));
+    let measured = frequency(&decode(out.path(), "a0").0);
+    assert!((measured - 880.0).abs() < 5.0, "a0 is the German track: {measured:.1} Hz");
+    assert!(!out.path().join("a1").exists());
+}
+
+#[test]
+fn a_track_the_recording_lacks_is_a_usage_error() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&two_languages(), out.path(), &["--audio", "0,2"]);
+    assert_eq!(code, 2, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("audio track 2") && errors[0].contains("0-1"), "{stderr}");
+    assert!(!out.path().join("master.m3u8").exists());
+    let (code, _, stderr) = common::run(&["plan", two_languages().to_str().unwrap(), "--audio", "nope"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+/// The first channel of `file`'s first audio stream, decoded by ffmpeg at 48 kHz.
+fn first_channel(file: &Path) -> Vec<f32> {
+    let decoded = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-af", "pan=mono|c0=c0", "-ar", "48000", "-f", "f32le", "-"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    decoded.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn level_db(samples: &[f32]) -> f64 {
+    20.0 * rms(samples).log10()
+}
+
+#[test]
+fn mono_stays_mono_and_surround_is_downmixed() {
+    let picture = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"];
+    let encode = ["-t", "3", "-c:v", "libx264", "-preset", "ultrafast"];
+    let mono = common::synth(
+        "mono.mkv",
+        &[
+            &picture[..],
+            &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", "1"],
+            &encode,
+            &["-c:a", "libopus"],
+        ]
+        .concat(),
+    );
+    // 5.1 with the tone in the front pair and, quieter, in the centre.
+    let surround = common::synth(
+        "surround.mp4",
+        &[
+            &picture[..],
+            &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"],
+            &["-filter_complex", "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0[a]", "-map", "0:v", "-map", "[a]"],
+            &encode,
+            &["-c:a", "aac"],
+        ]
+        .concat(),
+    );
+    // What the ffmpeg CLI makes of it with -ac 2 into a float format, as for AAC (the same
+    // libswresample matrix, unnormalised): the level to match.
+    let reference = common::synth(
+        "surround-downmix.wav",
+        &["-i", surround.to_str().unwrap(), "-map", "0:a", "-ac", "2", "-c:a", "pcm_f32le"],
+    );
+    for (input, channels, expected) in [(&mono, "1", &mono), (&surround, "2", &reference)] {
+        let out = tempfile::tempdir().unwrap();
+        let (code, stderr) = run(input, out.path(), &[]);
+        assert_eq!(code, 0, "{channels} ch: {stderr}");
+        let master = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+        let master = playlist::parse_master(&master).unwrap();
+        assert_eq!(master.media[0].req("CHANNELS"), channels);
+        let (samples, decoded_channels) = decode(out.path(), "a0");
+        assert_eq!(decoded_channels.to_string(), channels);
+        assert!((frequency(&samples) - 440.0).abs() < 5.0, "{channels} ch: {:.1} Hz", frequency(&samples));
+        let (level, wanted) =
+            (level_db(&first_channel(&whole_track(out.path(), "a0"))), level_db(&first_channel(expected)));
+        assert!((level - wanted).abs() < 1.5, "{channels} ch: {level:.1} dBFS, ffmpeg's is {wanted:.1} dBFS");
+    }
+}
+
+/// MPEG-TS (Restreamer, SRT gateways) is read through a re-based Matroska copy: every
+/// track goes through it, in its language.
+#[test]
+fn a_transport_stream_keeps_every_track_through_its_copy() {
+    let ts = common::synth("two-languages.ts", &["-i", two_languages().to_str().unwrap(), "-map", "0", "-c", "copy"]);
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&ts, out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let master = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+    let master = playlist::parse_master(&master).unwrap();
+    let languages: Vec<&str> = master.media.iter().map(|m| m.req("LANGUAGE")).collect();
+    assert_eq!(languages, ["en", "de"]);
+    for (dir, hz) in [("a0", 440.0), ("a1", 880.0)] {
+        let measured = frequency(&decode(out.path(), dir).0);
+        assert!((measured - hz).abs() < 5.0, "{dir} carries {measured:.1} Hz, not {hz} Hz");
+    }
+}
