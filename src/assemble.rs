@@ -10,6 +10,7 @@ use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
+use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::Plan;
 use crate::preset::Preset;
 use crate::quality::QualityTotals;
@@ -46,6 +47,8 @@ pub struct Ladder {
     pub video: Vec<TrackSummary>,
     /// One per audio rendition, in plan order.
     pub audio: Vec<TrackSummary>,
+    /// Per audio rendition, with loudness normalization.
+    pub loudness: Vec<Option<LoudnessFigures>>,
     /// Per video rung, with `--quality`.
     pub quality: Vec<Option<QualityTotals>>,
     /// Read from the first segment (x264 and x265 write their version into it).
@@ -81,9 +84,10 @@ pub(crate) fn assemble(
             Some(sum)
         }));
     }
-    let mut audio_tracks = Vec::new();
+    let (mut audio_tracks, mut loudness) = (Vec::new(), Vec::new());
     for a in &plan.audio {
         let parts: Vec<&TrackRecord> = audio[&a.index].tracks.iter().collect();
+        loudness.push(parts.first().and_then(|p| p.loudness));
         let kind = TrackKind::Audio {
             sample_rate: a.sample_rate,
             channels: a.channels,
@@ -122,6 +126,7 @@ pub(crate) fn assemble(
     Ok(Ladder {
         video,
         audio,
+        loudness,
         quality,
         encoder_version,
         hls: hls_on,

@@ -134,6 +134,9 @@ pub struct PlannedAudio {
     pub label: String,
     /// The rendition players pick when the viewer's language is not offered.
     pub default: bool,
+    /// Loudness normalization, when the preset asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::preset::Loudness>,
 }
 
 /// A source audio track left out.
@@ -323,6 +326,7 @@ fn planned_audio(index: usize, track: &crate::probe::AudioInfo, preset: &Preset)
         language,
         label,
         default: false,
+        loudness: a.loudness,
     }
 }
 

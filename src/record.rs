@@ -66,6 +66,9 @@ pub(crate) struct TrackRecord {
     /// With `--quality`: PSNR/SSIM sums of this chunk's frames.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<crate::quality::QualityTotals>,
+    /// An audio rendition's loudness normalization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::pipeline::loudness::LoudnessFigures>,
 }
 
 /// A poster candidate found in a chunk.

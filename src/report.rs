@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::assemble::Ladder;
 use crate::location::Location;
 use crate::package::track::TrackSummary;
+use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::{Plan, PlannedAudio};
 use crate::probe::Probe;
 
@@ -67,6 +68,10 @@ pub struct AudioReport {
     pub default: bool,
     /// The recording's stream it was made from.
     pub source_stream: usize,
+    /// With loudness normalization: input and output integrated loudness, range and true
+    /// peak, and the gain applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<LoudnessFigures>,
     pub codec: String,
     pub segments: usize,
     pub average_kbps: f64,
@@ -185,7 +190,9 @@ impl Report {
                 ssim: quality.as_ref().and_then(|q| q.ssim()),
             })
             .collect();
-        let audio = ladder.audio.iter().zip(&plan.audio).map(|(track, planned)| audio_report(track, planned)).collect();
+        let audio = (ladder.audio.iter().zip(&plan.audio).zip(&ladder.loudness))
+            .map(|((track, planned), loudness)| audio_report(track, planned, *loudness))
+            .collect();
         Self {
             ladder_version: env!("CARGO_PKG_VERSION"),
             input: InputReport {
@@ -227,7 +234,7 @@ impl Report {
 
 /// CPU seconds (user + system) this process has used so far, every thread included.
 /// What a rendition is and what it came to.
-fn audio_report(track: &TrackSummary, planned: &PlannedAudio) -> AudioReport {
+fn audio_report(track: &TrackSummary, planned: &PlannedAudio, loudness: Option<LoudnessFigures>) -> AudioReport {
     AudioReport {
         dir: track.dir.clone(),
         language: planned.language.clone(),
@@ -235,6 +242,7 @@ fn audio_report(track: &TrackSummary, planned: &PlannedAudio) -> AudioReport {
         channels: planned.channels,
         default: planned.default,
         source_stream: planned.source_stream,
+        loudness,
         codec: track.codec.clone(),
         segments: track.segments.len(),
         average_kbps: track.average_bitrate() as f64 / 1000.0,

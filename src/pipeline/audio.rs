@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ffmpeg_next::{self as ff};
 
+use super::loudness::{self, LoudnessFigures, Measured, Stage};
 use super::video::ChunkJob;
 use super::{EncodedSegment, close_fragment, open_muxer};
 use crate::exit::{ExitClass, Outcome};
 use crate::media::encoder::{self, AudioEncoderSpec, EncoderError};
 use crate::package::cmaf::{self, CmafError};
 use crate::plan::{Plan, PlannedAudio};
+use crate::preset::Loudness;
 
 /// AAC-LC codes 1024 samples per packet.
 const AAC_FRAME: u64 = 1024;
@@ -37,6 +39,8 @@ pub enum AudioError {
     Scratch { path: String, source: std::io::Error },
     #[error("audio: expected {expected} fragments (one per segment), the muxer wrote {found}")]
     FragmentCount { expected: usize, found: usize },
+    #[error("audio: normalizing the loudness: {0}")]
+    Loudness(#[from] ff::Error),
     #[error("audio: interrupted")]
     Interrupted,
 }
@@ -61,18 +65,22 @@ impl ExitClass for AudioError {
                 Outcome::BadInput
             }
             Self::Encoder(e) => e.outcome(),
-            Self::Libav { .. } | Self::Package(_) | Self::Scratch { .. } | Self::FragmentCount { .. } => {
-                Outcome::Transient
-            }
+            Self::Libav { .. }
+            | Self::Loudness(_)
+            | Self::Package(_)
+            | Self::Scratch { .. }
+            | Self::FragmentCount { .. } => Outcome::Transient,
         }
     }
 }
 
 /// The audio rendition's init segment, once every segment has been handed out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudioTrack {
     pub init: Vec<u8>,
     pub timescale: u32,
+    /// With loudness normalization: what was measured and done.
+    pub loudness: Option<LoudnessFigures>,
 }
 
 /// Encodes rendition `audio` of the plan, handing each segment to `on_segment` as soon as it is cut (so
@@ -87,6 +95,10 @@ pub fn encode_audio(
 ) -> Result<AudioTrack, AudioError> {
     let ChunkJob { input, plan, preset, scratch, cancel, .. } = *job;
     crate::media::init();
+    let normalization = match audio.loudness {
+        Some(target) => Some(Normalization::measure(input, plan, audio, target, cancel)?),
+        None => None,
+    };
     let mut source = AudioSource::open(input, plan, audio)?;
     let spec = AudioEncoderSpec {
         encoder: preset.audio.encoder.clone(),
@@ -111,8 +123,10 @@ pub fn encode_audio(
         next_pts: 0,
         packets: 0,
         segmenter,
+        stage: normalization.as_ref().map(|n| source.stage(n.plan.chain.clone())),
     };
     source.decode(&mut track, &mut encoder, &mut output, cancel)?;
+    track.end_of_input(&mut encoder, &mut output)?;
     // The recording's audio may end before its video: the rest is silence.
     track.fill_silence(track.total_samples, &mut encoder, &mut output)?;
     track.encode_ready(&mut encoder, &mut output, true)?;
@@ -121,12 +135,59 @@ pub fn encode_audio(
     output.write_trailer().map_err(libav("finishing the muxer"))?;
     track.segmenter.take(&mut output)?;
     drop(output);
+    let loudness = normalization.map(|n| n.figures(track.stage.as_ref()));
     let Segmenter { init, timescale, next, .. } = track.segmenter;
     std::fs::remove_file(&path).map_err(|source| AudioError::Scratch { path: path.display().to_string(), source })?;
     if next != plan.segments.len() {
         return Err(AudioError::FragmentCount { expected: plan.segments.len(), found: next });
     }
-    Ok(AudioTrack { init, timescale })
+    Ok(AudioTrack { init, timescale, loudness })
+}
+
+/// A rendition's loudness normalization: the whole track measured, and the gain planned.
+struct Normalization {
+    target: Loudness,
+    input: Measured,
+    plan: loudness::Plan,
+}
+
+impl Normalization {
+    /// Measures the track in a pass of its own (audio only), and plans the gain.
+    fn measure(
+        input: &Path,
+        plan: &Plan,
+        audio: &PlannedAudio,
+        target: Loudness,
+        cancel: &AtomicBool,
+    ) -> Result<Self, AudioError> {
+        let mut source = AudioSource::open(input, plan, audio)?;
+        let mut stage = source.stage("ebur128=peak=true:metadata=true".to_owned());
+        source.meter(&mut stage, cancel)?;
+        let measured = stage.meter.measured();
+        let planned = loudness::plan(&measured, target);
+        tracing::info!(
+            audio = audio.index,
+            integrated_lufs = measured.integrated_lufs,
+            true_peak_dbtp = measured.true_peak_dbtp,
+            gain_db = planned.gain_db,
+            limited = planned.limited,
+            "measured the loudness"
+        );
+        Ok(Self { target, input: measured, plan: planned })
+    }
+
+    /// The report's figures, the output measured by the stage's meter.
+    fn figures(self, stage: Option<&Stage>) -> LoudnessFigures {
+        let output = stage.map_or(self.input, |s| s.meter.measured());
+        LoudnessFigures {
+            target_lufs: self.target.target_lufs,
+            true_peak_limit_db: self.target.true_peak_db,
+            input: self.input,
+            gain_db: self.plan.gain_db,
+            limited: self.plan.limited,
+            output,
+        }
+    }
 }
 
 fn libav(context: &'static str) -> impl Fn(ff::Error) -> AudioError {
@@ -139,11 +200,44 @@ struct AudioSource {
     decoder: ff::decoder::Audio,
     index: usize,
     time_base: f64,
+    time_base_rational: ff::Rational,
     /// The timeline's zero on the recording's clock, in seconds.
     zero: f64,
 }
 
 impl AudioSource {
+    /// A loudness stage for this stream's decoded frames.
+    fn stage(&self, chain: String) -> Stage {
+        Stage::new(chain, self.time_base_rational, self.zero)
+    }
+
+    /// Decodes the whole stream through `stage`, for its meter only.
+    fn meter(&mut self, stage: &mut Stage, cancel: &AtomicBool) -> Result<(), AudioError> {
+        let mut frame = ff::frame::Audio::empty();
+        let mut damage = super::Damage::default();
+        let mut ignore = |_: &ff::frame::Audio, _: Option<f64>| Ok::<(), AudioError>(());
+        for (s, packet) in self.input.packets() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(AudioError::Interrupted);
+            }
+            if s.index() != self.index {
+                continue;
+            }
+            match self.decoder.send_packet(&packet) {
+                Ok(()) => damage.healthy(),
+                Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
+            }
+            while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
+                stage.feed(Some(&frame), &mut ignore)?;
+            }
+        }
+        self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
+        while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
+            stage.feed(Some(&frame), &mut ignore)?;
+        }
+        stage.feed(None, &mut ignore)
+    }
+
     fn open(input: &Path, plan: &Plan, audio: &PlannedAudio) -> Result<Self, AudioError> {
         let input = ff::format::input(&input).map_err(libav("opening the input"))?;
         // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
@@ -151,11 +245,12 @@ impl AudioSource {
         let stream = input
             .stream(audio.source_stream)
             .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
-        let time_base = f64::from(stream.time_base());
+        let time_base_rational = stream.time_base();
+        let time_base = f64::from(time_base_rational);
         let context =
             ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
         let decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
-        Ok(Self { input, decoder, index: audio.source_stream, time_base, zero })
+        Ok(Self { input, decoder, index: audio.source_stream, time_base, time_base_rational, zero })
     }
 
     /// Decodes the stream into `track` (encoding what is ready) until it holds the
@@ -183,7 +278,7 @@ impl AudioSource {
                 Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
             }
             while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-                track.place(&frame, at(&frame), encoder, output)?;
+                track.take(&frame, at(&frame), encoder, output)?;
                 track.encode_ready(encoder, output, false)?;
             }
             if track.fifo.written >= track.total_samples {
@@ -193,7 +288,7 @@ impl AudioSource {
         if track.fifo.written < track.total_samples {
             self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
             while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-                track.place(&frame, at(&frame), encoder, output)?;
+                track.take(&frame, at(&frame), encoder, output)?;
             }
         }
         if damage.packets > 0 {
@@ -340,9 +435,37 @@ struct Track<'a> {
     /// Packets written to the muxer.
     packets: u64,
     segmenter: Segmenter<'a>,
+    /// Loudness normalization between the decoder and the resampler.
+    stage: Option<Stage>,
 }
 
 impl Track<'_> {
+    /// Places a decoded frame, through the loudness stage when there is one.
+    fn take(
+        &mut self,
+        frame: &ff::frame::Audio,
+        at_seconds: Option<f64>,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
+        let Some(mut stage) = self.stage.take() else { return self.place(frame, at_seconds, encoder, output) };
+        let result = stage.feed(Some(frame), &mut |filtered, at| self.place(filtered, at, encoder, output));
+        self.stage = Some(stage);
+        result
+    }
+
+    /// Places what the loudness stage still holds (its limiter looks ahead).
+    fn end_of_input(
+        &mut self,
+        encoder: &mut ff::encoder::audio::Encoder,
+        output: &mut ff::format::context::Output,
+    ) -> Result<(), AudioError> {
+        let Some(mut stage) = self.stage.take() else { return Ok(()) };
+        let result = stage.feed(None, &mut |filtered, at| self.place(filtered, at, encoder, output));
+        self.stage = Some(stage);
+        result
+    }
+
     /// Resamples `frame` into the queue at its place on the timeline: silence before it when
     /// it starts after what is queued, its start dropped when it overlaps what is queued (or
     /// starts before time zero).

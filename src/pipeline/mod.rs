@@ -3,6 +3,7 @@
 //! the whole recording, cut on the same grid ([`audio`]).
 
 pub mod audio;
+pub mod loudness;
 pub mod video;
 
 use std::path::Path;

@@ -112,6 +112,16 @@ pub struct AudioSettings {
     /// For a source track without a title.
     pub label: String,
     pub tracks: AudioTracks,
+    /// Off when `None`.
+    pub loudness: Option<Loudness>,
+}
+
+/// Loudness normalization: measured per ITU-R BS.1770 over the whole track, then a
+/// constant gain to `target_lufs`, with a limiter keeping peaks under `true_peak_db`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Loudness {
+    pub target_lufs: f64,
+    pub true_peak_db: f64,
 }
 
 /// Which of the source's audio tracks become renditions.
@@ -255,6 +265,10 @@ impl Preset {
                 language: Some(self.audio.language.clone()),
                 label: Some(self.audio.label.clone()),
                 tracks: Some(self.audio.tracks.to_raw()),
+                loudness: self
+                    .audio
+                    .loudness
+                    .map(|l| raw::RawLoudness { target_lufs: Some(l.target_lufs), true_peak_db: Some(l.true_peak_db) }),
             },
             thumbnails: raw::RawThumbnails {
                 enabled: Some(self.thumbnails.enabled),

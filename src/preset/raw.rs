@@ -160,6 +160,21 @@ pub(crate) struct RawAudio {
     /// keep theirs.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracks: Option<RawAudioTracks>,
+    /// Loudness normalization (ITU-R BS.1770 / EBU R128); off when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<RawLoudness>,
+}
+
+/// `[audio.loudness]`: the integrated loudness each rendition is brought to, and the true
+/// peak it may reach.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub(crate) struct RawLoudness {
+    /// Integrated loudness in LUFS (default -16, as podcast and streaming platforms use).
+    #[serde(default)]
+    pub target_lufs: Option<f64>,
+    /// Highest true peak in dBTP (default -1).
+    #[serde(default)]
+    pub true_peak_db: Option<f64>,
 }
 
 /// `tracks = "all"`, `"first"` or `[0, 2]`.

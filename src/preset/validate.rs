@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use super::diagnostic::{KeyPath, Problem};
-use super::raw::{RawAudioTracks, RawNumberOrText, RawPreset, RawRung, RawVideo};
+use super::raw::{RawAudioTracks, RawLoudness, RawNumberOrText, RawPreset, RawRung, RawVideo};
 use super::{
-    AudioSettings, AudioTracks, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings, ThumbnailSettings,
-    VideoSettings, levels,
+    AudioSettings, AudioTracks, Loudness, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings,
+    ThumbnailSettings, VideoSettings, levels,
 };
 use crate::media::encoder::{self, EncoderError, OptionSource, VideoCodec};
 use crate::rate::FrameRate;
@@ -643,7 +643,27 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         language,
         label: a.label.clone().unwrap_or_else(|| "Main".into()),
         tracks: check_audio_tracks(r, a.tracks.as_ref()),
+        loudness: a.loudness.as_ref().map(|l| check_loudness(r, l)),
     }
+}
+
+fn check_loudness(r: &mut Rules, raw: &RawLoudness) -> Loudness {
+    let l = Loudness { target_lufs: raw.target_lufs.unwrap_or(-16.0), true_peak_db: raw.true_peak_db.unwrap_or(-1.0) };
+    if !(-40.0..=-5.0).contains(&l.target_lufs) {
+        r.fail(
+            path("audio.loudness.target_lufs"),
+            format!("target_lufs = {} is outside -40 to -5 LUFS", l.target_lufs),
+            "use -16 (streaming and podcasts), -23 (EBU R128 broadcast) or -24 (ATSC A/85)",
+        );
+    }
+    if !(-9.0..=0.0).contains(&l.true_peak_db) {
+        r.fail(
+            path("audio.loudness.true_peak_db"),
+            format!("true_peak_db = {} is outside -9 to 0 dBTP", l.true_peak_db),
+            "use -1 (or -2 for content encoded at low bitrates)",
+        );
+    }
+    l
 }
 
 fn check_audio_tracks(r: &mut Rules, tracks: Option<&RawAudioTracks>) -> AudioTracks {

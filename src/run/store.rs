@@ -95,6 +95,7 @@ fn rung_track<'a>(
         init,
         segments: rung.segments.iter().map(segment_record).collect(),
         quality: rung.quality,
+        loudness: None,
         dir,
     })
 }
@@ -126,6 +127,7 @@ pub(super) fn store_audio(
             init,
             segments,
             quality: None,
+            loudness: track.loudness,
         }],
         stills: Vec::new(),
         posters: Vec::new(),
