@@ -4,17 +4,19 @@
 //! idempotent: two processes assembling the same records write the same bytes.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::exit::{ExitClass, Outcome};
 use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
+use crate::package::progressive::{self, ProgressiveError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::Plan;
 use crate::preset::Preset;
 use crate::quality::QualityTotals;
-use crate::record::{ChunkRecord, PosterRecord, TrackRecord};
+use crate::record::{ChunkRecord, FileRecord, PosterRecord, TrackRecord};
 use crate::thumbs::{self, ThumbError};
 
 /// Why the ladder could not be assembled.
@@ -28,6 +30,8 @@ pub(crate) enum AssembleError {
     Inconsistent(String),
     #[error("thumbnails: {0}")]
     Thumbnails(#[from] ThumbError),
+    #[error(transparent)]
+    Progressive(#[from] ProgressiveError),
 }
 
 impl ExitClass for AssembleError {
@@ -36,6 +40,7 @@ impl ExitClass for AssembleError {
     fn outcome(&self) -> Outcome {
         match self {
             Self::Storage(e) => e.outcome(),
+            Self::Progressive(e) => e.outcome(),
             Self::Missing(_) | Self::Inconsistent(_) | Self::Thumbnails(_) => Outcome::Transient,
         }
     }
@@ -49,6 +54,8 @@ pub struct Ladder {
     pub audio: Vec<TrackSummary>,
     /// Per audio rendition, with loudness normalization.
     pub loudness: Vec<Option<LoudnessFigures>>,
+    /// `download/audio.m4a`, when the preset asks for it.
+    pub(crate) podcast: Option<FileRecord>,
     /// Per video rung, with `--quality`.
     pub quality: Vec<Option<QualityTotals>>,
     /// Read from the first segment (x264 and x265 write their version into it).
@@ -66,6 +73,7 @@ pub(crate) fn assemble(
     preset: &Preset,
     records: &BTreeMap<u32, ChunkRecord>,
     audio: &BTreeMap<usize, ChunkRecord>,
+    scratch: &Path,
 ) -> Result<Ladder, AssembleError> {
     let missing: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
     if !missing.is_empty() || plan.audio.iter().any(|a| !audio.contains_key(&a.index)) {
@@ -118,6 +126,15 @@ pub(crate) fn assemble(
     if plan.thumbnails.is_some() {
         files.extend(thumbnail_files(out, plan, media, records)?);
     }
+    let podcast = match plan.audio.iter().find(|a| a.default).filter(|_| preset.audio.podcast) {
+        Some(a) => {
+            let bytes = podcast(out, plan, &audio[a.index], scratch)?;
+            let record = FileRecord::of(media.podcast(), &bytes);
+            files.push((record.key.clone(), bytes));
+            Some(record)
+        }
+        None => None,
+    };
     location::put_all(out, &files)?;
     let encoder_version = match video.first() {
         Some(v) => out.get(&layout::segment_key(&v.dir, 0))?.and_then(|bytes| encoder_version(&bytes)),
@@ -127,12 +144,27 @@ pub(crate) fn assemble(
         video,
         audio,
         loudness,
+        podcast,
         quality,
         encoder_version,
         hls: hls_on,
         dash: dash_on,
         duration_seconds: plan.duration_seconds,
     })
+}
+
+/// The default audio rendition as one progressive `.m4a`, from its stored segments (no
+/// second encode), titled as the recording is (else by its file name).
+fn podcast(out: &dyn Output, plan: &Plan, track: &TrackSummary, scratch: &Path) -> Result<Vec<u8>, AssembleError> {
+    let mut keys = vec![layout::init_key(&track.dir)];
+    keys.extend(track.segments.iter().map(|s| layout::segment_key(&track.dir, s.index)));
+    let mut joined = Vec::new();
+    for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
+        joined.extend(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
+    }
+    let stem = || Path::new(&plan.source.path).file_stem().map(|s| s.to_string_lossy().into_owned());
+    let title = plan.source.title.clone().or_else(stem).unwrap_or_default();
+    Ok(progressive::progressive("download/audio.m4a", &joined, "ipod", &title, scratch)?)
 }
 
 /// Writes the marker of a complete ladder (the master playlist, or the MPD when HLS is

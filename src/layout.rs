@@ -56,6 +56,11 @@ impl Media {
         format!("{}a{index}", self.prefix)
     }
 
+    /// `download/audio.m4a`: the default audio rendition as one progressive file.
+    pub(crate) fn podcast(&self) -> String {
+        format!("{}download/audio.m4a", self.prefix)
+    }
+
     /// The thumbnails' folder: `thumbs`.
     pub(crate) fn thumbs_dir(&self) -> String {
         format!("{}{THUMBS_DIR}", self.prefix)

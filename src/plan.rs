@@ -89,6 +89,9 @@ pub struct Source {
     pub interlaced: bool,
     pub bit_depth: u32,
     pub has_audio: bool,
+    /// The recording's title tag: the podcast file's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// The preset a plan was made with.
@@ -255,6 +258,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
             interlaced: v.interlaced,
             bit_depth: v.bit_depth,
             has_audio: probe.audio.is_some(),
+            title: probe.title.clone(),
         },
         preset: PresetRef { name: preset.name.clone(), hash: preset.hash.clone() },
         fps,
@@ -555,6 +559,7 @@ mod tests {
             size_bytes: 1,
             container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
             container_long_name: String::new(),
+            title: None,
             duration_seconds: video.1 - video.0,
             bit_rate: None,
             video: VideoInfo {

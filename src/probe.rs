@@ -35,6 +35,9 @@ pub struct Probe {
     /// libav's demuxer name, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
     pub container: String,
     pub container_long_name: String,
+    /// The container's `title` tag, if any.
+    #[serde(default)]
+    pub title: Option<String>,
     /// Of the video stream when known, else of the container.
     pub duration_seconds: f64,
     /// Container bitrate in bit/s, when known.
@@ -205,6 +208,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         size_bytes,
         container: header.container.name,
         container_long_name: header.container.long_name,
+        title: header.container.title,
         duration_seconds: span.duration_seconds.unwrap_or(0.0),
         bit_rate: header.container.bit_rate,
         video,
@@ -245,6 +249,7 @@ struct Container {
     duration_seconds: Option<f64>,
     /// Whether chunks can seek it where it lies ([`in_place`]).
     in_place: bool,
+    title: Option<String>,
 }
 
 /// What the headers say about the video and the audio, before any packet is read.
@@ -450,6 +455,7 @@ fn container(input: &ff::format::context::Input) -> Container {
         end_seconds,
         duration_seconds,
         in_place: in_place(input),
+        title: input.metadata().get("title").map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned),
     }
 }
 

@@ -196,6 +196,7 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     copied.size_bytes = probe.size_bytes;
     copied.container = probe.container;
     copied.container_long_name = probe.container_long_name;
+    copied.title = probe.title;
     copied.bit_rate = probe.bit_rate;
     copied.streams = probe.streams;
     copied.discontinuities = probe.discontinuities;

@@ -128,6 +128,18 @@ pub struct OutputReport {
     /// (`thumbs/…`, or `g<n>/thumbs/…` for a ladder that took its output over).
     pub poster: Option<String>,
     pub thumbnails_vtt: Option<String>,
+    /// `download/audio.m4a` (from the output's root), its size and SHA-256, when the
+    /// preset asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub podcast: Option<DownloadReport>,
+}
+
+/// A progressive file for downloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadReport {
+    pub key: String,
+    pub size_bytes: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,6 +226,11 @@ impl Report {
                 dash: ladder.dash,
                 poster: r.thumbnails.as_ref().map(|t| t.0.clone()),
                 thumbnails_vtt: r.thumbnails.as_ref().map(|t| t.1.clone()),
+                podcast: ladder.podcast.as_ref().map(|f| DownloadReport {
+                    key: f.key.clone(),
+                    size_bytes: f.size,
+                    sha256: f.sha256.clone(),
+                }),
             },
             rungs,
             audio,

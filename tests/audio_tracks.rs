@@ -260,3 +260,70 @@ fn a_transport_stream_keeps_every_track_through_its_copy() {
         assert!((measured - hz).abs() < 5.0, "{dir} carries {measured:.1} Hz, not {hz} Hz");
     }
 }
+
+/// The MD5 of every audio packet's bytes, as ffmpeg copies them.
+fn packets_md5(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:a:0", "-c", "copy", "-f", "md5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The four-letter types of a file's top-level ISO boxes, in order.
+fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        assert!(size >= 8, "a box of {size} bytes at {at}");
+        at += size;
+    }
+    boxes
+}
+
+#[test]
+fn a_podcast_file_is_the_encoded_audio_in_one_progressive_file() {
+    let input =
+        common::with_tone("keynote.mp4", "testsrc2=size=320x240:rate=25", "5", &["-metadata", "title=Keynote 2026"]);
+    let text = std::fs::read_to_string(common::repo("presets/small.toml")).unwrap();
+    let preset = common::media_dir().join("podcast.toml");
+    std::fs::write(&preset, text.replacen("[audio]\n", "[audio]\npodcast = true\n", 1)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["run", input.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
+    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+
+    let m4a = out.path().join("download/audio.m4a");
+    let bytes = std::fs::read(&m4a).unwrap();
+    let boxes = top_level_boxes(&bytes);
+    let (moov, mdat) = (boxes.iter().position(|b| b == "moov"), boxes.iter().position(|b| b == "mdat"));
+    assert!(moov.is_some() && moov < mdat, "moov first (faststart): {boxes:?}");
+    assert!(!boxes.iter().any(|b| b == "moof"), "progressive, not fragmented: {boxes:?}");
+
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration:format_tags=title:stream=codec_name", "-of", "json"])
+        .arg(&m4a)
+        .output()
+        .unwrap();
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(probe["format"]["tags"]["title"], "Keynote 2026");
+    assert_eq!(probe["streams"][0]["codec_name"], "aac");
+    let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 5.0).abs() <= 0.05, "the podcast lasts {duration} s, the recording 5 s");
+    assert_eq!(
+        packets_md5(&m4a),
+        packets_md5(&whole_track(out.path(), "a0")),
+        "the same AAC packets: no second encode"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let podcast = &report["output"]["podcast"];
+    assert_eq!(podcast["key"], "download/audio.m4a");
+    assert_eq!(podcast["size_bytes"].as_u64(), Some(bytes.len() as u64));
+}

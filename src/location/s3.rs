@@ -232,6 +232,7 @@ pub(crate) fn content_type(key: &str) -> &'static str {
         // The audio rendition's init segment holds only an audio track.
         "mp4" if crate::layout::is_audio(key) => "audio/mp4",
         "mp4" => "video/mp4",
+        "m4a" => "audio/mp4",
         "jpg" | "jpeg" => "image/jpeg",
         "vtt" => "text/vtt",
         "json" => "application/json",
@@ -247,7 +248,7 @@ pub(crate) fn cache_control(key: &str) -> &'static str {
         return "no-store";
     }
     match key.rsplit_once('.').map_or("", |(_, e)| e) {
-        "m4s" | "mp4" | "jpg" | "jpeg" => "public, max-age=31536000, immutable",
+        "m4s" | "mp4" | "m4a" | "jpg" | "jpeg" => "public, max-age=31536000, immutable",
         _ => "public, max-age=60",
     }
 }

@@ -5,4 +5,5 @@
 pub mod cmaf;
 pub(crate) mod dash;
 pub(crate) mod hls;
+pub(crate) mod progressive;
 pub(crate) mod track;

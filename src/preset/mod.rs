@@ -114,6 +114,8 @@ pub struct AudioSettings {
     pub tracks: AudioTracks,
     /// Off when `None`.
     pub loudness: Option<Loudness>,
+    /// Write `download/audio.m4a` of the default rendition.
+    pub podcast: bool,
 }
 
 /// Loudness normalization: measured per ITU-R BS.1770 over the whole track, then a
@@ -265,6 +267,7 @@ impl Preset {
                 language: Some(self.audio.language.clone()),
                 label: Some(self.audio.label.clone()),
                 tracks: Some(self.audio.tracks.to_raw()),
+                podcast: Some(self.audio.podcast),
                 loudness: self
                     .audio
                     .loudness

@@ -160,6 +160,10 @@ pub(crate) struct RawAudio {
     /// keep theirs.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracks: Option<RawAudioTracks>,
+    /// Also write `download/audio.m4a`: the default rendition as one progressive file
+    /// (AAC, `moov` first), for podcast feeds and downloads (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub podcast: Option<bool>,
     /// Loudness normalization (ITU-R BS.1770 / EBU R128); off when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<RawLoudness>,

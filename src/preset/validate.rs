@@ -644,6 +644,7 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         label: a.label.clone().unwrap_or_else(|| "Main".into()),
         tracks: check_audio_tracks(r, a.tracks.as_ref()),
         loudness: a.loudness.as_ref().map(|l| check_loudness(r, l)),
+        podcast: a.podcast.unwrap_or(false),
     }
 }
 

@@ -48,11 +48,16 @@ impl Finished<'_> {
 }
 
 /// Assembles, writes the report, then publishes: the master playlist means complete.
-pub(super) fn publish(out: &dyn Output, prepared: Prepared, f: Finished<'_>) -> Result<RunSummary, RunError> {
+pub(super) fn publish(
+    out: &dyn Output,
+    prepared: Prepared,
+    f: Finished<'_>,
+    scratch: &std::path::Path,
+) -> Result<RunSummary, RunError> {
     let Finished { req, mut clock, workers, encoded, reused, done, media } = f;
     let plan = &prepared.plan;
     let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
-    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, &done.audio)?;
+    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, &done.audio, scratch)?;
     clock.stages.push(Stage::since("assemble", assemble_started));
     let input_sha256 = prepared.input_hash.wait()?;
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());

@@ -168,7 +168,7 @@ fn run_claimed(
     if !finished.done.is_complete(plan) {
         return Ok(finished.waiting(plan, prepared.probe.size_bytes));
     }
-    finish::publish(out, prepared, finished)
+    finish::publish(out, prepared, finished, scratch.path())
 }
 
 /// Wall and CPU time of the run and of each stage, for the report.
