@@ -213,28 +213,11 @@ impl AudioSource {
 
     /// Decodes the whole stream through `stage`, for its meter only.
     fn meter(&mut self, stage: &mut Stage, cancel: &AtomicBool) -> Result<(), AudioError> {
-        let mut frame = ff::frame::Audio::empty();
-        let mut damage = super::Damage::default();
         let mut ignore = |_: &ff::frame::Audio, _: Option<f64>| Ok::<(), AudioError>(());
-        for (s, packet) in self.input.packets() {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(AudioError::Interrupted);
-            }
-            if s.index() != self.index {
-                continue;
-            }
-            match self.decoder.send_packet(&packet) {
-                Ok(()) => damage.healthy(),
-                Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
-            }
-            while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-                stage.feed(Some(&frame), &mut ignore)?;
-            }
-        }
-        self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
-        while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-            stage.feed(Some(&frame), &mut ignore)?;
-        }
+        self.each_frame(cancel, &mut |frame, _| {
+            stage.feed(Some(frame), &mut ignore)?;
+            Ok(true)
+        })?;
         stage.feed(None, &mut ignore)
     }
 
@@ -262,10 +245,21 @@ impl AudioSource {
         output: &mut ff::format::context::Output,
         cancel: &AtomicBool,
     ) -> Result<(), AudioError> {
+        self.each_frame(cancel, &mut |frame, at| {
+            track.take(frame, at, encoder, output)?;
+            track.encode_ready(encoder, output, false)?;
+            Ok(track.fifo.written < track.total_samples)
+        })
+    }
+
+    /// Decodes the stream, handing each frame to `each` until it answers `false` or the
+    /// stream ends (the decoder's last frames included).
+    fn each_frame(&mut self, cancel: &AtomicBool, each: &mut FrameSink<'_>) -> Result<(), AudioError> {
         let (time_base, zero) = (self.time_base, self.zero);
         let at = |frame: &ff::frame::Audio| frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
         let mut frame = ff::frame::Audio::empty();
         let mut damage = super::Damage::default();
+        let mut more = true;
         for (s, packet) in self.input.packets() {
             if cancel.load(Ordering::Relaxed) {
                 return Err(AudioError::Interrupted);
@@ -278,17 +272,16 @@ impl AudioSource {
                 Err(e) => damage.conceal(e).map_err(libav("decoding"))?,
             }
             while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-                track.take(&frame, at(&frame), encoder, output)?;
-                track.encode_ready(encoder, output, false)?;
+                more &= each(&frame, at(&frame))?;
             }
-            if track.fifo.written >= track.total_samples {
+            if !more {
                 break;
             }
         }
-        if track.fifo.written < track.total_samples {
+        if more {
             self.decoder.send_eof().map_err(libav("flushing the decoder"))?;
-            while receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
-                track.take(&frame, at(&frame), encoder, output)?;
+            while more && receive_frame(&mut self.decoder, &mut frame, &mut damage)? {
+                more = each(&frame, at(&frame))?;
             }
         }
         if damage.packets > 0 {
@@ -300,6 +293,10 @@ impl AudioSource {
         Ok(())
     }
 }
+
+/// What each decoded frame is handed to, with its time in seconds from the output's zero;
+/// it answers whether to go on.
+type FrameSink<'a> = dyn FnMut(&ff::frame::Audio, Option<f64>) -> Result<bool, AudioError> + 'a;
 
 /// Reads the muxer's file as it grows: first the init segment, then each fragment as soon
 /// as it is closed, handed out as the next segment on the presentation timeline.
