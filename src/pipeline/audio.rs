@@ -126,7 +126,7 @@ pub fn encode_audio(
         stage: normalization.as_ref().map(|n| source.stage(n.plan.chain.clone())),
     };
     source.decode(&mut track, &mut encoder, &mut output, cancel)?;
-    track.end_of_input(&mut encoder, &mut output)?;
+    track.take(None, None, &mut encoder, &mut output)?;
     // The recording's audio may end before its video: the rest is silence.
     track.fill_silence(track.total_samples, &mut encoder, &mut output)?;
     track.encode_ready(&mut encoder, &mut output, true)?;
@@ -246,7 +246,7 @@ impl AudioSource {
         cancel: &AtomicBool,
     ) -> Result<(), AudioError> {
         self.each_frame(cancel, &mut |frame, at| {
-            track.take(frame, at, encoder, output)?;
+            track.take(Some(frame), at, encoder, output)?;
             track.encode_ready(encoder, output, false)?;
             Ok(track.fifo.written < track.total_samples)
         })
@@ -437,28 +437,19 @@ struct Track<'a> {
 }
 
 impl Track<'_> {
-    /// Places a decoded frame, through the loudness stage when there is one.
+    /// Places a decoded frame, through the loudness stage when there is one; `None` (the end
+    /// of the input) places what the stage still holds (its limiter looks ahead).
     fn take(
         &mut self,
-        frame: &ff::frame::Audio,
+        frame: Option<&ff::frame::Audio>,
         at_seconds: Option<f64>,
         encoder: &mut ff::encoder::audio::Encoder,
         output: &mut ff::format::context::Output,
     ) -> Result<(), AudioError> {
-        let Some(mut stage) = self.stage.take() else { return self.place(frame, at_seconds, encoder, output) };
-        let result = stage.feed(Some(frame), &mut |filtered, at| self.place(filtered, at, encoder, output));
-        self.stage = Some(stage);
-        result
-    }
-
-    /// Places what the loudness stage still holds (its limiter looks ahead).
-    fn end_of_input(
-        &mut self,
-        encoder: &mut ff::encoder::audio::Encoder,
-        output: &mut ff::format::context::Output,
-    ) -> Result<(), AudioError> {
-        let Some(mut stage) = self.stage.take() else { return Ok(()) };
-        let result = stage.feed(None, &mut |filtered, at| self.place(filtered, at, encoder, output));
+        let Some(mut stage) = self.stage.take() else {
+            return frame.map_or(Ok(()), |frame| self.place(frame, at_seconds, encoder, output));
+        };
+        let result = stage.feed(frame, &mut |filtered, at| self.place(filtered, at, encoder, output));
         self.stage = Some(stage);
         result
     }
