@@ -72,8 +72,8 @@ pub struct Plan {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Source {
     pub path: String,
-    /// Index of the video stream transcoded.
-    pub video_stream: usize,
+    /// Index of the video stream transcoded; `None` for an audio-only recording.
+    pub video_stream: Option<usize>,
     pub size_bytes: u64,
     /// Of the video stream.
     pub duration_seconds: f64,
@@ -218,10 +218,13 @@ impl ExitClass for PlanError {
 }
 
 /// Plans the work of `preset` on the probed source.
+///
+/// An audio-only recording gets a plan without rungs, chunks or thumbnails: its audio
+/// renditions are cut on a grid at the preset's (or the default) frame rate.
 pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
-    let v = &probe.video;
-    let (dw, dh) = (v.display_width, v.display_height);
-    if dw < 2 || dh < 2 {
+    let video = probe.video.as_ref();
+    let (dw, dh) = video.map_or((0, 0), |v| (v.display_width, v.display_height));
+    if video.is_some() && (dw < 2 || dh < 2) {
         return Err(PlanError::NoPicture { path: probe.path.clone(), width: dw, height: dh });
     }
     let (fps, fps_reason) = output_fps(probe, preset);
@@ -236,30 +239,20 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
     }
     let gop_frames = (preset.segments.gop_seconds * fps.as_f64()).round().max(1.0) as u32;
     let segment_frames = gop_frames * preset.segments.gops_per_segment;
-    let (rungs, skipped_rungs) = plan_rungs(preset, dw, dh);
     let segments = plan_segments(fps, total_frames, gop_frames, segment_frames);
-    let chunks = plan_chunks(&segments, preset.segments.chunk_segments as usize);
+    let (rungs, skipped_rungs, chunks) = match video {
+        Some(_) => {
+            let (rungs, skipped) = plan_rungs(preset, dw, dh);
+            (rungs, skipped, plan_chunks(&segments, preset.segments.chunk_segments as usize))
+        }
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
     let (audio, skipped_audio) = plan_audio(probe, preset)?;
-    let thumbnails = preset.thumbnails.enabled.then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
+    let thumbnails = (preset.thumbnails.enabled && video.is_some())
+        .then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
     Ok(Plan {
         version: PLAN_VERSION,
-        source: Source {
-            path: probe.path.clone(),
-            video_stream: v.index,
-            size_bytes: probe.size_bytes,
-            duration_seconds: probe.duration_seconds,
-            start_seconds,
-            width: v.width,
-            height: v.height,
-            display_width: dw,
-            display_height: dh,
-            rotation: v.rotation,
-            variable_frame_rate: v.variable_frame_rate,
-            interlaced: v.interlaced,
-            bit_depth: v.bit_depth,
-            has_audio: probe.audio.is_some(),
-            title: probe.title.clone(),
-        },
+        source: source(probe, start_seconds),
         preset: PresetRef { name: preset.name.clone(), hash: preset.hash.clone() },
         fps,
         fps_reason,
@@ -267,7 +260,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         segment_frames,
         total_frames,
         duration_seconds: seconds_of(fps, total_frames),
-        deinterlace: v.interlaced,
+        deinterlace: video.is_some_and(|v| v.interlaced),
         rungs,
         skipped_rungs,
         audio,
@@ -276,6 +269,28 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         chunks,
         thumbnails,
     })
+}
+
+/// What the plan needs to know about the recording; `start_seconds` is the output's zero.
+fn source(probe: &Probe, start_seconds: f64) -> Source {
+    let v = probe.video.clone().unwrap_or_default();
+    Source {
+        path: probe.path.clone(),
+        video_stream: probe.video.as_ref().map(|v| v.index),
+        size_bytes: probe.size_bytes,
+        duration_seconds: probe.duration_seconds,
+        start_seconds,
+        width: v.width,
+        height: v.height,
+        display_width: v.display_width,
+        display_height: v.display_height,
+        rotation: v.rotation,
+        variable_frame_rate: v.variable_frame_rate,
+        interlaced: v.interlaced,
+        bit_depth: v.bit_depth,
+        has_audio: probe.audio.is_some(),
+        title: probe.title.clone(),
+    }
 }
 
 /// The audio renditions: each selected source track that can be decoded, in file order.
@@ -428,8 +443,11 @@ fn seconds_of(fps: FrameRate, frames: u64) -> f64 {
 /// Where the output starts and ends on the recording's clock: the video's span, widened to
 /// the audio's where the sound starts or ends beyond [`AUDIO_OVERHANG_SECONDS`] of it.
 fn output_span(probe: &Probe) -> (f64, f64) {
-    let v = &probe.video;
-    let (mut start, mut end) = (v.start_seconds, v.start_seconds + probe.duration_seconds);
+    let first = match &probe.video {
+        Some(v) => v.start_seconds,
+        None => probe.audio.as_ref().and_then(|a| a.start_seconds).unwrap_or(0.0),
+    };
+    let (mut start, mut end) = (first, first + probe.duration_seconds);
     if let Some(a) = &probe.audio {
         if let Some(s) = a.start_seconds.filter(|s| *s < start - AUDIO_OVERHANG_SECONDS) {
             start = s;
@@ -452,7 +470,10 @@ fn output_fps(probe: &Probe, preset: &Preset) -> (FrameRate, String) {
     if let Some(fps) = preset.video.fps {
         return (fps, "preset".to_owned());
     }
-    let v = &probe.video;
+    let Some(v) = &probe.video else {
+        let rate = FrameRate::new(DEFAULT_FPS.0, DEFAULT_FPS.1).expect("a valid rate");
+        return (rate, "default (audio-only: the segment grid's rate)".to_owned());
+    };
     let standard_nominal =
         v.nominal_fps.filter(|n| STANDARD_RATES.iter().any(|&(a, b)| FrameRate::new(a, b) == Some(*n)));
     let (source, reason) = if v.variable_frame_rate {
@@ -562,7 +583,7 @@ mod tests {
             title: None,
             duration_seconds: video.1 - video.0,
             bit_rate: None,
-            video: VideoInfo {
+            video: Some(VideoInfo {
                 index: 0,
                 codec: "h264".into(),
                 profile: None,
@@ -582,7 +603,7 @@ mod tests {
                 frame_count: None,
                 start_seconds: video.0,
                 end_seconds: video.1,
-            },
+            }),
             audio: audio.map(|span| audio_info(1, span)),
             audio_tracks: audio.map(|span| audio_info(1, span)).into_iter().collect(),
             streams: Vec::new(),

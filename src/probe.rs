@@ -42,7 +42,8 @@ pub struct Probe {
     pub duration_seconds: f64,
     /// Container bitrate in bit/s, when known.
     pub bit_rate: Option<u64>,
-    pub video: VideoInfo,
+    /// `None` for an audio-only recording.
+    pub video: Option<VideoInfo>,
     /// The audio track libav picks as the main one: the output's span follows it.
     pub audio: Option<AudioInfo>,
     /// Every audio track, in file order (the main one too).
@@ -153,14 +154,17 @@ pub enum ProbeError {
     #[error("{path}: not a media file libav can read (no known container format)")]
     NotMedia { path: PathBuf },
     #[error(
-        "{path}: libav reads it as {container}, not a recording (MP4/MOV, Matroska/WebM, MPEG-TS, HLS, FLV, MPEG-PS, Ogg, AVI, ASF, MXF)"
+        "{path}: libav reads it as {container}, not a recording (MP4/MOV, Matroska/WebM, MPEG-TS, HLS, FLV, MPEG-PS, Ogg, AVI, ASF, MXF; audio: M4A, MP3, AAC, WAV, FLAC)"
     )]
     NotARecording { path: PathBuf, container: String },
     #[error("{path}: a damaged {container} file: libav cannot read its header ({detail})")]
     Damaged { path: PathBuf, container: String, detail: String },
     #[error("{path}: the HLS playlist names {uri:?}, {problem}")]
     Playlist { path: PathBuf, uri: String, problem: &'static str },
-    #[error("{path}: has no video stream{}", if *has_audio { " (it is audio-only); ladder makes video ladders" } else { "" })]
+    #[error(
+        "{path}: has no video stream{}",
+        if *has_audio { " and no audio stream the linked libav can decode" } else { " and no audio stream" }
+    )]
     NoVideo { path: PathBuf, has_audio: bool },
     #[error("{path}: the video is {width}x{height}, above the limit of {max_side} per side and {max_pixels} pixels")]
     TooLarge { path: PathBuf, width: u32, height: u32, max_side: u32, max_pixels: u64 },
@@ -196,7 +200,10 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
             codec: codec_name(s.parameters().id()),
         })
         .collect();
-    let header = Header::read(path, &input, limits)?;
+    let header = match Header::read(path, &input, limits) {
+        Err(ProbeError::NoVideo { has_audio: true, .. }) => return audio_only(path, size_bytes, &input, streams),
+        header => header?,
+    };
     let (params, video_index) = (header.params.clone(), header.video.index);
     let scan = scan_video(path, input, video_index, params, limits)?;
     let mut span = header.span(path, limits)?;
@@ -211,7 +218,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         title: header.container.title,
         duration_seconds: span.duration_seconds.unwrap_or(0.0),
         bit_rate: header.container.bit_rate,
-        video,
+        video: Some(video),
         audio: header.audio.map(|a| AudioInfo { start_seconds: span.audio.0, end_seconds: span.audio.1, ..a }),
         audio_tracks: header.audio_tracks,
         streams,
@@ -270,6 +277,64 @@ struct Header {
     audio_span: (Option<f64>, Option<f64>),
 }
 
+/// What the headers say about a recording's audio.
+struct AudioStreams {
+    /// The track libav picks as the main one.
+    main: Option<AudioInfo>,
+    /// Every audio track, in file order.
+    tracks: Vec<AudioInfo>,
+    /// (start, end) of the main track in seconds.
+    span: (Option<f64>, Option<f64>),
+}
+
+fn audio_streams(input: &ff::format::context::Input, container: &Container) -> AudioStreams {
+    let audio = input
+        .streams()
+        .best(media::Type::Audio)
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .map(|s| audio_info(&s));
+    let tracks =
+        input.streams().filter(|s| s.parameters().medium() == media::Type::Audio).map(|s| audio_info(&s)).collect();
+    let span = audio.as_ref().and_then(|a| input.stream(a.index)).map_or((None, None), |s| {
+        let start = seconds(s.start_time(), s.time_base());
+        let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
+        (start, start.zip(duration).map(|(s, d)| s + d).or(container.end_seconds))
+    });
+    AudioStreams { main: audio, tracks, span }
+}
+
+/// An audio-only recording (a room without a camera, a dial-in, a podcast): its audio
+/// tracks and where the main one lies. Nothing to decode: no audio track libav can decode.
+fn audio_only(
+    path: &Path,
+    size_bytes: u64,
+    input: &ff::format::context::Input,
+    streams: Vec<StreamInfo>,
+) -> Result<Probe, ProbeError> {
+    let container = container(input);
+    let AudioStreams { main, tracks: audio_tracks, span: (start, end) } = audio_streams(input, &container);
+    let Some(main) = main.filter(|a| a.decodable) else {
+        return Err(ProbeError::NoVideo { path: path.to_owned(), has_audio: true });
+    };
+    let start = start.unwrap_or(0.0);
+    let end = end.or(container.duration_seconds.map(|d| start + d)).unwrap_or(start);
+    Ok(Probe {
+        path: path.display().to_string(),
+        size_bytes,
+        container: container.name,
+        container_long_name: container.long_name,
+        title: container.title,
+        duration_seconds: end - start,
+        bit_rate: container.bit_rate,
+        video: None,
+        audio: Some(AudioInfo { start_seconds: Some(start), end_seconds: Some(end), ..main }),
+        audio_tracks,
+        streams,
+        discontinuities: Vec::new(),
+        remux: None,
+    })
+}
+
 /// Seconds of a timestamp in `base`, unless it is unknown.
 fn seconds(t: i64, base: ff::Rational) -> Option<f64> {
     (t != ffi::AV_NOPTS_VALUE).then(|| t as f64 * f64::from(base))
@@ -285,18 +350,7 @@ impl Header {
         check_size(path, width, height, limits)?;
         check_decoder(path, params.id(), par.codec_tag)?;
         let container = container(input);
-        let audio = input
-            .streams()
-            .best(media::Type::Audio)
-            .filter(|s| s.parameters().medium() == media::Type::Audio)
-            .map(|s| audio_info(&s));
-        let audio_tracks =
-            input.streams().filter(|s| s.parameters().medium() == media::Type::Audio).map(|s| audio_info(&s)).collect();
-        let audio_span = audio.as_ref().and_then(|a| input.stream(a.index)).map_or((None, None), |s| {
-            let start = seconds(s.start_time(), s.time_base());
-            let duration = seconds(s.duration(), s.time_base()).filter(|d| *d > 0.0);
-            (start, start.zip(duration).map(|(s, d)| s + d).or(container.end_seconds))
-        });
+        let AudioStreams { main: audio, tracks: audio_tracks, span: audio_span } = audio_streams(input, &container);
         let sar = match (par.sample_aspect_ratio.num, par.sample_aspect_ratio.den) {
             (n, d) if n > 0 && d > 0 => (n as u32, d as u32),
             _ => (1, 1),
@@ -567,6 +621,11 @@ const RECORDING_CONTAINERS: &[&str] = &[
     "dv",
     "h264",
     "hevc",
+    // Audio-only recordings: a dial-in, a room without a camera, a podcast.
+    "mp3",
+    "aac",
+    "wav",
+    "flac",
 ];
 
 /// Only local files (and what an HLS playlist may use for its encrypted local segments):

@@ -163,12 +163,13 @@ pub struct Source {
 /// The recording as it is when it can be transcoded in place (`probe.remux` is `None`),
 /// else its Matroska copy in `scratch`, probed again.
 pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> Result<Source, RemuxError> {
-    let Some(reason) = probe.remux.clone() else {
+    // An audio-only recording is read in place: its audio is read in order, never sought.
+    let (Some(reason), Some(video)) = (probe.remux.clone(), probe.video.clone()) else {
         return Ok(Source { path: input.to_owned(), probe });
     };
     tracing::info!(reason = %reason, "copying the recording into Matroska before transcoding");
     let copy = scratch.join("source.mkv");
-    let mut streams = vec![probe.video.index];
+    let mut streams = vec![video.index];
     let audio: Vec<&AudioInfo> = probe.audio_tracks.iter().filter(|a| a.decodable).collect();
     streams.extend(audio.iter().map(|a| a.index));
     remux(input, &probe, &streams, &copy, limits)?;
@@ -177,9 +178,13 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     // The recording's identity and timing stay (the copy's clock may start a little
     // differently, and Matroska does not say where each stream ends); what the copy
     // changes is where its streams are.
-    let shift = copied.video.start_seconds - probe.video.start_seconds;
-    copied.video.end_seconds = probe.video.end_seconds + shift;
-    copied.video.frame_count = probe.video.frame_count;
+    let copied_video = copied.video.as_mut().ok_or_else(|| RemuxError::Probe {
+        path: input.to_owned(),
+        source: Box::new(crate::probe::ProbeError::NoVideo { path: copy.clone(), has_audio: true }),
+    })?;
+    let shift = copied_video.start_seconds - video.start_seconds;
+    copied_video.end_seconds = video.end_seconds + shift;
+    copied_video.frame_count = video.frame_count;
     copied.duration_seconds = probe.duration_seconds;
     if let (Some(copy), Some(original)) = (copied.audio.as_mut(), probe.audio.as_ref()) {
         copy.start_seconds = original.start_seconds.map(|t| t + shift);
@@ -233,7 +238,8 @@ fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Li
         let (stream, codec) = streams
             .iter()
             .find_map(|i| probe.streams.iter().find(|s| s.index == *i && !mkv_can_hold(&s.codec)))
-            .map_or((probe.video.index, probe.video.codec.clone()), |s| (s.index, s.codec.clone()));
+            .or_else(|| probe.streams.iter().find(|s| s.index == streams[0]))
+            .map_or((streams[0], String::new()), |s| (s.index, s.codec.clone()));
         RemuxError::Unsupported { path: input.to_owned(), kind: probe.container.clone(), stream, codec }
     })?;
     let out_time_bases: HashMap<usize, ff::Rational> = octx.streams().map(|s| (s.index(), s.time_base())).collect();

@@ -327,3 +327,42 @@ fn a_podcast_file_is_the_encoded_audio_in_one_progressive_file() {
     assert_eq!(podcast["key"], "download/audio.m4a");
     assert_eq!(podcast["size_bytes"].as_u64(), Some(bytes.len() as u64));
 }
+
+/// A room without a camera, a phone dial-in, a podcast: an audio-only ladder, exit 0.
+#[test]
+fn an_audio_only_recording_becomes_an_audio_only_ladder() {
+    let tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "7"];
+    let m4a = common::synth("dial-in.m4a", &[&tone[..], &["-c:a", "aac", "-metadata:s:a:0", "language=eng"]].concat());
+    let mp3 = common::synth("dial-in.mp3", &[&tone[..], &["-c:a", "libmp3lame", "-b:a", "96k"]].concat());
+    for input in [&m4a, &mp3] {
+        let out = tempfile::tempdir().unwrap();
+        let (code, stderr) = run(input, out.path(), &[]);
+        assert_eq!(code, 0, "{}: {stderr}", input.display());
+        let text = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+        let master = playlist::parse_master(&text).unwrap();
+        assert_eq!(master.variants.len(), 1, "{text}");
+        let variant = &master.variants[0];
+        assert_eq!(variant.uri, "a0/index.m3u8", "{text}");
+        assert_eq!(variant.attributes.req("CODECS"), "mp4a.40.2");
+        assert_eq!(variant.attributes.req("AUDIO"), "audio");
+        assert!(variant.attributes.get("RESOLUTION").is_none() && master.iframe_streams.is_empty(), "{text}");
+        assert_eq!(master.media.len(), 1);
+        let media = playlist::parse_media(&std::fs::read_to_string(out.path().join("a0/index.m3u8")).unwrap()).unwrap();
+        assert!((media.duration() - 7.0).abs() < 0.05, "{} s", media.duration());
+        let (samples, _) = decode(out.path(), "a0");
+        assert!((frequency(&samples) - 440.0).abs() < 5.0);
+        let mpd = std::fs::read_to_string(out.path().join("manifest.mpd")).unwrap();
+        let mpd = roxmltree::Document::parse(&mpd).unwrap();
+        let kinds: Vec<&str> = mpd
+            .descendants()
+            .filter(|n| n.has_tag_name("AdaptationSet"))
+            .filter_map(|n| n.attribute("contentType"))
+            .collect();
+        assert_eq!(kinds, ["audio"]);
+        assert!(!out.path().join("v0").exists() && !out.path().join("thumbs").exists());
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+        assert_eq!(report["rungs"], serde_json::json!([]));
+        assert_eq!(report["audio"].as_array().unwrap().len(), 1);
+    }
+}

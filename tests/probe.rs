@@ -177,10 +177,21 @@ fn text_is_not_a_media_file() {
 }
 
 #[test]
-fn audio_only_input_is_rejected() {
+fn audio_only_input_is_probed_as_such() {
     let f = synth("audio-only.m4a", &["-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:a", "aac"]);
+    let p = common::probe_json(&f);
+    assert!(p["video"].is_null(), "{p:#}");
+    assert_eq!(p["audio"]["codec"], "aac");
+    assert!((p["duration_seconds"].as_f64().unwrap() - 1.0).abs() < 0.05, "{p:#}");
+}
+
+#[test]
+fn a_file_with_neither_video_nor_audio_is_rejected() {
+    let srt = common::media_dir().join("captions-only.srt");
+    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nHello\n").unwrap();
+    let f = synth("captions-only.mkv", &["-i", srt.to_str().unwrap(), "-c:s", "srt"]);
     let msg = rejected(&f, &[]);
-    assert!(msg.contains("has no video stream (it is audio-only)"), "{msg}");
+    assert!(msg.contains("has no video stream and no audio stream"), "{msg}");
 }
 
 #[test]

@@ -395,18 +395,6 @@ fn a_recording_without_audio_gives_a_video_only_ladder() {
 }
 
 #[test]
-fn an_audio_only_recording_is_rejected_as_bad_input() {
-    let input = common::synth("voice.m4a", &["-f", "lavfi", "-i", "sine=frequency=300", "-t", "2"]);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let (code, _, stderr) =
-        common::run(&["run", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--progress", "off"]);
-    assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("audio-only"), "{stderr}");
-    assert!(!out.join("master.m3u8").exists());
-}
-
-#[test]
 fn sigterm_stops_the_run_without_a_master_and_a_rerun_finishes_it() {
     let input = common::pattern("source60.mp4", "640x360", "25", "60", &[]);
     let preset = preset("ladder-10-chunks", &[("chunk_segments = 5", "chunk_segments = 1")]);

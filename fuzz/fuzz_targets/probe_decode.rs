@@ -94,13 +94,16 @@ fuzz_target!(|data: &[u8]| {
         replay_budget: video::REPLAY_BUDGET,
         max_pixels: limits.max_pixels,
     };
-    let _ = video::encode_chunk(&job, &plan.chunks[0]);
+    // An audio-only recording has no chunks.
+    if let Some(first) = plan.chunks.first() {
+        let _ = video::encode_chunk(&job, first);
+    }
     // The last chunk: a seek into the file, to wherever its header says the end is.
     if let Some(last) = full.chunks.last().filter(|c| c.index > 0) {
         let _ = video::encode_chunk(&video::ChunkJob { plan: &full, ..job }, last);
     }
-    if plan.audio.is_some() {
+    if let Some(track) = plan.audio.first() {
         let delay_seconds = f64::from(delay) / plan.fps.as_f64();
-        let _ = audio::encode_audio(&input, &plan, preset, delay_seconds, dir.path(), &cancel, &mut |_| Ok(()));
+        let _ = audio::encode_audio(&job, track, delay_seconds, &mut |_| Ok(()));
     }
 });

@@ -25,18 +25,11 @@ pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<O
 fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     let s = &plan.source;
     writeln!(out, "{} with preset {} ({})", s.path, plan.preset.name, &plan.preset.hash[..12])?;
-    writeln!(
-        out,
-        "  source   {}x{} displayed {}x{}, {:.3} s{}{}{}",
-        s.width,
-        s.height,
-        s.display_width,
-        s.display_height,
-        s.duration_seconds,
-        if s.rotation != 0 { format!(", rotated {}°", s.rotation) } else { String::new() },
-        if s.interlaced { ", interlaced → deinterlace" } else { "" },
-        if s.variable_frame_rate { ", variable frame rate" } else { "" }
-    )?;
+    if s.video_stream.is_none() {
+        writeln!(out, "  source   audio only, {:.3} s: audio renditions, no video rungs", s.duration_seconds)?;
+    } else {
+        write_source(out, s)?;
+    }
     writeln!(
         out,
         "  output   {} fps ({}), {} frames = {:.3} s",
@@ -52,6 +45,21 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
         plan.chunks.len()
     )?;
     write_renditions(out, plan)
+}
+
+fn write_source(out: &mut impl Write, s: &crate::plan::Source) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  source   {}x{} displayed {}x{}, {:.3} s{}{}{}",
+        s.width,
+        s.height,
+        s.display_width,
+        s.display_height,
+        s.duration_seconds,
+        if s.rotation != 0 { format!(", rotated {}°", s.rotation) } else { String::new() },
+        if s.interlaced { ", interlaced → deinterlace" } else { "" },
+        if s.variable_frame_rate { ", variable frame rate" } else { "" }
+    )
 }
 
 /// One line per rung (and per skipped rung), the audio and the thumbnails.

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::exit::Outcome;
-use crate::probe::{self, Probe};
+use crate::probe::{self, Probe, VideoInfo};
 use crate::rate::FrameRate;
 
 use super::args::ProbeArgs;
@@ -20,11 +20,32 @@ pub(crate) fn execute(out: &mut impl Write, args: &ProbeArgs) -> anyhow::Result<
 }
 
 fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
-    let v = &p.video;
-    let rate = |r: Option<FrameRate>| r.map_or_else(|| "unknown".to_owned(), |r| format!("{r} ({:.3})", r.as_f64()));
     writeln!(out, "{}", p.path)?;
     writeln!(out, "  container   {} ({}), {} bytes", p.container, p.container_long_name, p.size_bytes)?;
     writeln!(out, "  duration    {:.3} s", p.duration_seconds)?;
+    match &p.video {
+        Some(v) => write_video(out, v)?,
+        None => writeln!(out, "  video       none (audio-only recording)")?,
+    }
+    write_audio(out, p)?;
+    for s in &p.streams {
+        writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
+    }
+    for d in &p.discontinuities {
+        writeln!(
+            out,
+            "  jump        at {:.3} s the timestamps jump {:+.3} s: taken out",
+            d.at_seconds, d.jump_seconds
+        )?;
+    }
+    if let Some(why) = &p.remux {
+        writeln!(out, "  transcoded  from a re-based Matroska copy: {why}")?;
+    }
+    Ok(())
+}
+
+fn write_video(out: &mut impl Write, v: &VideoInfo) -> std::io::Result<()> {
+    let rate = |r: Option<FrameRate>| r.map_or_else(|| "unknown".to_owned(), |r| format!("{r} ({:.3})", r.as_f64()));
     writeln!(
         out,
         "  video       #{} {}{} {}x{} (displayed {}x{}{}), {} {}-bit",
@@ -51,6 +72,10 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
         "  scan        {}",
         if v.interlaced { format!("interlaced ({})", v.field_order) } else { v.field_order.clone() }
     )?;
+    Ok(())
+}
+
+fn write_audio(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
     for a in &p.audio_tracks {
         let tag = |t: &Option<String>| t.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{t:?}"));
         writeln!(
@@ -70,19 +95,6 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
     }
     if p.audio_tracks.is_empty() {
         writeln!(out, "  audio       none")?;
-    }
-    for s in &p.streams {
-        writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
-    }
-    for d in &p.discontinuities {
-        writeln!(
-            out,
-            "  jump        at {:.3} s the timestamps jump {:+.3} s: taken out",
-            d.at_seconds, d.jump_seconds
-        )?;
-    }
-    if let Some(why) = &p.remux {
-        writeln!(out, "  transcoded  from a re-based Matroska copy: {why}")?;
     }
     Ok(())
 }

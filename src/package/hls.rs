@@ -142,6 +142,10 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) ->
         line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
     }
 
+    if video.is_empty() {
+        audio_only_variant(&mut out, audio);
+    }
+
     for v in video {
         let mut tag = format!(
             "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
@@ -156,6 +160,26 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) ->
         line(&mut out, &tag);
     }
     out
+}
+
+/// The variant of an audio-only ladder: the audio group, played through its default
+/// rendition's playlist (RFC 8216 §4.3.4.2 allows a variant of audio alone; it has no
+/// `RESOLUTION`).
+fn audio_only_variant(out: &mut String, audio: &[TrackSummary]) {
+    let default = audio.iter().find(|a| matches!(a.kind, TrackKind::Audio { default: true, .. })).or(audio.first());
+    let Some(default) = default else { return };
+    let peak = audio.iter().map(TrackSummary::peak_bitrate).max().unwrap_or(0);
+    let average = audio.iter().map(TrackSummary::average_bitrate).max().unwrap_or(0);
+    let mut codecs: Vec<&str> = audio.iter().map(|a| a.codec.as_str()).collect();
+    codecs.dedup();
+    line(
+        out,
+        &format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS={},AUDIO=\"{AUDIO_GROUP}\"",
+            quoted(&codecs.join(","))
+        ),
+    );
+    line(out, &in_dir(&default.dir, MEDIA_PLAYLIST));
 }
 
 /// The `EXT-X-MEDIA` tag of an audio rendition: players offer it by `NAME` and match the

@@ -58,7 +58,8 @@ impl<'a> ChunkDecoder<'a> {
         let (plan, c) = (job.plan, chunk.index);
         let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
         let input = ff::format::input(&job.input).map_err(libav("opening the input"))?;
-        let stream = input.stream(plan.source.video_stream).ok_or(ChunkError::Libav {
+        let index = plan.source.video_stream.expect("only a recording with video has chunks");
+        let stream = input.stream(index).ok_or(ChunkError::Libav {
             chunk: c,
             context: "finding the video stream",
             source: ff::Error::StreamNotFound,
@@ -153,7 +154,7 @@ impl<'a> ChunkDecoder<'a> {
             *pictures += 1;
             slots.place(frame, &mut emit)
         };
-        let video_index = self.plan.source.video_stream;
+        let video_index = self.plan.source.video_stream.expect("only a recording with video has chunks");
         for (s, packet) in self.input.packets() {
             if cancel.load(Ordering::Relaxed) {
                 return Err(ChunkError::Interrupted(c));

@@ -122,7 +122,8 @@ pub fn timescale_for(plan: &Plan) -> (u32, u32) {
 /// track and the DASH manifest are offset by it.
 pub fn reorder_delay(plan: &Plan, preset: &Preset) -> Result<u32, EncoderError> {
     crate::media::init();
-    let rung = plan.rungs.iter().min_by_key(|r| r.width * r.height).expect("a plan has at least one rung");
+    // Without pictures (an audio-only recording) the audio starts at zero.
+    let Some(rung) = plan.rungs.iter().min_by_key(|r| r.width * r.height) else { return Ok(0) };
     let preset_rung = preset.rungs.iter().find(|p| p.name == rung.name).expect("planned rungs come from the preset");
     let mut spec = preset.encoder_spec(preset_rung, plan.fps, plan.gop_frames, 1);
     spec.width = rung.width;
