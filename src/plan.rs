@@ -312,27 +312,46 @@ fn plan_audio(probe: &Probe, preset: &Preset) -> Result<(Vec<PlannedAudio>, Vec<
             let reason = format!("the linked libav cannot decode its {} audio", track.codec);
             skipped.push(SkippedAudio { source_stream, reason });
         } else {
-            planned.push(planned_audio(planned.len(), track, preset));
+            let label = preset.audio.labels.get(&(position as u32)).cloned().unwrap_or_default();
+            planned.push(planned_audio(planned.len(), track, &label, preset));
         }
     }
-    let default =
-        planned.iter().position(|a| probe.audio_tracks.iter().any(|t| t.index == a.source_stream && t.default));
-    if let Some(first) = planned.get_mut(default.unwrap_or(0)) {
+    let default = default_rendition(&planned, probe, preset);
+    if let Some(first) = planned.get_mut(default) {
         first.default = true;
     }
     unique_labels(&mut planned);
     Ok((planned, skipped))
 }
 
-/// Rendition `index` of source `track`: its language and title when it has them, else the
-/// preset's; its channels up to the preset's, at the preset's bitrate per channel.
-fn planned_audio(index: usize, track: &crate::probe::AudioInfo, preset: &Preset) -> PlannedAudio {
+/// The rendition players play when the viewer's language is not offered: the first in the
+/// preset's `default_language`, else the first the container marks default, else the first.
+fn default_rendition(planned: &[PlannedAudio], probe: &Probe, preset: &Preset) -> usize {
+    let primary = |tag: &str| tag.split('-').next().unwrap_or(tag).to_ascii_lowercase();
+    let preferred = preset.audio.default_language.as_deref().map(primary);
+    let in_preferred = preferred.and_then(|p| planned.iter().position(|a| primary(&a.language) == p));
+    let marked =
+        || planned.iter().position(|a| probe.audio_tracks.iter().any(|t| t.index == a.source_stream && t.default));
+    in_preferred.or_else(marked).unwrap_or(0)
+}
+
+/// Rendition `index` of source `track`: its language and title as the preset's `label` for
+/// it says, else as the track's tags say, else the preset's defaults; its channels up to
+/// the preset's, at the preset's bitrate per channel.
+fn planned_audio(
+    index: usize,
+    track: &crate::probe::AudioInfo,
+    label: &crate::preset::TrackLabel,
+    preset: &Preset,
+) -> PlannedAudio {
     let a = &preset.audio;
     let channels = track.channels.clamp(1, a.channels);
-    let language = track.language.as_deref().and_then(crate::language::bcp47).unwrap_or_else(|| a.language.clone());
-    let label = track
+    let tag = label.language.as_deref().or(track.language.as_deref());
+    let language = tag.and_then(crate::language::bcp47).unwrap_or_else(|| a.language.clone());
+    let label = label
         .title
         .clone()
+        .or_else(|| track.title.clone())
         .or_else(|| crate::language::name(&language).map(str::to_owned))
         .unwrap_or_else(|| a.label.clone());
     PlannedAudio {

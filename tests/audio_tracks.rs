@@ -366,3 +366,49 @@ fn an_audio_only_recording_becomes_an_audio_only_ladder() {
         assert_eq!(report["audio"].as_array().unwrap().len(), 1);
     }
 }
+
+/// The plan of `input` as JSON, with `extra` flags.
+fn plan_json(input: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+    let (code, stdout, stderr) = common::run(&[&["plan", input.to_str().unwrap(), "--json"], extra].concat());
+    (code, serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null), stderr)
+}
+
+/// `(language, label, default)` of each planned rendition.
+fn renditions(plan: &serde_json::Value) -> Vec<(String, String, bool)> {
+    let audio = plan["audio"].as_array().unwrap();
+    audio
+        .iter()
+        .map(|a| (a["language"].as_str().unwrap().into(), a["label"].as_str().unwrap().into(), a["default"] == true))
+        .collect()
+}
+
+#[test]
+fn the_preset_and_flags_name_the_tracks_and_choose_the_default() {
+    let input = two_languages();
+    let text = std::fs::read_to_string(common::repo("presets/small.toml")).unwrap();
+    let preset = common::media_dir().join("labels.toml");
+    let labels = "default_language = \"de\"\n\n[audio.track.0]\ntitle = \"Floor\"\n\n[thumbnails]\n";
+    std::fs::write(&preset, text.replacen("\n[thumbnails]\n", &format!("\n{labels}"), 1)).unwrap();
+    let (code, plan, stderr) = plan_json(&input, &["--preset", preset.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = [("en", "Floor", false), ("de", "Deutsch (Dolmetscher)", true)];
+    assert_eq!(renditions(&plan), expected.map(|(l, n, d)| (l.to_owned(), n.to_owned(), d)));
+
+    let flags = ["--audio-title", "1=Interpreter", "--audio-language", "0=fre", "--default-audio-language", "fr"];
+    let (code, plan, stderr) = plan_json(&input, &flags);
+    assert_eq!(code, 0, "{stderr}");
+    let expected = [("fr", "French", true), ("de", "Interpreter", false)];
+    assert_eq!(renditions(&plan), expected.map(|(l, n, d)| (l.to_owned(), n.to_owned(), d)));
+
+    let (code, _, stderr) = plan_json(&input, &["--audio-language", "1=english"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("\"english\" is not a language tag"), "{stderr}");
+    let bad = common::media_dir().join("bad-labels.toml");
+    std::fs::write(
+        &bad,
+        text.replacen("\n[thumbnails]\n", "\n[audio.track.first]\ntitle = \"x\"\n\n[thumbnails]\n", 1),
+    )
+    .unwrap();
+    let (code, _, stderr) = common::run(&["presets", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -292,6 +292,17 @@ pub(crate) struct PresetArgs {
     /// `all`, `first`, or positions among the audio tracks such as `0,2`.
     #[arg(long, value_name = "all|first|0,2")]
     pub(crate) audio: Option<preset::AudioTracks>,
+    /// The name players show for source audio track N (its position among the audio
+    /// tracks), instead of its title tag; repeatable.
+    #[arg(long, value_name = "N=TITLE")]
+    pub(crate) audio_title: Vec<String>,
+    /// The BCP 47 language of source audio track N, instead of its tag; repeatable.
+    #[arg(long, value_name = "N=LANGUAGE")]
+    pub(crate) audio_language: Vec<String>,
+    /// The default audio rendition's language, instead of the preset's
+    /// `[audio] default_language`.
+    #[arg(long, value_name = "LANGUAGE")]
+    pub(crate) default_audio_language: Option<String>,
 }
 
 /// The folder of user presets.

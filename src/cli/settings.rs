@@ -1,12 +1,13 @@
 //! From parsed flag groups to the library's settings types, each checked once here: what
 //! clap cannot check is a [`UsageError`] (exit 2).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::dispatch::{DispatchConfig, RawConfig, config::RawPool};
 use crate::exit::UsageError;
 use crate::location::StorageConfig;
-use crate::preset::{self, Preset};
+use crate::preset::{self, Preset, TrackLabel};
 use crate::probe;
 use crate::progress::ProgressMode;
 
@@ -17,10 +18,35 @@ impl PresetArgs {
     /// The preset named by `--preset`: a file, a built-in, or one in `--presets-dir`.
     pub(crate) fn load(&self) -> anyhow::Result<Preset> {
         let preset = preset::resolve(&self.preset, Some(&self.dir.presets_dir))?;
-        Ok(match &self.audio {
+        let preset = match &self.audio {
             Some(tracks) => preset.with_audio_tracks(tracks.clone()),
             None => preset,
+        };
+        let (labels, default_language) = self.audio_labels()?;
+        Ok(if labels.is_empty() && default_language.is_none() {
+            preset
+        } else {
+            preset.with_audio_labels(labels, default_language)
         })
+    }
+
+    /// `--audio-title`, `--audio-language` and `--default-audio-language`, checked.
+    fn audio_labels(&self) -> anyhow::Result<(BTreeMap<u32, TrackLabel>, Option<String>)> {
+        let mut labels: BTreeMap<u32, TrackLabel> = BTreeMap::new();
+        let position = |n: &str, flag: &str| {
+            n.parse::<u32>()
+                .map_err(|_| UsageError(format!("{flag} {n}=…: {n} is not a position among the audio tracks")))
+        };
+        for entry in &self.audio_title {
+            let (n, title) = key_value(entry, "--audio-title")?;
+            labels.entry(position(&n, "--audio-title")?).or_default().title = Some(title);
+        }
+        for entry in &self.audio_language {
+            let (n, language) = key_value(entry, "--audio-language")?;
+            labels.entry(position(&n, "--audio-language")?).or_default().language = Some(bcp47(&language)?);
+        }
+        let default_language = self.default_audio_language.as_deref().map(bcp47).transpose()?;
+        Ok((labels, default_language))
     }
 }
 
@@ -104,6 +130,12 @@ impl DispatcherArgs {
         }
         Ok(pool)
     }
+}
+
+/// A language given on the command line, as BCP 47.
+fn bcp47(tag: &str) -> anyhow::Result<String> {
+    crate::language::bcp47(tag)
+        .ok_or_else(|| UsageError(format!("{tag:?} is not a language tag: use one such as en, de or pt-BR")).into())
 }
 
 /// `key=value`, both sides trimmed.

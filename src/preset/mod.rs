@@ -116,6 +116,17 @@ pub struct AudioSettings {
     pub loudness: Option<Loudness>,
     /// Write `download/audio.m4a` of the default rendition.
     pub podcast: bool,
+    /// The default rendition's language, when the preset chooses it.
+    pub default_language: Option<String>,
+    /// Names and languages given to source tracks, by position among the audio tracks.
+    pub labels: std::collections::BTreeMap<u32, TrackLabel>,
+}
+
+/// What the preset calls a source audio track.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrackLabel {
+    pub title: Option<String>,
+    pub language: Option<String>,
 }
 
 /// Loudness normalization: measured per ITU-R BS.1770 over the whole track, then a
@@ -207,11 +218,34 @@ impl Preset {
     /// The preset with another selection of audio tracks (`--audio`); its hash says so.
     pub fn with_audio_tracks(mut self, tracks: AudioTracks) -> Self {
         if tracks != self.audio.tracks {
-            let digest = Sha256::digest(format!("{}\naudio.tracks = {tracks:?}", self.hash));
-            self.hash = digest.iter().map(|b| format!("{b:02x}")).collect();
+            self.rehash(&format!("audio.tracks = {tracks:?}"));
             self.audio.tracks = tracks;
         }
         self
+    }
+
+    /// The preset with names and languages given to source audio tracks, and the default
+    /// rendition's language (`--audio-title`, `--audio-language`, `--default-audio-language`);
+    /// its hash says so.
+    pub fn with_audio_labels(
+        mut self,
+        labels: std::collections::BTreeMap<u32, TrackLabel>,
+        default_language: Option<String>,
+    ) -> Self {
+        self.rehash(&format!("audio labels = {labels:?}, default = {default_language:?}"));
+        for (n, label) in labels {
+            let entry = self.audio.labels.entry(n).or_default();
+            entry.title = label.title.or(entry.title.take());
+            entry.language = label.language.or(entry.language.take());
+        }
+        self.audio.default_language = default_language.or(self.audio.default_language.take());
+        self
+    }
+
+    /// A new hash for settings changed after loading: the old one and what changed.
+    fn rehash(&mut self, change: &str) {
+        let digest = Sha256::digest(format!("{}\n{change}", self.hash));
+        self.hash = digest.iter().map(|b| format!("{b:02x}")).collect();
     }
 
     /// The preset as a preset file with every default written out: `presets show` prints
@@ -268,6 +302,12 @@ impl Preset {
                 label: Some(self.audio.label.clone()),
                 tracks: Some(self.audio.tracks.to_raw()),
                 podcast: Some(self.audio.podcast),
+                default_language: self.audio.default_language.clone(),
+                track: (self.audio.labels.iter())
+                    .map(|(n, l)| {
+                        (n.to_string(), raw::RawTrackLabel { title: l.title.clone(), language: l.language.clone() })
+                    })
+                    .collect(),
                 loudness: self
                     .audio
                     .loudness

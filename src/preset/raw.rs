@@ -160,6 +160,14 @@ pub(crate) struct RawAudio {
     /// keep theirs.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracks: Option<RawAudioTracks>,
+    /// Players pick the first rendition in this language (BCP 47) when the viewer's is not
+    /// offered; without it, the track the container marks default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_language: Option<String>,
+    /// A source audio track's name and language instead of its tags, by its position among
+    /// the audio tracks: `[audio.track.1]` `title = "Deutsch"`, `language = "de"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub track: BTreeMap<String, RawTrackLabel>,
     /// Also write `download/audio.m4a`: the default rendition as one progressive file
     /// (AAC, `moov` first), for podcast feeds and downloads (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,6 +175,17 @@ pub(crate) struct RawAudio {
     /// Loudness normalization (ITU-R BS.1770 / EBU R128); off when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<RawLoudness>,
+}
+
+/// `[audio.track.<n>]`: what to call source audio track `n`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub(crate) struct RawTrackLabel {
+    /// The name players show.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// BCP 47 language.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// `[audio.loudness]`: the integrated loudness each rendition is brought to, and the true

@@ -1,13 +1,13 @@
 //! The rules a preset must follow, turning [`RawPreset`] into [`Preset`] or into every
 //! [`Problem`] found. Each rule names the key, the value, the limit and a fix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostic::{KeyPath, Problem};
-use super::raw::{RawAudioTracks, RawLoudness, RawNumberOrText, RawPreset, RawRung, RawVideo};
+use super::raw::{RawAudioTracks, RawLoudness, RawNumberOrText, RawPreset, RawRung, RawTrackLabel, RawVideo};
 use super::{
     AudioSettings, AudioTracks, Loudness, Packaging, Preset, RateControl, Resources, Rung, SegmentSettings,
-    ThumbnailSettings, VideoSettings, levels,
+    ThumbnailSettings, TrackLabel, VideoSettings, levels,
 };
 use crate::media::encoder::{self, EncoderError, OptionSource, VideoCodec};
 use crate::rate::FrameRate;
@@ -624,17 +624,7 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         );
     }
     let language = a.language.clone().unwrap_or_else(|| "und".into());
-    let valid_language = language.split('-').enumerate().all(|(i, part)| {
-        let len_ok = if i == 0 { (2..=3).contains(&part.len()) } else { (1..=8).contains(&part.len()) };
-        len_ok && part.chars().all(|c| c.is_ascii_alphanumeric())
-    });
-    if !valid_language {
-        r.fail(
-            path("audio.language"),
-            format!("language {language:?} is not a BCP 47 tag"),
-            "use a tag such as \"en\", \"pt-BR\" or \"und\"",
-        );
-    }
+    check_language(r, "audio.language", &language);
     AudioSettings {
         encoder: "aac".into(),
         bitrate_kbps: bitrate,
@@ -645,6 +635,8 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         tracks: check_audio_tracks(r, a.tracks.as_ref()),
         loudness: a.loudness.as_ref().map(|l| check_loudness(r, l)),
         podcast: a.podcast.unwrap_or(false),
+        default_language: a.default_language.clone().inspect(|l| check_language(r, "audio.default_language", l)),
+        labels: check_track_labels(r, &a.track),
     }
 }
 
@@ -665,6 +657,41 @@ fn check_loudness(r: &mut Rules, raw: &RawLoudness) -> Loudness {
         );
     }
     l
+}
+
+/// A BCP 47 tag's shape: a primary subtag of 2-3 letters, then subtags of 1-8.
+fn check_language(r: &mut Rules, key: &str, language: &str) {
+    let valid = language.split('-').enumerate().all(|(i, part)| {
+        let len_ok = if i == 0 { (2..=3).contains(&part.len()) } else { (1..=8).contains(&part.len()) };
+        len_ok && part.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if !valid {
+        r.fail(
+            path(key),
+            format!("language {language:?} is not a BCP 47 tag"),
+            "use a tag such as \"en\", \"pt-BR\" or \"und\"",
+        );
+    }
+}
+
+/// `[audio.track.<n>]` tables: `n` a position among the audio tracks.
+fn check_track_labels(r: &mut Rules, raw: &BTreeMap<String, RawTrackLabel>) -> BTreeMap<u32, TrackLabel> {
+    let mut labels = BTreeMap::new();
+    for (key, label) in raw {
+        let Ok(position) = key.parse::<u32>() else {
+            r.fail(
+                path(&format!("audio.track.{key}")),
+                format!("[audio.track.{key}] does not name an audio track"),
+                "name the track by its position among the audio tracks: [audio.track.0] for the first",
+            );
+            continue;
+        };
+        if let Some(language) = &label.language {
+            check_language(r, &format!("audio.track.{key}.language"), language);
+        }
+        labels.insert(position, TrackLabel { title: label.title.clone(), language: label.language.clone() });
+    }
+    labels
 }
 
 fn check_audio_tracks(r: &mut Rules, tracks: Option<&RawAudioTracks>) -> AudioTracks {
