@@ -314,11 +314,16 @@ fn plan_audio(probe: &Probe, preset: &Preset) -> Result<(Vec<PlannedAudio>, Vec<
         } else {
             let label = preset.audio.labels.get(&(position as u32)).cloned().unwrap_or_default();
             planned.push(planned_audio(planned.len(), track, &label, preset));
+            if preset.audio.surround && track.channels >= 6 {
+                planned.push(surround(planned.last().expect("pushed just above"), planned.len()));
+            }
         }
     }
     let default = default_rendition(&planned, probe, preset);
-    if let Some(first) = planned.get_mut(default) {
-        first.default = true;
+    let default_stream = planned.get(default).map(|a| a.source_stream);
+    // The default track's stereo rendition, and its 5.1 one in the 5.1 group.
+    for a in planned.iter_mut().filter(|a| Some(a.source_stream) == default_stream) {
+        a.default = true;
     }
     unique_labels(&mut planned);
     Ok((planned, skipped))
@@ -365,6 +370,18 @@ fn planned_audio(
         label,
         default: false,
         loudness: a.loudness,
+    }
+}
+
+/// The 5.1 rendition beside `stereo` (of the same track), numbered `index`: the same
+/// language, the bitrate per channel of the preset.
+fn surround(stereo: &PlannedAudio, index: usize) -> PlannedAudio {
+    PlannedAudio {
+        index,
+        channels: 6,
+        bitrate_kbps: stereo.bitrate_kbps / stereo.channels * 6,
+        label: format!("{} (5.1)", stereo.label),
+        ..stereo.clone()
     }
 }
 

@@ -412,3 +412,56 @@ fn the_preset_and_flags_name_the_tracks_and_choose_the_default() {
     let (code, _, stderr) = common::run(&["presets", "check", bad.to_str().unwrap()]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn a_surround_track_can_keep_a_5_1_rendition_in_a_group_of_its_own() {
+    let surround = common::synth(
+        "surround-keep.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-filter_complex",
+            "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0|LFE=0.1*c0|BL=0.3*c0|BR=0.3*c0[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let text = std::fs::read_to_string(common::repo("presets/small.toml")).unwrap();
+    let preset = common::media_dir().join("surround.toml");
+    std::fs::write(&preset, text.replacen("[audio]\n", "[audio]\nsurround = true\n", 1)).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let args = ["run", surround.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
+    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+
+    let text = std::fs::read_to_string(out.path().join("master.m3u8")).unwrap();
+    let master = playlist::parse_master(&text).unwrap();
+    let media: Vec<_> = master.media.iter().map(|m| (m.req("GROUP-ID"), m.req("CHANNELS"), m.req("URI"))).collect();
+    assert_eq!(media, [("audio", "2", "a0/index.m3u8"), ("audio-surround", "6", "a1/index.m3u8")], "{text}");
+    assert!(master.media.iter().all(|m| m.req("DEFAULT") == "YES"), "each group has its default: {text}");
+    let groups: Vec<&str> = master.variants.iter().map(|v| v.attributes.req("AUDIO")).collect();
+    let rungs = master.iframe_streams.len();
+    assert_eq!(groups.len(), 2 * rungs, "each rung once per group: {text}");
+    assert!(groups.contains(&"audio") && groups.contains(&"audio-surround"));
+    let (stereo, channels) = decode(out.path(), "a0");
+    assert_eq!(channels, 2);
+    let (five_one, channels) = decode(out.path(), "a1");
+    assert_eq!(channels, 6);
+    assert!((frequency(&stereo) - 440.0).abs() < 5.0 && (frequency(&five_one) - 440.0).abs() < 5.0);
+}

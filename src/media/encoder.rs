@@ -314,13 +314,22 @@ pub struct AudioEncoderSpec {
     pub channels: u32,
 }
 
+/// The layout of an encoded rendition of `channels`: mono, stereo or 5.1.
+pub fn audio_layout(channels: u32) -> ff::ChannelLayout {
+    match channels {
+        1 => ff::ChannelLayout::MONO,
+        6 => ff::ChannelLayout::_5POINT1,
+        _ => ff::ChannelLayout::STEREO,
+    }
+}
+
 /// Opens the audio encoder (planar float, as libav's AAC encoder takes).
 pub fn open_audio(spec: &AudioEncoderSpec) -> Result<encoder::audio::Encoder, EncoderError> {
     super::init();
     let codec = encoder::find_by_name(&spec.encoder).ok_or_else(|| EncoderError::NotFound(spec.encoder.clone()))?;
     let open_err = |e| EncoderError::Open { encoder: spec.encoder.clone(), source: e };
     let mut audio = codec::Context::new_with_codec(codec).encoder().audio().map_err(open_err)?;
-    let layout = if spec.channels == 1 { ff::ChannelLayout::MONO } else { ff::ChannelLayout::STEREO };
+    let layout = audio_layout(spec.channels);
     audio.set_rate(spec.sample_rate as i32);
     audio.set_channel_layout(layout);
     audio.set_format(ff::format::Sample::F32(ff::format::sample::Type::Planar));

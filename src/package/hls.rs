@@ -18,6 +18,8 @@ const VERSION: u32 = 7;
 
 /// The `GROUP-ID` tying the video variants to the audio rendition.
 const AUDIO_GROUP: &str = "audio";
+/// The group of 5.1 renditions.
+const SURROUND_GROUP: &str = "audio-surround";
 
 /// One entry of a media or I-frame playlist, before formatting.
 struct Entry {
@@ -98,54 +100,39 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
 }
 
 /// The master playlist (`master.m3u8` at the output root): the audio renditions (one
-/// group, one `EXT-X-MEDIA` each), one variant per video rung in the order given, then one
-/// I-frame stream per rung.
+/// `EXT-X-MEDIA` each, stereo and mono in one group, 5.1 in a group of its own), one
+/// variant per video rung and audio group in the order given, then one I-frame stream per
+/// rung.
 ///
 /// `BANDWIDTH` is the measured peak video bitrate plus the highest measured peak of the
-/// audio renditions: the peaks need not fall in the same segment, so their sum is an upper
-/// bound of any segment's combined rate with any of them, which is what RFC 8216 asks
+/// group's renditions: the peaks need not fall in the same segment, so their sum is an
+/// upper bound of any segment's combined rate with any of them, which is what RFC 8216 asks
 /// `BANDWIDTH` to be. `AVERAGE-BANDWIDTH` likewise sums the averages.
 pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) -> String {
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
     line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
     line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
-    for a in audio {
-        line(&mut out, &audio_rendition(a));
+    let groups = audio_groups(audio);
+    for group in &groups {
+        for a in &group.renditions {
+            line(&mut out, &audio_rendition(group.id, a));
+        }
     }
-
-    let audio_peak = audio.iter().map(TrackSummary::peak_bitrate).max().unwrap_or(0);
-    let audio_average = audio.iter().map(TrackSummary::average_bitrate).max().unwrap_or(0);
-    let mut audio_codecs: Vec<&str> = audio.iter().map(|a| a.codec.as_str()).collect();
-    audio_codecs.dedup();
+    // A ladder without audio still has one variant per rung.
+    let no_audio = [AudioGroup { id: "", renditions: Vec::new() }];
+    let variant_groups = if groups.is_empty() { &no_audio[..] } else { &groups[..] };
     for v in video {
-        let codecs =
-            std::iter::once(v.codec.as_str()).chain(audio_codecs.iter().copied()).collect::<Vec<_>>().join(",");
-        let mut tag = format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
-            v.peak_bitrate() + audio_peak,
-            v.average_bitrate() + audio_average,
-            quoted(&codecs)
-        );
-        if let TrackKind::Video { width, height, fps } = &v.kind {
-            let thousandths = (u64::from(fps.num()) * 2000 + u64::from(fps.den())) / (2 * u64::from(fps.den()));
-            let _ =
-                write!(tag, ",RESOLUTION={width}x{height},FRAME-RATE={}.{:03}", thousandths / 1000, thousandths % 1000);
+        for group in variant_groups {
+            line(&mut out, &video_variant(v, group));
+            line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
         }
-        if !audio.is_empty() {
-            let _ = write!(tag, ",AUDIO=\"{AUDIO_GROUP}\"");
-        }
-        // Stated rather than left out: without it a player assumes captions may be in the
-        // video and may show a captions menu for nothing.
-        tag.push_str(",CLOSED-CAPTIONS=NONE");
-        line(&mut out, &tag);
-        line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
     }
-
     if video.is_empty() {
-        audio_only_variant(&mut out, audio);
+        for group in &groups {
+            audio_only_variant(&mut out, group);
+        }
     }
-
     for v in video {
         let mut tag = format!(
             "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
@@ -162,21 +149,79 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) ->
     out
 }
 
+/// An `EXT-X-MEDIA` group: renditions a player switches between by language. Apple's
+/// authoring specification keeps each channel count in a group of its own, each variant
+/// repeated per group, so a stereo device never picks 5.1 by language alone.
+struct AudioGroup<'a> {
+    id: &'static str,
+    renditions: Vec<&'a TrackSummary>,
+}
+
+impl AudioGroup<'_> {
+    fn peak(&self) -> u64 {
+        self.renditions.iter().map(|a| a.peak_bitrate()).max().unwrap_or(0)
+    }
+
+    fn average(&self) -> u64 {
+        self.renditions.iter().map(|a| a.average_bitrate()).max().unwrap_or(0)
+    }
+
+    /// Each codec of its renditions, once.
+    fn codecs(&self) -> Vec<&str> {
+        let mut codecs: Vec<&str> = self.renditions.iter().map(|a| a.codec.as_str()).collect();
+        codecs.dedup();
+        codecs
+    }
+}
+
+/// Mono and stereo renditions in `audio`, 5.1 in `audio-surround`; empty groups left out.
+fn audio_groups(audio: &[TrackSummary]) -> Vec<AudioGroup<'_>> {
+    let surround = |a: &TrackSummary| matches!(a.kind, TrackKind::Audio { channels, .. } if channels > 2);
+    [(AUDIO_GROUP, false), (SURROUND_GROUP, true)]
+        .into_iter()
+        .map(|(id, wanted)| AudioGroup { id, renditions: audio.iter().filter(|a| surround(a) == wanted).collect() })
+        .filter(|g| !g.renditions.is_empty())
+        .collect()
+}
+
+/// The `EXT-X-STREAM-INF` tag of rung `v` with the audio of `group` (none when its id is
+/// empty).
+fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>) -> String {
+    let codecs = std::iter::once(v.codec.as_str()).chain(group.codecs()).collect::<Vec<_>>().join(",");
+    let mut tag = format!(
+        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
+        v.peak_bitrate() + group.peak(),
+        v.average_bitrate() + group.average(),
+        quoted(&codecs)
+    );
+    if let TrackKind::Video { width, height, fps } = &v.kind {
+        let thousandths = (u64::from(fps.num()) * 2000 + u64::from(fps.den())) / (2 * u64::from(fps.den()));
+        let _ = write!(tag, ",RESOLUTION={width}x{height},FRAME-RATE={}.{:03}", thousandths / 1000, thousandths % 1000);
+    }
+    if !group.id.is_empty() {
+        let _ = write!(tag, ",AUDIO=\"{}\"", group.id);
+    }
+    // Stated rather than left out: without it a player assumes captions may be in the
+    // video and may show a captions menu for nothing.
+    tag.push_str(",CLOSED-CAPTIONS=NONE");
+    tag
+}
+
 /// The variant of an audio-only ladder: the audio group, played through its default
 /// rendition's playlist (RFC 8216 §4.3.4.2 allows a variant of audio alone; it has no
 /// `RESOLUTION`).
-fn audio_only_variant(out: &mut String, audio: &[TrackSummary]) {
-    let default = audio.iter().find(|a| matches!(a.kind, TrackKind::Audio { default: true, .. })).or(audio.first());
-    let Some(default) = default else { return };
-    let peak = audio.iter().map(TrackSummary::peak_bitrate).max().unwrap_or(0);
-    let average = audio.iter().map(TrackSummary::average_bitrate).max().unwrap_or(0);
-    let mut codecs: Vec<&str> = audio.iter().map(|a| a.codec.as_str()).collect();
-    codecs.dedup();
+fn audio_only_variant(out: &mut String, group: &AudioGroup<'_>) {
+    let renditions = &group.renditions;
+    let default = renditions.iter().find(|a| matches!(a.kind, TrackKind::Audio { default: true, .. }));
+    let Some(default) = default.or(renditions.first()) else { return };
     line(
         out,
         &format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},CODECS={},AUDIO=\"{AUDIO_GROUP}\"",
-            quoted(&codecs.join(","))
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={},AUDIO=\"{}\"",
+            group.peak(),
+            group.average(),
+            quoted(&group.codecs().join(",")),
+            group.id
         ),
     );
     line(out, &in_dir(&default.dir, MEDIA_PLAYLIST));
@@ -184,7 +229,7 @@ fn audio_only_variant(out: &mut String, audio: &[TrackSummary]) {
 
 /// The `EXT-X-MEDIA` tag of an audio rendition: players offer it by `NAME` and match the
 /// viewer's language against `LANGUAGE`; `DEFAULT` is the one they play otherwise.
-fn audio_rendition(a: &TrackSummary) -> String {
+fn audio_rendition(group: &str, a: &TrackSummary) -> String {
     let (language, name, channels, default) = match &a.kind {
         TrackKind::Audio { language, name, channels, default, .. } => {
             (language.as_str(), name.as_str(), *channels, *default)
@@ -192,7 +237,7 @@ fn audio_rendition(a: &TrackSummary) -> String {
         TrackKind::Video { .. } => ("und", a.dir.as_str(), 2, false),
     };
     format!(
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME={},LANGUAGE={},DEFAULT={},AUTOSELECT=YES,\
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{group}\",NAME={},LANGUAGE={},DEFAULT={},AUTOSELECT=YES,\
          CHANNELS=\"{channels}\",URI={}",
         quoted(name),
         quoted(language),

@@ -594,7 +594,7 @@ impl Resampler {
             l if l.bits() != 0 => l,
             _ => ff::ChannelLayout::default(i32::from(frame.channels())),
         };
-        let out_layout = ff::ChannelLayout::default(fifo.channels.len() as i32);
+        let out_layout = encoder::audio_layout(fifo.channels.len() as u32);
         let context = ff::software::resampling::Context::get(
             frame.format(),
             layout,

@@ -116,6 +116,8 @@ pub struct AudioSettings {
     pub loudness: Option<Loudness>,
     /// Write `download/audio.m4a` of the default rendition.
     pub podcast: bool,
+    /// Also a 5.1 rendition of each track with 5.1 or more channels.
+    pub surround: bool,
     /// The default rendition's language, when the preset chooses it.
     pub default_language: Option<String>,
     /// Names and languages given to source tracks, by position among the audio tracks.
@@ -302,6 +304,7 @@ impl Preset {
                 label: Some(self.audio.label.clone()),
                 tracks: Some(self.audio.tracks.to_raw()),
                 podcast: Some(self.audio.podcast),
+                surround: Some(self.audio.surround),
                 default_language: self.audio.default_language.clone(),
                 track: (self.audio.labels.iter())
                     .map(|(n, l)| {

@@ -168,6 +168,10 @@ pub(crate) struct RawAudio {
     /// the audio tracks: `[audio.track.1]` `title = "Deutsch"`, `language = "de"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub track: BTreeMap<String, RawTrackLabel>,
+    /// Also keep a 5.1 AAC rendition of each track with 5.1 or more channels, beside its
+    /// stereo one (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surround: Option<bool>,
     /// Also write `download/audio.m4a`: the default rendition as one progressive file
     /// (AAC, `moov` first), for podcast feeds and downloads (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -635,6 +635,7 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         tracks: check_audio_tracks(r, a.tracks.as_ref()),
         loudness: a.loudness.as_ref().map(|l| check_loudness(r, l)),
         podcast: a.podcast.unwrap_or(false),
+        surround: a.surround.unwrap_or(false),
         default_language: a.default_language.clone().inspect(|l| check_language(r, "audio.default_language", l)),
         labels: check_track_labels(r, &a.track),
     }
