@@ -179,6 +179,39 @@ fn a_track_the_recording_lacks_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
 }
 
+/// 3 s of a test pattern with a 440 Hz tone spread over 5.1 by `pan` (the `pan` filter's
+/// channel definitions), H.264 and AAC in MP4.
+fn surround_source(name: &str, pan: &str) -> PathBuf {
+    let graph = format!("[1:a]pan=5.1|{pan}[a]");
+    common::synth(
+        name,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-filter_complex",
+            &graph,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
+    )
+}
+
 /// The first channel of `file`'s first audio stream, decoded by ffmpeg at 48 kHz.
 fn first_channel(file: &Path) -> Vec<f32> {
     let decoded = Command::new("ffmpeg")
@@ -210,17 +243,7 @@ fn mono_stays_mono_and_surround_is_downmixed() {
         .concat(),
     );
     // 5.1 with the tone in the front pair and, quieter, in the centre.
-    let surround = common::synth(
-        "surround.mp4",
-        &[
-            &picture[..],
-            &["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"],
-            &["-filter_complex", "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0[a]", "-map", "0:v", "-map", "[a]"],
-            &encode,
-            &["-c:a", "aac"],
-        ]
-        .concat(),
-    );
+    let surround = surround_source("surround.mp4", "FL=c0|FR=c0|FC=0.5*c0");
     // What the ffmpeg CLI makes of it with -ac 2 into a float format, as for AAC (the same
     // libswresample matrix, unnormalised): the level to match.
     let reference = common::synth(
@@ -415,33 +438,7 @@ fn the_preset_and_flags_name_the_tracks_and_choose_the_default() {
 
 #[test]
 fn a_surround_track_can_keep_a_5_1_rendition_in_a_group_of_its_own() {
-    let surround = common::synth(
-        "surround-keep.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-filter_complex",
-            "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0|LFE=0.1*c0|BL=0.3*c0|BR=0.3*c0[a]",
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let surround = surround_source("surround-keep.mp4", "FL=c0|FR=c0|FC=0.5*c0|LFE=0.1*c0|BL=0.3*c0|BR=0.3*c0");
     let text = std::fs::read_to_string(common::repo("presets/small.toml")).unwrap();
     let preset = common::media_dir().join("surround.toml");
     std::fs::write(&preset, text.replacen("[audio]\n", "[audio]\nsurround = true\n", 1)).unwrap();

@@ -88,3 +88,56 @@ fn beeps_stay_on_their_flashes_with_the_limiter_at_work() {
     assert!(peak <= -1.0, "true peak {peak} dBTP");
     media_check::check_ladder(out.path(), true).assert_in_sync(6, 6);
 }
+
+/// Loudness is measured and gained on the sound that is encoded: a 5.1 track's stereo
+/// downmix, not its six channels (whose loudness differs, and which, limited one by one,
+/// would still clip once summed).
+#[test]
+fn a_surround_track_is_measured_and_gained_after_its_downmix() {
+    let source = common::synth(
+        "loud-surround.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-filter_complex",
+            "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-t",
+            "4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
+    );
+    // The stereo ffmpeg -ac 2 makes of it (the same libswresample matrix, unnormalised).
+    let downmix =
+        common::synth("loud-surround.wav", &["-i", source.to_str().unwrap(), "-ac", "2", "-c:a", "pcm_f32le"]);
+    let (downmix_lufs, _) = ebur128(&downmix);
+    let out = tempfile::tempdir().unwrap();
+    let preset = normalizing_preset(-10);
+    let args = ["run", source.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
+    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let figures = &report["audio"][0]["loudness"];
+    let input = figures["input"]["integrated_lufs"].as_f64().unwrap();
+    assert!(
+        (input - downmix_lufs).abs() < 0.5,
+        "measured {input} LUFS, the stereo downmix is {downmix_lufs}: {figures}"
+    );
+    let (lufs, peak) = ebur128(&whole_track(out.path(), "a0"));
+    assert!((lufs + 10.0).abs() <= 1.0 && peak <= -1.0, "{lufs} LUFS, true peak {peak} dBTP: {figures}");
+}

@@ -123,7 +123,7 @@ pub fn encode_audio(
         next_pts: 0,
         packets: 0,
         segmenter,
-        stage: normalization.as_ref().map(|n| source.stage(n.plan.chain.clone())),
+        stage: normalization.as_ref().map(|n| source.stage(&loudness::conformed(audio, &n.plan.chain))),
     };
     source.decode(&mut track, &mut encoder, &mut output, cancel)?;
     track.take(None, None, &mut encoder, &mut output)?;
@@ -161,7 +161,7 @@ impl Normalization {
         cancel: &AtomicBool,
     ) -> Result<Self, AudioError> {
         let mut source = AudioSource::open(input, plan, audio)?;
-        let mut stage = source.stage("ebur128=peak=true:metadata=true".to_owned());
+        let mut stage = source.stage(&loudness::conformed(audio, loudness::METER));
         source.meter(&mut stage, cancel)?;
         let measured = stage.meter.measured();
         let planned = loudness::plan(&measured, target);
@@ -207,8 +207,8 @@ struct AudioSource {
 
 impl AudioSource {
     /// A loudness stage for this stream's decoded frames.
-    fn stage(&self, chain: String) -> Stage {
-        Stage::new(chain, self.time_base_rational, self.zero)
+    fn stage(&self, chain: &str) -> Stage {
+        Stage::new(chain.to_owned(), self.time_base_rational, self.zero)
     }
 
     /// Decodes the whole stream through `stage`, for its meter only.

@@ -39,6 +39,22 @@ pub struct LoudnessFigures {
     pub output: Measured,
 }
 
+/// The meter: `ebur128` with true peaks, its running figures on the frames it passes on.
+pub(super) const METER: &str = "ebur128=peak=true:metadata=true";
+
+/// `chain` run on the rendition's own sound: resampled and down-mixed first (libswresample,
+/// as the encoding path does), so the loudness measured, the gain and the limiter's
+/// ceiling are those of what is encoded, not of the source's channels (5.1 limited
+/// channel by channel can still clip once down-mixed).
+pub(super) fn conformed(audio: &crate::plan::PlannedAudio, chain: &str) -> String {
+    let layout = match audio.channels {
+        1 => "mono",
+        6 => "5.1",
+        _ => "stereo",
+    };
+    format!("aresample={},aformat=sample_fmts=fltp:channel_layouts={layout},{chain}", audio.sample_rate)
+}
+
 /// Headroom the limiter keeps under the true-peak ceiling, in dB: it limits sample peaks,
 /// and the peaks between samples and the AAC encoder's overshoot add up to about this.
 const LIMITER_MARGIN_DB: f64 = 1.0;
@@ -62,7 +78,8 @@ pub(super) fn plan(input: &Measured, target: Loudness) -> Plan {
         let limit = 10f64.powf(limit_db / 20.0);
         chain.push_str(&format!(",alimiter=limit={limit:.5}:level=false:latency=true:attack=5:release=100"));
     }
-    chain.push_str(",ebur128=peak=true:metadata=true");
+    chain.push(',');
+    chain.push_str(METER);
     Plan { gain_db, limited, chain }
 }
 
