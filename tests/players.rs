@@ -185,3 +185,81 @@ fn hls_js_and_shaka_player_play_every_rung_of_the_sample() {
         check_player(name, seen, expected);
     }
 }
+
+/// Two languages, as an interpreted keynote has them: both players offer both, by
+/// language, and play the recording to its end.
+#[test]
+fn hls_js_and_shaka_player_offer_every_language() {
+    let Some(chromium) = players_available() else { return };
+    let two = common::synth(
+        "two-languages-play.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:sample_rate=48000",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-t",
+            "8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=deu",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let out = dir.path().join("ladder");
+    common::ladder()
+        .args(["run", two.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8"), "--preset", "small"])
+        .args(["--progress", "off"])
+        .assert()
+        .success();
+    let played = Command::new("node")
+        .arg(common::repo("tests/players/play.mjs"))
+        .arg(&out)
+        .arg("--chromium")
+        .arg(&chromium)
+        .output()
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&played.stderr);
+    assert!(played.status.success(), "the player driver failed: {stderr}");
+    let result: Value = serde_json::from_slice(&played.stdout).expect("the driver prints JSON");
+    for name in ["hls.js", "shaka"] {
+        let seen = &result["players"][name];
+        let mut languages: Vec<&str> =
+            seen["audio"].as_array().into_iter().flatten().filter_map(|a| a["language"].as_str()).collect();
+        languages.sort_unstable();
+        languages.dedup();
+        assert_eq!(languages, ["de", "en"], "{name} offers: {}", seen["audio"]);
+        let errors: Vec<&str> = seen["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|e| !is_start_gap_skip(e))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+        assert_eq!(seen["ended"], Value::Bool(true), "{name} did not play to the end: {seen}");
+    }
+}

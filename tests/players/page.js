@@ -68,6 +68,8 @@ async function openHls(video, url, state, verbose) {
       bandwidth: level.bitrate,
       codecs: [level.videoCodec, level.audioCodec].filter(Boolean),
     })),
+    // The audio renditions hls.js offers, by language.
+    audio: hls.audioTracks.map((t) => ({ language: t.lang, name: t.name, default: t.default })),
     select: (rung) => {
       hls.currentLevel = rung.id;
     },
@@ -98,6 +100,8 @@ async function openShaka(video, url, state, verbose) {
       bandwidth: t.bandwidth,
       codecs: [t.videoCodec, t.audioCodec].filter(Boolean),
     })),
+    // The audio languages Shaka offers, with their DASH roles.
+    audio: player.getAudioTracks().map((t) => ({ language: t.language, roles: t.roles, label: t.label })),
     select: (rung) => {
       const track = player.getVariantTracks().find((t) => t.id === rung.id);
       player.selectVariantTrack(track, /* clearBuffer */ true);
@@ -123,6 +127,7 @@ window.play = async function play(playerName, url, verbose = false) {
     return result;
   }
   result.version = opened.version;
+  result.audio = opened.audio;
   for (const codec of new Set(opened.rungs.flatMap((r) => r.codecs))) {
     const kind = codec.startsWith('mp4a') ? 'audio' : 'video';
     result.supported[codec] = MediaSource.isTypeSupported(`${kind}/mp4; codecs="${codec}"`);
