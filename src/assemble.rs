@@ -72,11 +72,11 @@ pub(crate) fn assemble(
     media: &Media,
     preset: &Preset,
     records: &BTreeMap<u32, ChunkRecord>,
-    audio: &BTreeMap<usize, ChunkRecord>,
+    audio_records: &BTreeMap<usize, ChunkRecord>,
     scratch: &Path,
 ) -> Result<Ladder, AssembleError> {
     let missing: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
-    if !missing.is_empty() || plan.audio.iter().any(|a| !audio.contains_key(&a.index)) {
+    if !missing.is_empty() || plan.audio.iter().any(|a| !audio_records.contains_key(&a.index)) {
         return Err(AssembleError::Missing(missing));
     }
     let mut video = Vec::new();
@@ -92,9 +92,9 @@ pub(crate) fn assemble(
             Some(sum)
         }));
     }
-    let (mut audio_tracks, mut loudness) = (Vec::new(), Vec::new());
+    let (mut audio, mut loudness) = (Vec::new(), Vec::new());
     for a in &plan.audio {
-        let parts: Vec<&TrackRecord> = audio[&a.index].tracks.iter().collect();
+        let parts: Vec<&TrackRecord> = audio_records[&a.index].tracks.iter().collect();
         loudness.push(parts.first().and_then(|p| p.loudness));
         let kind = TrackKind::Audio {
             sample_rate: a.sample_rate,
@@ -103,9 +103,8 @@ pub(crate) fn assemble(
             name: a.label.clone(),
             default: a.default,
         };
-        audio_tracks.push(summarise(&media.audio_dir(a.index), kind, &parts, plan)?);
+        audio.push(summarise(&media.audio_dir(a.index), kind, &parts, plan)?);
     }
-    let audio = audio_tracks;
 
     let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();

@@ -509,7 +509,7 @@ fn container(input: &ff::format::context::Input) -> Container {
         end_seconds,
         duration_seconds,
         in_place: in_place(input),
-        title: input.metadata().get("title").map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned),
+        title: tag(&input.metadata(), "title"),
     }
 }
 
@@ -920,6 +920,11 @@ fn is_attached_picture(stream: &ff::format::stream::Stream<'_>) -> bool {
     stream.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC)
 }
 
+/// A metadata tag's value, trimmed, unless it is absent or blank.
+fn tag(metadata: &ff::DictionaryRef<'_>, key: &str) -> Option<String> {
+    metadata.get(key).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
 fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
     // SAFETY: codecpar of a stream of an open context is valid.
     let par = unsafe { &*stream.parameters().as_ptr() };
@@ -938,7 +943,8 @@ fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {
             std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
         }
     };
-    let tag = |key: &str| stream.metadata().get(key).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let metadata = stream.metadata();
+    let tag = |key| tag(&metadata, key);
     let id = stream.parameters().id();
     AudioInfo {
         index: stream.index(),

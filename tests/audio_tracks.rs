@@ -16,43 +16,9 @@ use common::playlist;
 /// and an interpreter's channel in German (880 Hz) with a title. (ffmpeg's MP4 muxer does
 /// not keep track titles; Matroska does.)
 fn two_languages() -> PathBuf {
-    common::synth(
-        "two-languages.mkv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=880:sample_rate=48000",
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-map",
-            "2:a",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-metadata:s:a:0",
-            "language=eng",
-            "-metadata:s:a:1",
-            "language=ger",
-            "-metadata:s:a:1",
-            "title=Deutsch (Dolmetscher)",
-        ],
-    )
+    let tags = ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=ger"];
+    let title = ["-metadata:s:a:1", "title=Deutsch (Dolmetscher)"];
+    common::two_tones("two-languages.mkv", "320x240", "4", &[&["-c:a", "aac"][..], &tags, &title].concat())
 }
 
 fn run(input: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
@@ -179,39 +145,6 @@ fn a_track_the_recording_lacks_is_a_usage_error() {
     assert_eq!(code, 2, "{stderr}");
 }
 
-/// 3 s of a test pattern with a 440 Hz tone spread over 5.1 by `pan` (the `pan` filter's
-/// channel definitions), H.264 and AAC in MP4.
-fn surround_source(name: &str, pan: &str) -> PathBuf {
-    let graph = format!("[1:a]pan=5.1|{pan}[a]");
-    common::synth(
-        name,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-filter_complex",
-            &graph,
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
-    )
-}
-
 /// The first channel of `file`'s first audio stream, decoded by ffmpeg at 48 kHz.
 fn first_channel(file: &Path) -> Vec<f32> {
     let decoded = Command::new("ffmpeg")
@@ -243,7 +176,7 @@ fn mono_stays_mono_and_surround_is_downmixed() {
         .concat(),
     );
     // 5.1 with the tone in the front pair and, quieter, in the centre.
-    let surround = surround_source("surround.mp4", "FL=c0|FR=c0|FC=0.5*c0");
+    let surround = common::surround("surround.mp4", "FL=c0|FR=c0|FC=0.5*c0", "3");
     // What the ffmpeg CLI makes of it with -ac 2 into a float format, as for AAC (the same
     // libswresample matrix, unnormalised): the level to match.
     let reference = common::synth(
@@ -438,7 +371,7 @@ fn the_preset_and_flags_name_the_tracks_and_choose_the_default() {
 
 #[test]
 fn a_surround_track_can_keep_a_5_1_rendition_in_a_group_of_its_own() {
-    let surround = surround_source("surround-keep.mp4", "FL=c0|FR=c0|FC=0.5*c0|LFE=0.1*c0|BL=0.3*c0|BR=0.3*c0");
+    let surround = common::surround("surround-keep.mp4", "FL=c0|FR=c0|FC=0.5*c0|LFE=0.1*c0|BL=0.3*c0|BR=0.3*c0", "3");
     let text = std::fs::read_to_string(common::repo("presets/small.toml")).unwrap();
     let preset = common::media_dir().join("surround.toml");
     std::fs::write(&preset, text.replacen("[audio]\n", "[audio]\nsurround = true\n", 1)).unwrap();

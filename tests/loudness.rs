@@ -23,6 +23,17 @@ fn normalizing_preset(target: i32) -> PathBuf {
     path
 }
 
+/// Runs `source` with the preset normalizing to `target` LUFS; the output and its report.
+fn normalize(source: &Path, target: i32) -> (tempfile::TempDir, serde_json::Value) {
+    let out = tempfile::tempdir().unwrap();
+    let preset = normalizing_preset(target);
+    let args = ["run", source.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
+    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let report = serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    (out, report)
+}
+
 /// ffmpeg's `ebur128` summary of `file`'s audio: integrated loudness (LUFS) and true peak
 /// (dBFS).
 fn ebur128(file: &Path) -> (f64, f64) {
@@ -49,18 +60,11 @@ fn a_quiet_talk_is_brought_to_the_target_loudness() {
     let (source_lufs, _) = ebur128(&quiet);
     assert!((source_lufs + 35.0).abs() < 1.5, "the source is at {source_lufs} LUFS");
 
-    let out = tempfile::tempdir().unwrap();
-    let preset = normalizing_preset(-16);
-    let args = ["run", quiet.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
-    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
-    assert_eq!(code, 0, "{stderr}");
+    let (out, report) = normalize(&quiet, -16);
 
     let (lufs, peak) = ebur128(&whole_track(out.path(), "a0"));
     assert!((lufs + 16.0).abs() <= 1.0, "the ladder's audio is at {lufs} LUFS");
     assert!(peak <= -1.0, "true peak {peak} dBTP");
-
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
     let figures = &report["audio"][0]["loudness"];
     let input = figures["input"]["integrated_lufs"].as_f64().unwrap();
     assert!((input - source_lufs).abs() < 0.5, "measured {input}, ffmpeg says {source_lufs}: {figures}");
@@ -75,13 +79,7 @@ fn beeps_stay_on_their_flashes_with_the_limiter_at_work() {
     let source = flashes_and_beeps("sync-loud.mp4", "320x240", "25", "6", H264_AAC);
     // The beeps measure about -15 LUFS with peaks at -6 dBFS: lifted to -10 LUFS, their
     // peaks would pass the ceiling.
-    let out = tempfile::tempdir().unwrap();
-    let preset = normalizing_preset(-10);
-    let args = ["run", source.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
-    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
-    assert_eq!(code, 0, "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let (out, report) = normalize(&source, -10);
     let figures = &report["audio"][0]["loudness"];
     assert_eq!(figures["limited"], true, "{figures}");
     let (_, peak) = ebur128(&whole_track(out.path(), "a0"));
@@ -94,44 +92,12 @@ fn beeps_stay_on_their_flashes_with_the_limiter_at_work() {
 /// would still clip once summed).
 #[test]
 fn a_surround_track_is_measured_and_gained_after_its_downmix() {
-    let source = common::synth(
-        "loud-surround.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-filter_complex",
-            "[1:a]pan=5.1|FL=c0|FR=c0|FC=0.5*c0[a]",
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-t",
-            "4",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let source = common::surround("loud-surround.mp4", "FL=c0|FR=c0|FC=0.5*c0", "4");
     // The stereo ffmpeg -ac 2 makes of it (the same libswresample matrix, unnormalised).
     let downmix =
         common::synth("loud-surround.wav", &["-i", source.to_str().unwrap(), "-ac", "2", "-c:a", "pcm_f32le"]);
     let (downmix_lufs, _) = ebur128(&downmix);
-    let out = tempfile::tempdir().unwrap();
-    let preset = normalizing_preset(-10);
-    let args = ["run", source.to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--preset"];
-    let (code, _, stderr) = common::run(&[&args[..], &[preset.to_str().unwrap(), "--progress", "off"]].concat());
-    assert_eq!(code, 0, "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let (out, report) = normalize(&source, -10);
     let figures = &report["audio"][0]["loudness"];
     let input = figures["input"]["integrated_lufs"].as_f64().unwrap();
     assert!(

@@ -70,6 +70,20 @@ fn players_available() -> Option<PathBuf> {
     }
 }
 
+/// What both players saw of the ladder in `out` (`tests/players/play.mjs` in Chromium).
+fn play(out: &Path, chromium: &Path) -> Value {
+    let played = Command::new("node")
+        .arg(common::repo("tests/players/play.mjs"))
+        .arg(out)
+        .arg("--chromium")
+        .arg(chromium)
+        .output()
+        .expect("node runs");
+    let stderr = String::from_utf8_lossy(&played.stderr);
+    assert!(played.status.success(), "the player driver failed: {stderr}");
+    serde_json::from_slice(&played.stdout).expect("the driver prints JSON")
+}
+
 /// The video rungs of the master playlist, lowest first.
 fn master_rungs(out: &Path) -> Vec<Rung> {
     let text = std::fs::read_to_string(out.join("master.m3u8")).expect("a master playlist");
@@ -168,16 +182,7 @@ fn hls_js_and_shaka_player_play_every_rung_of_the_sample() {
     assert!(hls_rungs.len() >= 2, "the sample's ladder has several rungs to switch between: {hls_rungs:?}");
     assert_eq!(mpd_rungs(&out), hls_rungs, "the MPD and the master name the same rungs");
 
-    let played = Command::new("node")
-        .arg(common::repo("tests/players/play.mjs"))
-        .arg(&out)
-        .arg("--chromium")
-        .arg(&chromium)
-        .output()
-        .expect("node runs");
-    let stderr = String::from_utf8_lossy(&played.stderr);
-    assert!(played.status.success(), "the player driver failed: {stderr}");
-    let result: Value = serde_json::from_slice(&played.stdout).expect("the driver prints JSON");
+    let result = play(&out, &chromium);
     eprintln!("played in Chromium {}", result["chromium"]);
     for (name, expected) in [("hls.js", &hls_rungs), ("shaka", &hls_rungs)] {
         let seen = &result["players"][name];
@@ -191,42 +196,12 @@ fn hls_js_and_shaka_player_play_every_rung_of_the_sample() {
 #[test]
 fn hls_js_and_shaka_player_offer_every_language() {
     let Some(chromium) = players_available() else { return };
-    let two = common::synth(
+    let tags = ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=deu"];
+    let two = common::two_tones(
         "two-languages-play.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=880:sample_rate=48000",
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-map",
-            "2:a",
-            "-t",
-            "8",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-            "-metadata:s:a:0",
-            "language=eng",
-            "-metadata:s:a:1",
-            "language=deu",
-        ],
+        "640x360",
+        "8",
+        &[&["-c:a", "aac", "-ac", "2"][..], &tags].concat(),
     );
     let dir = tempfile::tempdir().expect("a temp dir");
     let out = dir.path().join("ladder");
@@ -235,16 +210,7 @@ fn hls_js_and_shaka_player_offer_every_language() {
         .args(["--progress", "off"])
         .assert()
         .success();
-    let played = Command::new("node")
-        .arg(common::repo("tests/players/play.mjs"))
-        .arg(&out)
-        .arg("--chromium")
-        .arg(&chromium)
-        .output()
-        .expect("node runs");
-    let stderr = String::from_utf8_lossy(&played.stderr);
-    assert!(played.status.success(), "the player driver failed: {stderr}");
-    let result: Value = serde_json::from_slice(&played.stdout).expect("the driver prints JSON");
+    let result = play(&out, &chromium);
     for name in ["hls.js", "shaka"] {
         let seen = &result["players"][name];
         let mut languages: Vec<&str> =

@@ -199,8 +199,7 @@ struct AudioSource {
     input: ff::format::context::Input,
     decoder: ff::decoder::Audio,
     index: usize,
-    time_base: f64,
-    time_base_rational: ff::Rational,
+    time_base: ff::Rational,
     /// The timeline's zero on the recording's clock, in seconds.
     zero: f64,
 }
@@ -208,7 +207,7 @@ struct AudioSource {
 impl AudioSource {
     /// A loudness stage for this stream's decoded frames.
     fn stage(&self, chain: &str) -> Stage {
-        Stage::new(chain.to_owned(), self.time_base_rational, self.zero)
+        Stage::new(chain.to_owned(), self.time_base, self.zero)
     }
 
     /// Decodes the whole stream through `stage`, for its meter only.
@@ -228,12 +227,11 @@ impl AudioSource {
         let stream = input
             .stream(audio.source_stream)
             .ok_or(AudioError::Libav { context: "finding the audio stream", source: ff::Error::StreamNotFound })?;
-        let time_base_rational = stream.time_base();
-        let time_base = f64::from(time_base_rational);
+        let time_base = stream.time_base();
         let context =
             ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
         let decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
-        Ok(Self { input, decoder, index: audio.source_stream, time_base, time_base_rational, zero })
+        Ok(Self { input, decoder, index: audio.source_stream, time_base, zero })
     }
 
     /// Decodes the stream into `track` (encoding what is ready) until it holds the
@@ -255,7 +253,7 @@ impl AudioSource {
     /// Decodes the stream, handing each frame to `each` until it answers `false` or the
     /// stream ends (the decoder's last frames included).
     fn each_frame(&mut self, cancel: &AtomicBool, each: &mut FrameSink<'_>) -> Result<(), AudioError> {
-        let (time_base, zero) = (self.time_base, self.zero);
+        let (time_base, zero) = (f64::from(self.time_base), self.zero);
         let at = |frame: &ff::frame::Audio| frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base - zero);
         let mut frame = ff::frame::Audio::empty();
         let mut damage = super::Damage::default();

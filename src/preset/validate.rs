@@ -660,12 +660,9 @@ fn check_loudness(r: &mut Rules, raw: &RawLoudness) -> Loudness {
     l
 }
 
-/// A BCP 47 tag's shape: a primary subtag of 2-3 letters, then subtags of 1-8.
+/// A BCP 47 tag (as `language::bcp47` reads one: the same rule for presets and flags).
 fn check_language(r: &mut Rules, key: &str, language: &str) {
-    let valid = language.split('-').enumerate().all(|(i, part)| {
-        let len_ok = if i == 0 { (2..=3).contains(&part.len()) } else { (1..=8).contains(&part.len()) };
-        len_ok && part.chars().all(|c| c.is_ascii_alphanumeric())
-    });
+    let valid = crate::language::bcp47(language).is_some();
     if !valid {
         r.fail(
             path(key),

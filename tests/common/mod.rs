@@ -156,3 +156,29 @@ pub mod moto;
 pub mod playlist;
 pub mod s3;
 pub mod vm;
+
+/// `seconds` of a test pattern of `size` with two audio tracks, a 440 Hz tone then an
+/// 880 Hz one (a floor and an interpreter), H.264 (ultrafast); `extra` follows (the audio
+/// codec, the tracks' tags).
+pub fn two_tones(name: &str, size: &str, seconds: &str, extra: &[&str]) -> PathBuf {
+    let video = format!("testsrc2=size={size}:rate=25");
+    let mut args = vec!["-f", "lavfi", "-i", &video];
+    for tone in ["sine=frequency=440:sample_rate=48000", "sine=frequency=880:sample_rate=48000"] {
+        args.extend_from_slice(&["-f", "lavfi", "-i", tone]);
+    }
+    args.extend_from_slice(&["-map", "0:v", "-map", "1:a", "-map", "2:a", "-t", seconds]);
+    args.extend_from_slice(&["-c:v", "libx264", "-preset", "ultrafast"]);
+    args.extend_from_slice(extra);
+    synth(name, &args)
+}
+
+/// `seconds` of a 320x240 test pattern with a 440 Hz tone spread over 5.1 by `pan` (the
+/// `pan` filter's channel definitions), H.264 and AAC in MP4.
+pub fn surround(name: &str, pan: &str, seconds: &str) -> PathBuf {
+    let graph = format!("[1:a]pan=5.1|{pan}[a]");
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"];
+    args.extend_from_slice(&["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    args.extend_from_slice(&["-filter_complex", &graph, "-map", "0:v", "-map", "[a]", "-t", seconds]);
+    args.extend_from_slice(&["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]);
+    synth(name, &args)
+}
