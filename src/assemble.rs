@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::exit::{ExitClass, Outcome};
 use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
+use crate::package::captions::ClosedCaptions;
 use crate::package::progressive::{self, ProgressiveError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
@@ -54,6 +55,8 @@ pub struct Ladder {
     pub audio: Vec<TrackSummary>,
     /// Per audio rendition, with loudness normalization.
     pub loudness: Vec<Option<LoudnessFigures>>,
+    /// The closed captions the video rungs carry.
+    pub captions: ClosedCaptions,
     /// `download/audio.m4a`, when the preset asks for it.
     pub(crate) podcast: Option<FileRecord>,
     /// Per video rung, with `--quality`.
@@ -106,6 +109,7 @@ pub(crate) fn assemble(
         audio.push(summarise(&media.audio_dir(a.index), kind, &parts, plan)?);
     }
 
+    let captions = closed_captions(plan, preset, records);
     let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     if hls_on {
@@ -119,7 +123,7 @@ pub(crate) fn assemble(
             }
         }
         if dash_on {
-            files.push((layout::MPD.into(), dash::mpd(&video, &audio, plan.duration_seconds).into_bytes()));
+            files.push((layout::MPD.into(), dash::mpd(&video, &audio, &captions, plan.duration_seconds).into_bytes()));
         }
     }
     if plan.thumbnails.is_some() {
@@ -143,6 +147,7 @@ pub(crate) fn assemble(
         video,
         audio,
         loudness,
+        captions,
         podcast,
         quality,
         encoder_version,
@@ -150,6 +155,25 @@ pub(crate) fn assemble(
         dash: dash_on,
         duration_seconds: plan.duration_seconds,
     })
+}
+
+/// The caption channels any chunk's frames carry, declared in the language of the default
+/// audio. Only libx264 writes them into its rungs (libav's x265 and SVT-AV1 wrappers do not):
+/// with another encoder they are lost, and the log says so.
+fn closed_captions(plan: &Plan, preset: &Preset, records: &BTreeMap<u32, ChunkRecord>) -> ClosedCaptions {
+    let mut channels: Vec<String> = records.values().flat_map(|r| r.captions.iter().cloned()).collect();
+    channels.sort_by_key(|c| (c.starts_with("SERVICE"), c.len(), c.clone()));
+    channels.dedup();
+    if !channels.is_empty() && preset.video.encoder != "libx264" {
+        tracing::warn!(
+            channels = channels.join(","),
+            encoder = preset.video.encoder,
+            "the recording's closed captions are left out: only libx264 carries them into the rungs"
+        );
+        channels.clear();
+    }
+    let language = plan.audio.iter().find(|a| a.default).map(|a| a.language.clone()).filter(|l| l != "und");
+    ClosedCaptions { channels, language }
 }
 
 /// The default audio rendition as one progressive `.m4a`, from its stored segments (no
@@ -170,10 +194,13 @@ fn podcast(out: &dyn Output, plan: &Plan, track: &TrackSummary, scratch: &Path) 
 /// off) and returns its key. Call it last, after the report.
 pub(crate) fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
     if ladder.hls {
-        out.put(layout::MASTER_PLAYLIST, hls::master_playlist(&ladder.video, &ladder.audio).as_bytes())?;
+        out.put(
+            layout::MASTER_PLAYLIST,
+            hls::master_playlist(&ladder.video, &ladder.audio, &ladder.captions).as_bytes(),
+        )?;
         Ok(layout::MASTER_PLAYLIST)
     } else {
-        let mpd = dash::mpd(&ladder.video, &ladder.audio, ladder.duration_seconds);
+        let mpd = dash::mpd(&ladder.video, &ladder.audio, &ladder.captions, ladder.duration_seconds);
         out.put(layout::MPD, mpd.as_bytes())?;
         Ok(layout::MPD)
     }

@@ -93,6 +93,10 @@ pub struct VideoInfo {
     /// Frame intervals vary (WebRTC recordings, dropped frames, gaps).
     pub variable_frame_rate: bool,
     pub interlaced: bool,
+    /// CEA-608/708 closed captions in the video stream (A/53 side data of its first
+    /// pictures).
+    #[serde(default)]
+    pub closed_captions: bool,
     /// `progressive`, `tff`, `bff` or `unknown`.
     pub field_order: String,
     pub frame_count: Option<u64>,
@@ -442,6 +446,7 @@ impl Header {
             bit_depth: pixel_bit_depth(scan.pixel_format),
             variable_frame_rate: is_variable(&scan.pts, v.nominal_fps, v.average_fps),
             interlaced: scan.interlaced || matches!(field_order, "tff" | "bff"),
+            closed_captions: scan.closed_captions,
             field_order: field_order.to_owned(),
             frame_count: span.frame_count,
             start_seconds: span.start_seconds,
@@ -806,6 +811,8 @@ fn recognised_format(path: &Path) -> Option<String> {
 /// What reading the start of the video stream tells: the decoded pixel format and field
 /// structure of the first frame, and packet timestamps for frame-rate analysis.
 struct Scan {
+    /// CEA-608/708 captions in the first pictures.
+    closed_captions: bool,
     pixel_format: ff::format::Pixel,
     interlaced: bool,
     top_field_first: bool,
@@ -815,6 +822,27 @@ struct Scan {
 }
 
 const SCAN_PACKETS: usize = 600;
+
+/// Whether the first pictures carry closed captions (A/53 `cc_data`, which a captioner
+/// sends with every picture, padding when nobody speaks): decoded up to `FRAMES` pictures.
+#[derive(Default)]
+struct CaptionScan {
+    pictures: usize,
+    found: bool,
+}
+
+impl CaptionScan {
+    const FRAMES: usize = 60;
+
+    fn wants_more(&self) -> bool {
+        !self.found && self.pictures < Self::FRAMES
+    }
+
+    fn look(&mut self, frame: &ff::frame::Video) {
+        self.pictures += 1;
+        self.found |= frame.side_data(ff::frame::side_data::Type::A53CC).is_some();
+    }
+}
 
 fn scan_video(
     path: &Path,
@@ -830,6 +858,7 @@ fn scan_video(
     let mut decoder = context.decoder().video().map_err(|e| undecodable(e.to_string()))?;
     let time_base = input.stream(index).map(|s| s.time_base()).unwrap_or(ff::Rational::new(1, 1));
     let mut first: Option<ff::frame::Video> = None;
+    let mut captions = CaptionScan::default();
     let mut pts = Vec::new();
     let mut last_error = None;
     for (stream, packet) in input.packets() {
@@ -839,18 +868,21 @@ fn scan_video(
         if let Some(t) = packet.pts().or(packet.dts()) {
             pts.push(t);
         }
-        if first.is_none() {
+        if first.is_none() || captions.wants_more() {
             if let Err(e) = decoder.send_packet(&packet) {
                 last_error = Some(e);
             }
             let mut frame = ff::frame::Video::empty();
             match decoder.receive_frame(&mut frame) {
-                Ok(()) => first = Some(frame),
+                Ok(()) => {
+                    captions.look(&frame);
+                    first.get_or_insert(frame);
+                }
                 Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => {}
-                Err(e) => last_error = Some(e),
+                Err(e) => last_error = last_error.or(Some(e)),
             }
         }
-        if first.is_some() && pts.len() >= SCAN_PACKETS {
+        if first.is_some() && !captions.wants_more() && pts.len() >= SCAN_PACKETS {
             break;
         }
     }
@@ -868,6 +900,7 @@ fn scan_video(
     };
     let last_pts_seconds = pts.iter().max().map(|&t| t as f64 * f64::from(time_base));
     Ok(Scan {
+        closed_captions: captions.found,
         pixel_format: frame.format(),
         interlaced: frame.is_interlaced(),
         top_field_first: frame.is_top_first(),

@@ -12,7 +12,7 @@ use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
 /// Bumped whenever a record's meaning changes, so older records are redone, not misread.
-pub(crate) const RECORD_VERSION: u32 = 2;
+pub(crate) const RECORD_VERSION: u32 = 3;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
@@ -95,6 +95,10 @@ pub(crate) struct ChunkRecord {
     /// `thumbs/t_<n>.jpg` taken in this chunk.
     pub stills: Vec<FileRecord>,
     pub posters: Vec<PosterRecord>,
+    /// The closed-caption channels the chunk's frames carry (`CC1`, `SERVICE1`): kept in
+    /// its H.264 rungs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<String>,
     /// Wall-clock seconds the chunk took to encode.
     pub encode_seconds: f64,
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::assemble::Ladder;
 use crate::location::Location;
+use crate::package::captions::ClosedCaptions;
 use crate::package::track::TrackSummary;
 use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::{Plan, PlannedAudio};
@@ -132,6 +133,10 @@ pub struct OutputReport {
     /// preset asks for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub podcast: Option<DownloadReport>,
+    /// The closed-caption channels carried in the video (`CC1`, `SERVICE1`) and the
+    /// language they are declared in; absent when the recording has none.
+    #[serde(skip_serializing_if = "ClosedCaptions::is_empty")]
+    pub closed_captions: ClosedCaptions,
 }
 
 /// A progressive file for downloads.
@@ -231,6 +236,7 @@ impl Report {
                     size_bytes: f.size,
                     sha256: f.sha256.clone(),
                 }),
+                closed_captions: ladder.captions.clone(),
             },
             rungs,
             audio,

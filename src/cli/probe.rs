@@ -72,6 +72,8 @@ fn write_video(out: &mut impl Write, v: &VideoInfo) -> std::io::Result<()> {
         "  scan        {}",
         if v.interlaced { format!("interlaced ({})", v.field_order) } else { v.field_order.clone() }
     )?;
+    let captions = if v.closed_captions { "CEA-608/708 in the video (kept in H.264 rungs)" } else { "none" };
+    writeln!(out, "  captions    {captions}")?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+use super::captions::ClosedCaptions;
 use super::track::{SegmentSummary, TrackKind, TrackSummary, ticks_to_micros};
 use crate::layout;
 use crate::rate::FrameRate;
@@ -34,7 +35,12 @@ struct Run {
 ///
 /// Segment numbers (`$Number$`) are counted from the first segment's index, so the
 /// tracks' segment indices must be contiguous, as the output layout guarantees.
-pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_seconds: f64) -> String {
+pub(crate) fn mpd(
+    video: &[TrackSummary],
+    audio: &[TrackSummary],
+    captions: &ClosedCaptions,
+    duration_seconds: f64,
+) -> String {
     let longest =
         video.iter().chain(audio).map(|t| ticks_to_micros(t.max_segment_duration(), t.timescale)).max().unwrap_or(0);
     // `max` also turns NaN into 0: a bad duration must not produce an unparsable MPD.
@@ -55,7 +61,7 @@ pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_secon
     x.open("Period", &[("id", "0".into()), ("start", "PT0S".into())]);
     let mut next_id = 0;
     if !video.is_empty() {
-        video_adaptation_set(&mut x, next_id, video);
+        video_adaptation_set(&mut x, next_id, video, captions);
         next_id += 1;
     }
     // One set per rendition: a player switches bitrates within a set, and languages by
@@ -69,7 +75,7 @@ pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_secon
     x.out
 }
 
-fn video_adaptation_set(x: &mut Xml, id: u32, video: &[TrackSummary]) {
+fn video_adaptation_set(x: &mut Xml, id: u32, video: &[TrackSummary], captions: &ClosedCaptions) {
     let sizes = video.iter().filter_map(|t| match t.kind {
         TrackKind::Video { width, height, fps } => Some((width, height, fps)),
         TrackKind::Audio { .. } => None,
@@ -96,6 +102,9 @@ fn video_adaptation_set(x: &mut Xml, id: u32, video: &[TrackSummary]) {
         None => {}
     }
     x.open("AdaptationSet", &attrs);
+    for (scheme, value) in captions.dash_descriptors() {
+        x.empty("Accessibility", &[("schemeIdUri", scheme.into()), ("value", value)]);
+    }
     let shared = shared_timing(video);
     if shared {
         segment_template(x, &video[0]);
@@ -369,7 +378,7 @@ mod tests {
     }
 
     fn ladder_mpd() -> String {
-        mpd(&fixture::video_rungs(), &[fixture::audio()], 74.56)
+        mpd(&fixture::video_rungs(), &[fixture::audio()], &ClosedCaptions::default(), 74.56)
     }
 
     #[test]
@@ -490,7 +499,7 @@ mod tests {
             s.duration = s.duration * 90_000 / 12_800;
         }
         video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(50, 1).expect("valid") };
-        let text = mpd(&video, &[], 74.56);
+        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.56);
         let doc = parse(&text);
         let sets = adaptation_sets(&doc);
         assert_eq!(sets.len(), 1);
@@ -513,7 +522,7 @@ mod tests {
         for s in &mut video[0].segments[5..] {
             s.decode_time += 512;
         }
-        let text = mpd(&video, &[], 74.6);
+        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.6);
         let doc = parse(&text);
         let template = child(adaptation_sets(&doc)[0], "SegmentTemplate");
         assert_eq!(expand(template), expected(&video[0]));
@@ -530,7 +539,7 @@ mod tests {
                 *fps = FrameRate::new(30_000, 1001).expect("valid");
             }
         }
-        let text = mpd(&video, &[], 74.56);
+        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.56);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "frameRate"), "30000/1001");
@@ -550,7 +559,7 @@ mod tests {
             default: true,
         };
         audio.codec = "mp4a.40.2\n".into();
-        let text = mpd(&[], std::slice::from_ref(&audio), 1.0);
+        let text = mpd(&[], std::slice::from_ref(&audio), &ClosedCaptions::default(), 1.0);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "lang"), "x\"<&'>\tz");
@@ -565,7 +574,7 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&fixture::video_rungs()).expect("serialises"))
                 .expect("deserialises");
         assert_eq!(video, fixture::video_rungs());
-        assert_eq!(mpd(&video, &[fixture::audio()], 74.56), ladder_mpd());
+        assert_eq!(mpd(&video, &[fixture::audio()], &ClosedCaptions::default(), 74.56), ladder_mpd());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::layout::{self, IFRAME_PLAYLIST, MEDIA_PLAYLIST, in_dir};
 
+use super::captions::{self, ClosedCaptions};
 use super::track::{TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
 
 /// Every playlist declares version 7: fMP4 segments with `EXT-X-MAP` in a media playlist
@@ -108,7 +109,7 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
 /// group's renditions: the peaks need not fall in the same segment, so their sum is an
 /// upper bound of any segment's combined rate with any of them, which is what RFC 8216 asks
 /// `BANDWIDTH` to be. `AVERAGE-BANDWIDTH` likewise sums the averages.
-pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) -> String {
+pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary], captions: &ClosedCaptions) -> String {
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
     line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
@@ -119,12 +120,15 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary]) ->
             line(&mut out, &audio_rendition(group.id, a));
         }
     }
+    for rendition in captions.hls_renditions() {
+        line(&mut out, &rendition);
+    }
     // A ladder without audio still has one variant per rung.
     let no_audio = [AudioGroup { id: "", renditions: Vec::new() }];
     let variant_groups = if groups.is_empty() { &no_audio[..] } else { &groups[..] };
     for v in video {
         for group in variant_groups {
-            line(&mut out, &video_variant(v, group));
+            line(&mut out, &video_variant(v, group, captions));
             line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
         }
     }
@@ -186,7 +190,7 @@ fn audio_groups(audio: &[TrackSummary]) -> Vec<AudioGroup<'_>> {
 
 /// The `EXT-X-STREAM-INF` tag of rung `v` with the audio of `group` (none when its id is
 /// empty).
-fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>) -> String {
+fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>, captions: &ClosedCaptions) -> String {
     let codecs = std::iter::once(v.codec.as_str()).chain(group.codecs()).collect::<Vec<_>>().join(",");
     let mut tag = format!(
         "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
@@ -201,9 +205,12 @@ fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>) -> String {
     if !group.id.is_empty() {
         let _ = write!(tag, ",AUDIO=\"{}\"", group.id);
     }
-    // Stated rather than left out: without it a player assumes captions may be in the
-    // video and may show a captions menu for nothing.
-    tag.push_str(",CLOSED-CAPTIONS=NONE");
+    // Stated either way: without it a player assumes captions may be in the video and may
+    // show a captions menu for nothing.
+    match captions.is_empty() {
+        true => tag.push_str(",CLOSED-CAPTIONS=NONE"),
+        false => tag.push_str(&format!(",CLOSED-CAPTIONS=\"{}\"", captions::GROUP)),
+    }
     tag
 }
 
@@ -299,7 +306,8 @@ mod tests {
     }
 
     fn master(video: &[TrackSummary], audio: &[TrackSummary]) -> MasterPlaylist {
-        parser::parse_master(&master_playlist(video, audio)).expect("a well-formed master playlist")
+        parser::parse_master(&master_playlist(video, audio, &ClosedCaptions::default()))
+            .expect("a well-formed master playlist")
     }
 
     /// RFC 8216 §4.3.3.1, and no larger than it needs to be.
@@ -511,6 +519,9 @@ mod tests {
         insta::assert_snapshot!("media_playlist_v0", media_playlist(&video[0]));
         insta::assert_snapshot!("media_playlist_a0", media_playlist(&audio));
         insta::assert_snapshot!("iframe_playlist_v0", iframe_playlist(&video[0]));
-        insta::assert_snapshot!("master_playlist", master_playlist(&video, std::slice::from_ref(&audio)));
+        insta::assert_snapshot!(
+            "master_playlist",
+            master_playlist(&video, std::slice::from_ref(&audio), &ClosedCaptions::default())
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! `seg_<n>.m4s`, placing it on the global timeline) and the codec strings manifests need;
 //! the manifests themselves (`hls`, `dash`) from a `track::TrackSummary` per track.
 
+pub(crate) mod captions;
 pub mod cmaf;
 pub(crate) mod dash;
 pub(crate) mod hls;

@@ -58,6 +58,7 @@ pub(super) fn store_chunk(
         tracks,
         stills,
         posters,
+        captions: output.captions.clone(),
         encode_seconds: took.as_secs_f64(),
     };
     record.store(to.out)?;
@@ -131,6 +132,7 @@ pub(super) fn store_audio(
         }],
         stills: Vec::new(),
         posters: Vec::new(),
+        captions: Vec::new(),
         encode_seconds: took.as_secs_f64(),
     };
     record.store(to.out)?;

@@ -7,13 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ffmpeg_next as ff;
 
+use super::captions::{self, CcData, SlotCaptions};
 use super::warmup::Warmup;
 use super::{ChunkError, ChunkJob};
 use crate::pipeline::Damage;
 use crate::plan::{Chunk, Plan};
 
-/// What receives each filled slot: the frame and its output frame number.
-pub(super) type SlotSink<'a> = dyn FnMut(&Arc<ff::frame::Video>, u64, &Pass) -> Result<(), ChunkError> + 'a;
+/// What receives each filled slot: the frame, its output frame number and the captions it
+/// carries.
+pub(super) type SlotSink<'a> =
+    dyn FnMut(&Arc<ff::frame::Video>, u64, Option<CcData>, &Pass) -> Result<(), ChunkError> + 'a;
+
+/// What `Slots` hands on for each slot.
+type Emit<'a> = dyn FnMut(&Arc<ff::frame::Video>, u64, Option<CcData>) -> Result<(), ChunkError> + 'a;
 
 /// One decode of (part of) a chunk: its output frames `slots`, handed to the rungs as
 /// local frame `slot - start - shift` (negative: warm-up).
@@ -147,7 +153,7 @@ impl<'a> ChunkDecoder<'a> {
         }
         let time_base = f64::from(self.stream_time_base);
         let mut slots = Slots::new(pass.slots.clone(), self.plan.fps.as_f64(), self.origin, time_base);
-        let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64| sink(frame, slot, pass);
+        let mut emit = |frame: &Arc<ff::frame::Video>, slot: u64, cc: Option<CcData>| sink(frame, slot, cc, pass);
         let pictures = &mut self.pictures;
         // Every picture the decoder gives goes to the slots (and is counted).
         let mut place = |slots: &mut Slots, frame: ff::frame::Video| {
@@ -256,11 +262,15 @@ type OnFrame<'a> = dyn FnMut(ff::frame::Video) -> Result<(), ChunkError> + 'a;
 
 /// Maps source frames to the plan's constant-rate slots: slot n shows the latest source
 /// frame at or before n/fps (plus half a frame), so frames are duplicated over gaps and
-/// dropped when the source runs faster.
+/// dropped when the source runs faster. The frames' closed captions go with the slots
+/// ([`SlotCaptions`]).
 struct Slots {
     /// Next slot to fill; `end` is exclusive.
     next: u64,
     end: u64,
+    /// The pass's slots.
+    range: std::ops::Range<u64>,
+    captions: SlotCaptions,
     held: Option<Arc<ff::frame::Video>>,
     origin: i64,
     time_base: f64,
@@ -269,7 +279,17 @@ struct Slots {
 
 impl Slots {
     fn new(slots: std::ops::Range<u64>, fps: f64, origin: i64, time_base: f64) -> Self {
-        Self { next: slots.start, end: slots.end, held: None, origin, time_base, frame_seconds: 1.0 / fps }
+        let (next, end, frame_seconds) = (slots.start, slots.end, 1.0 / fps);
+        Self {
+            next,
+            end,
+            range: slots,
+            captions: SlotCaptions::default(),
+            held: None,
+            origin,
+            time_base,
+            frame_seconds,
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -278,28 +298,42 @@ impl Slots {
 
     /// Takes the next source frame (in presentation order), emitting every slot that
     /// ends before it.
-    fn place(
-        &mut self,
-        frame: ff::frame::Video,
-        emit: &mut impl FnMut(&Arc<ff::frame::Video>, u64) -> Result<(), ChunkError>,
-    ) -> Result<(), ChunkError> {
+    fn place(&mut self, frame: ff::frame::Video, emit: &mut Emit<'_>) -> Result<(), ChunkError> {
         let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - self.origin) as f64 * self.time_base);
+        if let Some(cc) = captions::of_frame(&frame) {
+            self.captions.add(self.slot_of(t), &self.range, cc);
+        }
         let frame = Arc::new(frame);
-        while !self.is_full() && (self.next as f64 + 0.5) * self.frame_seconds <= t {
-            emit(self.held.as_ref().unwrap_or(&frame), self.next)?;
+        while !self.is_full() && self.ends_before(self.next, t) {
+            emit(self.held.as_ref().unwrap_or(&frame), self.next, self.captions.take(self.next))?;
             self.next += 1;
         }
         self.held = Some(frame);
         Ok(())
     }
 
+    /// Slot `n` is over by time `t`: a frame at `t` shows from a later slot on.
+    fn ends_before(&self, n: u64, t: f64) -> bool {
+        (n as f64 + 0.5) * self.frame_seconds <= t
+    }
+
+    /// The slot whose interval holds time `t`: the first that does not end before it.
+    fn slot_of(&self, t: f64) -> u64 {
+        let mut n = (t / self.frame_seconds - 0.5).floor().max(-1.0) as i64 + 1;
+        while n > 0 && !self.ends_before(n as u64 - 1, t) {
+            n -= 1;
+        }
+        let mut n = n.max(0) as u64;
+        while self.ends_before(n, t) {
+            n += 1;
+        }
+        n
+    }
+
     /// The source ended early: holds its last frame to the end of the chunk.
-    fn fill_to_end(
-        &mut self,
-        emit: &mut impl FnMut(&Arc<ff::frame::Video>, u64) -> Result<(), ChunkError>,
-    ) -> Result<(), ChunkError> {
+    fn fill_to_end(&mut self, emit: &mut Emit<'_>) -> Result<(), ChunkError> {
         while let (false, Some(last)) = (self.is_full(), self.held.as_ref()) {
-            emit(last, self.next)?;
+            emit(last, self.next, self.captions.take(self.next))?;
             self.next += 1;
         }
         Ok(())

@@ -7,21 +7,28 @@ use std::sync::mpsc::SyncSender;
 
 use ffmpeg_next::{self as ff, format::Pixel, software::scaling};
 
+use super::captions::{CcData, Channels};
 use super::decode::Pass;
 use super::warmup::Warmup;
 use super::{ChunkError, PosterCandidate};
 use crate::plan::{Chunk, Plan};
 use crate::thumbs;
 
-/// A rung's picture and its local frame number (negative: warm-up), on its way to the
-/// rung's encoder.
-pub(super) type RungFrame = (Arc<ff::frame::Video>, i64);
+/// A rung's picture on its way to the rung's encoder.
+pub(super) struct RungFrame {
+    pub(super) picture: Arc<ff::frame::Video>,
+    /// Local frame number (negative: warm-up).
+    pub(super) local: i64,
+    /// The closed captions the frame carries (the chunk's own frames only).
+    pub(super) captions: Option<CcData>,
+}
 
 /// A warm-up frame held to be sent again as the chunk's own, with the rung pictures made
 /// for the warm-up if it was encoded.
 struct Held {
     frame: Arc<ff::frame::Video>,
     slot: u64,
+    captions: Option<CcData>,
     made: Option<Vec<Arc<ff::frame::Video>>>,
 }
 
@@ -35,6 +42,8 @@ pub(super) struct FanOut<'a> {
     senders: Vec<SyncSender<RungFrame>>,
     thumbnails: Thumbnails<'a>,
     held: Vec<Held>,
+    /// The caption channels of the chunk's own frames.
+    channels: Channels,
 }
 
 impl<'a> FanOut<'a> {
@@ -47,15 +56,22 @@ impl<'a> FanOut<'a> {
     ) -> Self {
         let pictures = plan.rungs.iter().map(RungPictures::new).collect();
         let held = Vec::with_capacity(if replay { warmup.span as usize } else { 0 });
-        Self { chunk, warmup, replay, pictures, senders, thumbnails: Thumbnails::new(plan, chunk), held }
+        let thumbnails = Thumbnails::new(plan, chunk);
+        Self { chunk, warmup, replay, pictures, senders, thumbnails, held, channels: Channels::default() }
     }
 
-    /// Output frame `slot`'s picture, decoded in `pass`: to the rungs (as the chunk's own
-    /// frame or a warm-up frame) and to the thumbnails.
-    pub(super) fn emit(&mut self, frame: &Arc<ff::frame::Video>, slot: u64, pass: &Pass) -> Result<(), ChunkError> {
+    /// Output frame `slot`'s picture and captions, decoded in `pass`: to the rungs (as the
+    /// chunk's own frame or a warm-up frame) and to the thumbnails.
+    pub(super) fn emit(
+        &mut self,
+        frame: &Arc<ff::frame::Video>,
+        slot: u64,
+        captions: Option<CcData>,
+        pass: &Pass,
+    ) -> Result<(), ChunkError> {
         let local = slot as i64 - self.chunk.start_frame as i64 - pass.shift as i64;
         if self.replay && local < self.warmup.span as i64 {
-            return self.hold(frame, slot, local);
+            return self.hold(frame, slot, captions, local);
         }
         if local >= 0 {
             self.thumbnail(frame, slot)?;
@@ -63,19 +79,25 @@ impl<'a> FanOut<'a> {
             return Ok(());
         }
         let made = self.make(frame)?;
-        self.send(&made, local)
+        self.send(&made, local, captions)
     }
 
     /// A frame of the warm-up span while it is held: the warm-up's turn now, then, once the
     /// whole span is here, the chunk's own.
-    fn hold(&mut self, frame: &Arc<ff::frame::Video>, slot: u64, local: i64) -> Result<(), ChunkError> {
+    fn hold(
+        &mut self,
+        frame: &Arc<ff::frame::Video>,
+        slot: u64,
+        captions: Option<CcData>,
+        local: i64,
+    ) -> Result<(), ChunkError> {
         let span = self.warmup.span as i64;
         let warm = local - span;
         let made = if self.warmup.encodes(warm) { Some(self.make(frame)?) } else { None };
         if let Some(made) = &made {
-            self.send(made, warm)?;
+            self.send(made, warm, None)?;
         }
-        self.held.push(Held { frame: frame.clone(), slot, made });
+        self.held.push(Held { frame: frame.clone(), slot, captions, made });
         if local + 1 == span {
             for held in std::mem::take(&mut self.held) {
                 self.thumbnail(&held.frame, held.slot)?;
@@ -83,7 +105,7 @@ impl<'a> FanOut<'a> {
                     Some(made) => made,
                     None => self.make(&held.frame)?,
                 };
-                self.send(&made, held.slot as i64 - self.chunk.start_frame as i64)?;
+                self.send(&made, held.slot as i64 - self.chunk.start_frame as i64, held.captions)?;
             }
         }
         Ok(())
@@ -98,11 +120,16 @@ impl<'a> FanOut<'a> {
     }
 
     /// Local frame `local` to every rung; negative: a warm-up frame, encoded only to settle
-    /// the rate control.
-    fn send(&self, made: &[Arc<ff::frame::Video>], local: i64) -> Result<(), ChunkError> {
+    /// the rate control and given no captions.
+    fn send(&mut self, made: &[Arc<ff::frame::Video>], local: i64, captions: Option<CcData>) -> Result<(), ChunkError> {
+        let captions = captions.filter(|_| local >= 0);
+        if let Some(cc) = &captions {
+            self.channels.read(cc);
+        }
         for (tx, picture) in self.senders.iter().zip(made) {
+            let frame = RungFrame { picture: picture.clone(), local, captions: captions.clone() };
             // A rung that stopped has failed: its own error is reported when joined.
-            if tx.send((picture.clone(), local)).is_err() {
+            if tx.send(frame).is_err() {
                 return Err(ChunkError::RungStopped(self.chunk.index));
             }
         }
@@ -114,9 +141,10 @@ impl<'a> FanOut<'a> {
         self.thumbnails.take(frame, slot).map_err(|source| ChunkError::Thumbnail { chunk: c, source })
     }
 
-    /// The thumbnails taken. Ending the queues tells each rung to flush its encoder.
-    pub(super) fn finish(self) -> Thumbnails<'a> {
-        self.thumbnails
+    /// The thumbnails taken and the caption channels met. Ending the queues tells each rung
+    /// to flush its encoder.
+    pub(super) fn finish(self) -> (Thumbnails<'a>, Channels) {
+        (self.thumbnails, self.channels)
     }
 }
 

@@ -6,6 +6,7 @@
 //! Every chunk is encoded the same way from a closed GOP, so the encoder's B-frame delay
 //! is the same in every chunk and every chunk's init segment is byte-identical.
 
+mod captions;
 mod decode;
 mod fanout;
 mod rung;
@@ -203,7 +204,8 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
     let (decoded, thumbnails, rungs) = std::thread::scope(|s| {
         let mut threads = rung_job.spawn(s);
         let mut fanout = FanOut::new(job.plan, chunk, warmup, replay, std::mem::take(&mut threads.senders));
-        let decoded = decoder.decode(&passes, job.cancel, &mut |frame, slot, pass| fanout.emit(frame, slot, pass));
+        let decoded =
+            decoder.decode(&passes, job.cancel, &mut |frame, slot, cc, pass| fanout.emit(frame, slot, cc, pass));
         // Ending the queues tells each rung to flush its encoder.
         let thumbnails = fanout.finish();
         (decoded, thumbnails, threads.join(chunk.index))
@@ -213,7 +215,15 @@ pub fn encode_chunk(job: &ChunkJob<'_>, chunk: &Chunk) -> Result<ChunkOutput, Ch
         Ok(()) | Err(ChunkError::RungStopped(_)) => rungs.into_iter().collect::<Result<_, _>>()?,
         Err(e) => return Err(e),
     };
-    Ok(ChunkOutput { rungs, stills: thumbnails.stills, posters: thumbnails.posters, pictures: decoder.pictures })
+    let (thumbnails, channels) = thumbnails;
+    let captions = channels.instream_ids();
+    Ok(ChunkOutput {
+        rungs,
+        stills: thumbnails.stills,
+        posters: thumbnails.posters,
+        pictures: decoder.pictures,
+        captions,
+    })
 }
 
 /// Frames a chunk's encoders are given: its own and its warm-up's.
@@ -231,6 +241,9 @@ pub struct ChunkOutput {
     /// Pictures the decoder produced: the chunk's own and those from the key frame before
     /// it, which a chunk cannot avoid decoding once.
     pub pictures: u64,
+    /// The closed-caption channels its frames carry, as HLS's `INSTREAM-ID`s (`CC1`,
+    /// `SERVICE1`), carried into every H.264 rung.
+    pub captions: Vec<String>,
 }
 
 /// A frame that may become the poster.

@@ -8,6 +8,7 @@ use std::thread::ScopedJoinHandle;
 
 use ffmpeg_next as ff;
 
+use super::captions;
 use super::fanout::RungFrame;
 use super::{ChunkError, ChunkJob, RungChunk, timescale_for};
 use crate::media::encoder;
@@ -65,8 +66,9 @@ impl<'a> RungJob<'a> {
             crate::pipeline::give_way();
         }
         let mut pipeline = self.open(rung)?;
-        for (frame, local) in frames {
-            feed_rung(&mut pipeline, &frame, local, chunk, plan, self.ticks_per_frame)?;
+        for frame in frames {
+            let local = frame.local;
+            feed_rung(&mut pipeline, &frame, chunk, plan, self.ticks_per_frame)?;
             if local >= 0 {
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -184,20 +186,23 @@ pub enum QualityCheckError {
 
 fn feed_rung(
     r: &mut RungPipeline,
-    frame: &ff::frame::Video,
-    local: i64,
+    frame: &RungFrame,
     chunk: &Chunk,
     plan: &Plan,
     ticks_per_frame: u32,
 ) -> Result<(), ChunkError> {
-    let c = chunk.index;
+    let (c, local) = (chunk.index, frame.local);
     let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
     // A header of its own for the time stamp and picture type; the planes are shared.
-    let mut picture = picture_of(frame).ok_or(ChunkError::Libav {
+    let mut picture = picture_of(&frame.picture).ok_or(ChunkError::Libav {
         chunk: c,
         context: "sharing a picture with the encoder",
         source: ff::Error::Bug,
     })?;
+    // The source's captions, and no other side data: libx264 writes them as SEI.
+    if let Some(cc) = &frame.captions {
+        captions::attach(&mut picture, cc).map_err(libav("attaching captions"))?;
+    }
     picture.set_pts(Some(local));
     // A key frame opens every GOP: the grid is the plan's, not the encoder's.
     let key = local >= 0 && local % i64::from(plan.gop_frames) == 0;
