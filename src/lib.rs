@@ -38,3 +38,4 @@ pub(crate) mod run;
 pub mod serve;
 pub mod stdout;
 pub(crate) mod thumbs;
+pub mod trim;

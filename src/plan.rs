@@ -10,6 +10,7 @@ use crate::exit::{ExitClass, Outcome};
 use crate::preset::Preset;
 use crate::probe::Probe;
 use crate::rate::FrameRate;
+use crate::trim::{PlannedTrim, Trim};
 
 /// Bumped whenever the meaning of a plan's fields changes, so old checkpoints are not reused.
 pub const PLAN_VERSION: u32 = 3;
@@ -66,6 +67,9 @@ pub struct Plan {
     pub segments: Vec<Segment>,
     pub chunks: Vec<Chunk>,
     pub thumbnails: Option<PlannedThumbnails>,
+    /// The part of the recording kept (`--start`/`--end`), when it is cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim: Option<PlannedTrim>,
 }
 
 /// What the plan needs to know about the source.
@@ -205,13 +209,17 @@ pub enum PlanError {
         last = count.saturating_sub(1)
     )]
     NoSuchAudioTrack { path: String, position: u32, count: usize },
+    #[error(
+        "{path}: --start {start:.3} is not before the recording's end ({duration:.3} s): give a start within the recording"
+    )]
+    StartPastEnd { path: String, start: f64, duration: f64 },
 }
 
 impl ExitClass for PlanError {
     /// The recording is at fault, except for a selection of tracks it does not have.
     fn outcome(&self) -> Outcome {
         match self {
-            Self::NoSuchAudioTrack { .. } => Outcome::Usage,
+            Self::NoSuchAudioTrack { .. } | Self::StartPastEnd { .. } => Outcome::Usage,
             Self::TooShort { .. } | Self::NoPicture { .. } | Self::TooLong { .. } => Outcome::BadInput,
         }
     }
@@ -221,14 +229,16 @@ impl ExitClass for PlanError {
 ///
 /// An audio-only recording gets a plan without rungs, chunks or thumbnails: its audio
 /// renditions are cut on a grid at the preset's (or the default) frame rate.
-pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
+///
+/// `trim` keeps part of the recording: the output's zero is its start.
+pub fn plan(probe: &Probe, preset: &Preset, trim: &Trim) -> Result<Plan, PlanError> {
     let video = probe.video.as_ref();
     let (dw, dh) = video.map_or((0, 0), |v| (v.display_width, v.display_height));
     if video.is_some() && (dw < 2 || dh < 2) {
         return Err(PlanError::NoPicture { path: probe.path.clone(), width: dw, height: dh });
     }
     let (fps, fps_reason) = output_fps(probe, preset);
-    let (start_seconds, end_seconds) = output_span(probe);
+    let (start_seconds, end_seconds, trim) = trimmed_span(probe, output_span(probe), trim)?;
     let seconds = end_seconds - start_seconds;
     if seconds > MAX_SECONDS {
         return Err(PlanError::TooLong { path: probe.path.clone(), seconds, max: MAX_SECONDS });
@@ -261,6 +271,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         total_frames,
         duration_seconds: seconds_of(fps, total_frames),
         deinterlace: video.is_some_and(|v| v.interlaced),
+        trim,
         rungs,
         skipped_rungs,
         audio,
@@ -476,6 +487,36 @@ fn seconds_of(fps: FrameRate, frames: u64) -> f64 {
     frames as f64 * f64::from(fps.den()) / f64::from(fps.num())
 }
 
+/// The part of `span` (on the recording's clock) that `trim` keeps, and what it cut. An end
+/// past the recording's is the recording's (as ffmpeg's `-to`), said in the log.
+fn trimmed_span(probe: &Probe, span: (f64, f64), trim: &Trim) -> Result<(f64, f64, Option<PlannedTrim>), PlanError> {
+    let (first, last) = span;
+    if trim.is_none() {
+        return Ok((first, last, None));
+    }
+    let duration = last - first;
+    let start = trim.start.unwrap_or(0.0);
+    if start >= duration {
+        return Err(PlanError::StartPastEnd { path: probe.path.clone(), start, duration });
+    }
+    let end = match trim.end {
+        Some(end) if end > duration => {
+            tracing::warn!(end, duration, "--end is past the recording's end: the output ends with the recording");
+            duration
+        }
+        Some(end) => end,
+        None => duration,
+    };
+    let planned = PlannedTrim {
+        requested: *trim,
+        start_seconds: start,
+        end_seconds: end,
+        cut_before_seconds: start,
+        cut_after_seconds: duration - end,
+    };
+    Ok((first + start, first + end, Some(planned)))
+}
+
 /// Where the output starts and ends on the recording's clock: the video's span, widened to
 /// the audio's where the sound starts or ends beyond [`AUDIO_OVERHANG_SECONDS`] of it.
 fn output_span(probe: &Probe) -> (f64, f64) {
@@ -672,15 +713,16 @@ mod tests {
     #[test]
     fn sound_beyond_the_picture_widens_the_output_and_an_encoder_pad_does_not() {
         let fps = FrameRate::new(25, 1).expect("a rate");
-        let p = plan(&probe((1.0, 5.0), fps, Some((0.0, 7.0))), &small()).expect("plans");
+        let p = plan(&probe((1.0, 5.0), fps, Some((0.0, 7.0))), &small(), &Trim::default()).expect("plans");
         assert_eq!((p.source.start_seconds, p.total_frames), (0.0, 175));
-        let p = plan(&probe((1.0, 5.0), fps, Some((0.98, 5.02))), &small()).expect("plans");
+        let p = plan(&probe((1.0, 5.0), fps, Some((0.98, 5.02))), &small(), &Trim::default()).expect("plans");
         assert_eq!((p.source.start_seconds, p.total_frames), (1.0, 100));
     }
 
     #[test]
     fn a_rate_below_a_frame_a_second_is_not_a_video_rate() {
-        let p = plan(&probe((0.0, 60.0), FrameRate::new(1, 512).expect("a rate"), None), &small()).expect("plans");
+        let p = plan(&probe((0.0, 60.0), FrameRate::new(1, 512).expect("a rate"), None), &small(), &Trim::default())
+            .expect("plans");
         assert_eq!(p.fps.to_string(), "30");
         assert!(p.fps_reason.contains("not a video rate"), "{}", p.fps_reason);
         let stills = &p.thumbnails.as_ref().expect("thumbnails").still_frames;
@@ -691,9 +733,15 @@ mod tests {
     fn timestamps_spanning_years_are_refused() {
         let fps = FrameRate::new(25, 1).expect("a rate");
         let years = 4_294_967_295.0;
-        assert!(matches!(plan(&probe((0.0, years), fps, None), &small()), Err(PlanError::TooLong { .. })));
+        assert!(matches!(
+            plan(&probe((0.0, years), fps, None), &small(), &Trim::default()),
+            Err(PlanError::TooLong { .. })
+        ));
         let audio = Some((-years, 1.0));
-        assert!(matches!(plan(&probe((0.0, 1.0), fps, audio), &small()), Err(PlanError::TooLong { .. })));
+        assert!(matches!(
+            plan(&probe((0.0, 1.0), fps, audio), &small(), &Trim::default()),
+            Err(PlanError::TooLong { .. })
+        ));
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub struct OutputReport {
     /// language they are declared in; absent when the recording has none.
     #[serde(skip_serializing_if = "ClosedCaptions::is_empty")]
     pub closed_captions: ClosedCaptions,
+    /// The part of the recording kept, and what was cut, when it was trimmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trim: Option<crate::trim::PlannedTrim>,
 }
 
 /// A progressive file for downloads.
@@ -237,6 +240,7 @@ impl Report {
                     sha256: f.sha256.clone(),
                 }),
                 closed_captions: ladder.captions.clone(),
+                trim: plan.trim.clone(),
             },
             rungs,
             audio,

@@ -20,7 +20,7 @@ fn plan_with_chunk_segments(
         .replace("chunk_segments = 5", &format!("chunk_segments = {chunk_segments}"));
     let preset = ladder::preset::load_str(&text, "small").unwrap();
     let probe = ladder::probe::probe(input, &ladder::probe::Limits::default()).unwrap();
-    (ladder::plan::plan(&probe, &preset).unwrap(), preset)
+    (ladder::plan::plan(&probe, &preset, &ladder::trim::Trim::default()).unwrap(), preset)
 }
 
 fn encode_all(input: &std::path::Path, chunk_segments: u32) -> (ladder::plan::Plan, Vec<Vec<RungChunk>>) {

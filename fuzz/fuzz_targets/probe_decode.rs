@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     // As `ladder run`: containers without a key frame index are copied first.
     let Ok(source) = ladder::remux::prepare(&input, probe, dir.path(), &limits) else { return };
     let input = source.path;
-    let Ok(plan) = ladder::plan::plan(&source.probe, preset) else { return };
+    let Ok(plan) = ladder::plan::plan(&source.probe, preset, &ladder::trim::Trim::default()) else { return };
     let full = plan;
     let plan = head(full.clone(), 1);
     let cancel = AtomicBool::new(false);

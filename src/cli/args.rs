@@ -93,6 +93,8 @@ pub(crate) struct PlanArgs {
     pub(crate) input: PathBuf,
     #[command(flatten)]
     pub(crate) preset: PresetArgs,
+    #[command(flatten)]
+    pub(crate) trim: TrimArgs,
     /// Print the whole plan as JSON instead of a summary.
     #[arg(long)]
     pub(crate) json: bool,
@@ -110,6 +112,8 @@ pub(crate) struct RunArgs {
     pub(crate) out: String,
     #[command(flatten)]
     pub(crate) preset: PresetArgs,
+    #[command(flatten)]
+    pub(crate) trim: TrimArgs,
     /// Chunks encoded at once [default: one per two CPUs this process may use, rounded up
     /// (cgroup quota included): each chunk encodes its rungs on threads of their own].
     #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -303,6 +307,19 @@ pub(crate) struct PresetArgs {
     /// `[audio] default_language`.
     #[arg(long, value_name = "LANGUAGE")]
     pub(crate) default_audio_language: Option<String>,
+}
+
+/// The part of the recording to keep.
+#[derive(Debug, Args)]
+pub(crate) struct TrimArgs {
+    /// Start the output at this time of the recording (seconds, or HH:MM:SS.mmm), frame
+    /// accurately: its first frame is the recording's frame at that time.
+    #[arg(long, value_name = "TIME", env = "LADDER_START", value_parser = crate::trim::parse_time)]
+    pub(crate) start: Option<f64>,
+    /// End the output at this time of the recording (seconds, or HH:MM:SS.mmm; not a
+    /// duration).
+    #[arg(long, value_name = "TIME", env = "LADDER_END", value_parser = crate::trim::parse_time)]
+    pub(crate) end: Option<f64>,
 }
 
 /// The folder of user presets.

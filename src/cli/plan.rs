@@ -12,7 +12,8 @@ use super::args::PlanArgs;
 pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<Outcome> {
     let preset = args.preset.load()?;
     let probe = probe::probe(&args.input, &args.limits.limits())?;
-    let plan = plan::plan(&probe, &preset)?;
+    let trim = args.trim.trim()?;
+    let plan = plan::plan(&probe, &preset, &trim)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
     } else {
@@ -29,6 +30,13 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
         writeln!(out, "  source   audio only, {:.3} s: audio renditions, no video rungs", s.duration_seconds)?;
     } else {
         write_source(out, s)?;
+    }
+    if let Some(t) = &plan.trim {
+        writeln!(
+            out,
+            "  trim     keeps {:.3} s to {:.3} s of the recording ({:.3} s cut before, {:.3} s after)",
+            t.start_seconds, t.end_seconds, t.cut_before_seconds, t.cut_after_seconds
+        )?;
     }
     writeln!(
         out,

@@ -45,6 +45,7 @@ fn request(args: &RunArgs, watch: crate::progress::Watch) -> anyhow::Result<RunR
         input: Location::parse(&args.input)?,
         out: Location::parse(&args.out)?,
         preset,
+        trim: args.trim.trim()?,
         jobs: args.jobs.map(usize::from),
         scratch: args.scratch.clone(),
         quality: args.quality,

@@ -10,8 +10,9 @@ use crate::location::StorageConfig;
 use crate::preset::{self, Preset, TrackLabel};
 use crate::probe;
 use crate::progress::ProgressMode;
+use crate::trim::Trim;
 
-use super::args::{DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args};
+use super::args::{DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args, TrimArgs};
 use crate::run::Shard;
 
 impl PresetArgs {
@@ -47,6 +48,13 @@ impl PresetArgs {
         }
         let default_language = self.default_audio_language.as_deref().map(bcp47).transpose()?;
         Ok((labels, default_language))
+    }
+}
+
+impl TrimArgs {
+    /// `--start`/`--end`, with an end after the start.
+    pub(crate) fn trim(&self) -> anyhow::Result<Trim> {
+        Ok(Trim::new(self.start, self.end).map_err(UsageError)?)
     }
 }
 

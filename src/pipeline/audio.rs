@@ -202,6 +202,8 @@ struct AudioSource {
     time_base: ff::Rational,
     /// The timeline's zero on the recording's clock, in seconds.
     zero: f64,
+    /// The output's end, in seconds from zero.
+    end: f64,
 }
 
 impl AudioSource {
@@ -211,11 +213,17 @@ impl AudioSource {
     }
 
     /// Decodes the whole stream through `stage`, for its meter only.
+    /// Frames wholly before zero or after the end (a trimmed recording's cuts) are left out.
     fn meter(&mut self, stage: &mut Stage, cancel: &AtomicBool) -> Result<(), AudioError> {
         let mut ignore = |_: &ff::frame::Audio, _: Option<f64>| Ok::<(), AudioError>(());
-        self.each_frame(cancel, &mut |frame, _| {
-            stage.feed(Some(frame), &mut ignore)?;
-            Ok(true)
+        let end = self.end;
+        self.each_frame(cancel, &mut |frame, at| {
+            let seconds = frame.samples() as f64 / f64::from(frame.rate().max(1));
+            match at {
+                Some(t) if t + seconds <= 0.0 => Ok(true),
+                Some(t) if t >= end => Ok(false),
+                _ => stage.feed(Some(frame), &mut ignore).map(|()| true),
+            }
         })?;
         stage.feed(None, &mut ignore)
     }
@@ -231,7 +239,22 @@ impl AudioSource {
         let context =
             ff::codec::Context::from_parameters(stream.parameters()).map_err(libav("reading codec parameters"))?;
         let decoder = context.decoder().audio().map_err(libav("opening the decoder"))?;
-        Ok(Self { input, decoder, index: audio.source_stream, time_base, zero })
+        let mut source =
+            Self { input, decoder, index: audio.source_stream, time_base, zero, end: plan.duration_seconds };
+        if plan.trim.as_ref().is_some_and(|t| t.cut_before_seconds > 0.0) {
+            source.seek_before_zero();
+        }
+        Ok(source)
+    }
+
+    /// Skips what a trimmed recording cuts from its start: to a second before the output's
+    /// zero (the frames before zero are then trimmed by time, to the sample). A container
+    /// that cannot seek is read from its start instead.
+    fn seek_before_zero(&mut self) {
+        let to = ((self.zero - 1.0).max(0.0) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+        if let Err(e) = self.input.seek(to, ..to) {
+            tracing::debug!(error = %e, "the audio cannot seek: read from the start");
+        }
     }
 
     /// Decodes the stream into `track` (encoding what is ready) until it holds the

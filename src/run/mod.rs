@@ -40,6 +40,8 @@ pub(crate) struct RunRequest {
     pub input: Location,
     pub out: Location,
     pub preset: Preset,
+    /// The part of the recording to keep.
+    pub trim: crate::trim::Trim,
     /// Chunks encoded at once; default: one per two CPUs this process may use.
     pub jobs: Option<usize>,
     /// Where muxers write; default: a temporary folder, removed afterwards.

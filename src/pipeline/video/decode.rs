@@ -147,8 +147,10 @@ impl<'a> ChunkDecoder<'a> {
     ) -> Result<(), ChunkError> {
         let c = self.chunk.index;
         let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
-        // (Only a chunk after the first has a warm-up pass.)
-        if self.chunk.start_frame > 0 {
+        // (Only a chunk after the first has a warm-up pass.) The first chunk of a trimmed
+        // recording seeks too: to the key frame before its start.
+        let trimmed = self.plan.trim.as_ref().is_some_and(|t| t.cut_before_seconds > 0.0);
+        if self.chunk.start_frame > 0 || trimmed {
             self.input.seek(self.seek_to, ..self.seek_to).map_err(libav("seeking"))?;
         }
         let time_base = f64::from(self.stream_time_base);
