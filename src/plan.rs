@@ -676,6 +676,7 @@ mod tests {
                 average_fps: Some(fps),
                 variable_frame_rate: false,
                 interlaced: false,
+                closed_captions: false,
                 field_order: "progressive".into(),
                 frame_count: None,
                 start_seconds: video.0,

@@ -247,6 +247,9 @@ pub(crate) struct DispatchArgs {
     /// Split the chunks over N pods of an Indexed Job.
     #[arg(long)]
     pub(crate) shards: Option<u32>,
+    /// The part of the recording the Job keeps (passed to `ladder run`).
+    #[command(flatten)]
+    pub(crate) trim: TrimArgs,
     /// When the recording ended (RFC 3339): the Job reports time-to-VOD from it.
     #[arg(long, value_parser = parse_timestamp)]
     pub(crate) recording_ended: Option<jiff::Timestamp>,

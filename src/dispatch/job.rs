@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{DispatchConfig, DispatchError};
 use crate::exit::Outcome;
 use crate::preset::Preset;
+use crate::trim::Trim;
 
 /// Prefix of ladder's own labels and annotations.
 pub const LABEL_PREFIX: &str = "ladder.dev";
@@ -57,13 +58,18 @@ pub struct JobRequest<'a> {
     /// When the recording ended (from the webhook or `--recording-ended`): the Job
     /// reports time-to-VOD from it.
     pub recording_ended: Option<jiff::Timestamp>,
+    /// The part of the recording to keep (`--start`/`--end` of `ladder run`).
+    pub trim: Trim,
 }
 
-/// The Job's name: a hash of (tenant, input, preset name and settings hash), so a repeated
-/// event names the same Job and creating it again is a no-op.
-pub fn job_name(tenant: &str, input: &str, preset: &Preset) -> String {
+/// The Job's name: a hash of (tenant, input, preset name and settings hash, and the trim
+/// when the recording is cut), so a repeated event names the same Job and creating it again
+/// is a no-op, while another cut of the same recording is another Job.
+pub fn job_name(tenant: &str, input: &str, preset: &Preset, trim: &Trim) -> String {
     let mut h = Sha256::new();
-    for part in [tenant, input, &preset.name, &preset.hash] {
+    let cut = trim_args(trim).join(" ");
+    let parts = [tenant, input, &preset.name, &preset.hash];
+    for part in parts.into_iter().chain((!cut.is_empty()).then_some(cut.as_str())) {
         h.update(part.as_bytes());
         h.update([0]); // a separator no part contains, so ("ab","c") ≠ ("a","bc")
     }
@@ -87,7 +93,7 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
     {
         return Err(DispatchError::Request { message: format!("--shards {n} is out of range (1 to {MAX_SHARDS})") });
     }
-    let name = job_name(&req.tenant, &req.input, req.preset);
+    let name = job_name(&req.tenant, &req.input, req.preset, &req.trim);
     let labels = labels(&name, &req.tenant, &req.preset.name);
     let annotations = BTreeMap::from([
         (format!("{LABEL_PREFIX}/input"), req.input.clone()),
@@ -207,6 +213,14 @@ fn pod_spec(config: &DispatchConfig, req: &JobRequest<'_>) -> PodSpec {
     }
 }
 
+/// `--start=…`/`--end=…` for `ladder run`, in seconds (exact: Rust prints the shortest
+/// text that reads back as the same number).
+fn trim_args(trim: &Trim) -> Vec<String> {
+    let start = trim.start.map(|s| format!("--start={s}"));
+    let end = trim.end.map(|e| format!("--end={e}"));
+    start.into_iter().chain(end).collect()
+}
+
 /// The one container: `ladder run` on the recording, unprivileged, on a read-only root
 /// with the scratch volume.
 fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
@@ -215,13 +229,13 @@ fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
         image: Some(config.image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
         // `--opt=value` and `--` keep a location from ever being read as a flag.
-        args: Some(vec![
-            "run".to_owned(),
-            format!("--out={}", req.output),
-            format!("--preset={}", req.preset.name),
-            "--".to_owned(),
-            req.input.clone(),
-        ]),
+        args: Some(
+            ["run".to_owned(), format!("--out={}", req.output), format!("--preset={}", req.preset.name)]
+                .into_iter()
+                .chain(trim_args(&req.trim))
+                .chain(["--".to_owned(), req.input.clone()])
+                .collect(),
+        ),
         env: Some(container_env(config, req)),
         // Credentials only by reference: the Secret's keys become environment variables.
         env_from: config.storage_secret.as_ref().map(|name| {
@@ -377,8 +391,18 @@ mod tests {
     #[test]
     fn the_name_separates_its_parts() {
         let p = crate::preset::resolve("small", None).unwrap();
-        assert_ne!(job_name("ab", "c", &p), job_name("a", "bc", &p));
-        assert_eq!(job_name("a", "b", &p), job_name("a", "b", &p));
-        assert!(job_name("a", "b", &p).len() <= 63);
+        assert_ne!(job_name("ab", "c", &p, &Trim::default()), job_name("a", "bc", &p, &Trim::default()));
+        assert_eq!(job_name("a", "b", &p, &Trim::default()), job_name("a", "b", &p, &Trim::default()));
+        assert!(job_name("a", "b", &p, &Trim::default()).len() <= 63);
+    }
+
+    #[test]
+    fn a_cut_is_passed_to_the_run_and_names_a_job_of_its_own() {
+        let p = crate::preset::resolve("small", None).unwrap();
+        let cut = Trim::new(Some(90.5), Some(3600.0)).unwrap();
+        assert_ne!(job_name("a", "b", &p, &cut), job_name("a", "b", &p, &Trim::default()));
+        assert_eq!(trim_args(&cut), ["--start=90.5", "--end=3600"]);
+        assert_eq!(trim_args(&Trim::new(None, Some(0.1)).unwrap()), ["--end=0.1"]);
+        assert!(trim_args(&Trim::default()).is_empty());
     }
 }

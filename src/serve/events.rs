@@ -6,9 +6,10 @@ use serde::Deserialize;
 
 use crate::dispatch::DispatchConfig;
 use crate::dispatch::config::is_dns_label;
+use crate::trim::Trim;
 
 /// One recording to dispatch, with its route resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Recording {
     pub tenant: String,
     pub input: String,
@@ -17,6 +18,8 @@ pub(crate) struct Recording {
     pub preset: Option<String>,
     /// When the recording ended, as the event says: time-to-VOD is measured from it.
     pub recording_ended: Option<Timestamp>,
+    /// The part to keep (a generic event's `start`/`end`).
+    pub trim: Trim,
 }
 
 /// Why an authentic event cannot be dispatched.
@@ -213,7 +216,8 @@ fn locate(location: &str, config: &DispatchConfig) -> Result<(String, String), E
     Err(EventError::UnknownBucket(host.split('.').next().unwrap_or(host).to_owned()))
 }
 
-/// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?}`.
+/// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?, "start"?,
+/// "end"?}`; `start` and `end` are seconds or `HH:MM:SS.mmm` strings, as `ladder run` takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GenericEvent {
@@ -226,6 +230,10 @@ struct GenericEvent {
     /// When the recording ended (RFC 3339).
     #[serde(default)]
     recording_ended: Option<String>,
+    #[serde(default)]
+    start: Option<EventTime>,
+    #[serde(default)]
+    end: Option<EventTime>,
     /// The sender's own event id; accepted and unused (de-duplication is by recording).
     #[serde(default)]
     #[expect(dead_code, reason = "accepted so senders may include it")]
@@ -258,13 +266,36 @@ pub(crate) fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording,
         })?),
         None => None,
     };
+    let malformed = |why: String| EventError::Malformed { kind: "generic", why };
+    let start = event.start.as_ref().map(|t| t.seconds("start")).transpose().map_err(malformed)?;
+    let end = event.end.as_ref().map(|t| t.seconds("end")).transpose().map_err(malformed)?;
+    let trim = Trim::new(start, end).map_err(malformed)?;
     let mut rec = route(config, &event.tenant, &bucket, &key, event.preset)?;
     rec.recording_ended = recording_ended;
+    rec.trim = trim;
     rec.input = event.input;
     if let Some(output) = event.output {
         rec.output = output;
     }
     Ok(rec)
+}
+
+/// A time in an event: a number of seconds or a `parse_time` string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum EventTime {
+    Seconds(f64),
+    Text(String),
+}
+
+impl EventTime {
+    fn seconds(&self, field: &str) -> Result<f64, String> {
+        match self {
+            Self::Seconds(s) if s.is_finite() && *s >= 0.0 => Ok(*s),
+            Self::Seconds(s) => Err(format!("{field} {s} is not a time of the recording")),
+            Self::Text(t) => crate::trim::parse_time(t).map_err(|e| format!("{field}: {e}")),
+        }
+    }
 }
 
 fn route(
@@ -291,6 +322,7 @@ fn route(
         output,
         preset: preset.or_else(|| route.preset.clone()),
         recording_ended: None,
+        trim: Trim::default(),
     })
 }
 
@@ -354,6 +386,7 @@ mod tests {
                 output: "s3://acme-vod/room 1/take 2".into(),
                 preset: Some("small".into()),
                 recording_ended: None,
+                trim: Trim::default(),
             }]
         );
     }
@@ -388,6 +421,17 @@ mod tests {
         assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
         let body = br#"{"tenant":"globex","input":"s3://shared/talk.mp4"}"#;
         assert_eq!(generic(body, &c).unwrap().output, "s3://globex-vod/talk");
+    }
+
+    #[test]
+    fn generic_events_may_cut_the_recording() {
+        let c = config();
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","start":"00:01:30.500","end":600}"#;
+        assert_eq!(generic(body, &c).unwrap().trim, Trim::new(Some(90.5), Some(600.0)).unwrap());
+        for bad in [r#""start":"soon""#, r#""start":-1"#, r#""start":9,"end":3"#] {
+            let body = format!(r#"{{"tenant":"acme","input":"s3://acme-rec/a.mp4",{bad}}}"#);
+            assert!(matches!(generic(body.as_bytes(), &c), Err(EventError::Malformed { .. })), "{bad}");
+        }
     }
 
     #[test]
