@@ -14,6 +14,7 @@
 
 pub(crate) mod assemble;
 pub mod cli;
+pub mod dead_air;
 pub mod dispatch;
 pub mod exit;
 pub(crate) mod language;

@@ -513,13 +513,14 @@ fn trimmed_span(probe: &Probe, span: (f64, f64), trim: &Trim) -> Result<(f64, f6
         end_seconds: end,
         cut_before_seconds: start,
         cut_after_seconds: duration - end,
+        dead_air: None,
     };
     Ok((first + start, first + end, Some(planned)))
 }
 
 /// Where the output starts and ends on the recording's clock: the video's span, widened to
 /// the audio's where the sound starts or ends beyond [`AUDIO_OVERHANG_SECONDS`] of it.
-fn output_span(probe: &Probe) -> (f64, f64) {
+pub(crate) fn output_span(probe: &Probe) -> (f64, f64) {
     let first = match &probe.video {
         Some(v) => v.start_seconds,
         None => probe.audio.as_ref().and_then(|a| a.start_seconds).unwrap_or(0.0),

@@ -67,6 +67,9 @@ pub struct PlannedTrim {
     /// Seconds of the recording left out before and after.
     pub cut_before_seconds: f64,
     pub cut_after_seconds: f64,
+    /// When the cut is the dead air the preset trims ([`crate::dead_air`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_air: Option<crate::dead_air::DeadAir>,
 }
 
 #[cfg(test)]

@@ -88,3 +88,43 @@ fn a_start_past_the_end_or_an_end_before_the_start_is_a_usage_error() {
     assert!(stderr.contains("is not a time"), "{stderr}");
     assert!(!out.join("master.m3u8").exists());
 }
+
+/// 14 s: 4 s of black and silence, 6 s of a moving pattern with a tone, 4 s of black and
+/// silence again.
+fn dead_air_source() -> std::path::PathBuf {
+    let video = "testsrc2=s=320x180:r=25:d=14,\
+                 drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='lt(t\\,4)+gte(t\\,10)'";
+    let audio = "aevalsrc='if(between(t\\,4\\,10)\\,0.5*sin(2*PI*440*t)\\,0)':s=48000:d=14";
+    common::synth("dead-air.mp4", &[&["-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio][..], H264_AAC].concat())
+}
+
+#[test]
+fn dead_air_at_both_ends_is_cut_and_reported() {
+    let source = dead_air_source();
+    let preset = common::media_dir().join("dead-air.toml");
+    let text = std::fs::read_to_string(short_chunks_preset()).unwrap().replace("short-chunks", "dead-air");
+    std::fs::write(&preset, format!("{text}\n[trim]\ndead_air_seconds = 2\n")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = ["run", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--preset", preset.to_str().unwrap()];
+    let (code, _, stderr) = common::run(&[&args[..], &["--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let trim = &report["output"]["trim"];
+    let near = |v: &serde_json::Value, want: f64| (v.as_f64().unwrap() - want).abs() <= 0.04 + 1e-6;
+    assert!(near(&trim["cut_before_seconds"], 4.0) && near(&trim["cut_after_seconds"], 4.0), "{trim}");
+    assert_eq!(trim["dead_air"]["min_seconds"], 2.0, "{trim}");
+    let ladder = check_ladder(&out, true);
+    assert!((ladder.seconds - 6.0).abs() <= 0.04 + 1e-6, "{} s of output", ladder.seconds);
+    // The output starts at the content: its first frame is the pattern at 4 s, not black.
+    let first = first_luma(&whole_track(&out, "v0"), None);
+    let content = first_luma(&source, Some("4"));
+    assert!(psnr(&first, &content) > 30.0, "PSNR against the content's first frame: {:.1}", psnr(&first, &content));
+
+    // Without the preset's [trim], nothing is cut.
+    let (code, plan, _) = common::run(&["plan", source.to_str().unwrap(), "--preset", "small", "--json"]);
+    assert_eq!(code, 0);
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    assert!(plan.get("trim").is_none() && near(&plan["duration_seconds"], 14.0), "{}", plan["duration_seconds"]);
+}

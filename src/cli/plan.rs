@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::exit::Outcome;
-use crate::plan::{self, Plan};
+use crate::plan::Plan;
 use crate::probe;
 
 use super::args::PlanArgs;
@@ -11,9 +11,10 @@ use super::args::PlanArgs;
 /// Loads the preset, probes the recording, plans and prints the plan.
 pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<Outcome> {
     let preset = args.preset.load()?;
-    let probe = probe::probe(&args.input, &args.limits.limits())?;
+    let limits = args.limits.limits();
+    let probe = probe::probe(&args.input, &limits)?;
     let trim = args.trim.trim()?;
-    let plan = plan::plan(&probe, &preset, &trim)?;
+    let plan = crate::dead_air::plan(&args.input, &probe, &preset, &trim, &limits)?;
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
     } else {
@@ -34,8 +35,12 @@ fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     if let Some(t) = &plan.trim {
         writeln!(
             out,
-            "  trim     keeps {:.3} s to {:.3} s of the recording ({:.3} s cut before, {:.3} s after)",
-            t.start_seconds, t.end_seconds, t.cut_before_seconds, t.cut_after_seconds
+            "  trim     keeps {:.3} s to {:.3} s of the recording ({:.3} s cut before, {:.3} s after{})",
+            t.start_seconds,
+            t.end_seconds,
+            t.cut_before_seconds,
+            t.cut_after_seconds,
+            if t.dead_air.is_some() { ": dead air" } else { "" }
         )?;
     }
     writeln!(

@@ -50,6 +50,8 @@ pub struct Preset {
     pub thumbnails: ThumbnailSettings,
     pub packaging: Packaging,
     pub resources: Resources,
+    /// Dead air at least this long is cut from the recording's ends; `None`: kept.
+    pub dead_air_seconds: Option<f64>,
 }
 
 /// Video settings shared by every rung.
@@ -330,6 +332,7 @@ impl Preset {
                 memory: Some(self.resources.memory.clone()),
                 scratch: Some(self.resources.scratch.clone()),
             },
+            trim: self.dead_air_seconds.map(|s| raw::RawTrim { dead_air_seconds: Some(s) }),
         };
         Ok(format!(
             "# preset {} with every default written out; settings hash {}\n{}",

@@ -36,6 +36,18 @@ pub(crate) struct RawPreset {
     /// What the transcode Job requests from Kubernetes.
     #[serde(default)]
     pub resources: RawResources,
+    /// Cutting the recording's dead air; off when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim: Option<RawTrim>,
+}
+
+/// `[trim]`: the dead air (a black or frozen picture with silence: "we'll begin shortly",
+/// the frozen last slide) cut from a recording's start and end.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub(crate) struct RawTrim {
+    /// Cut dead air lasting at least this many seconds at the start or end (1 to 3600).
+    #[serde(default)]
+    pub dead_air_seconds: Option<f64>,
 }
 
 /// Video settings shared by every rung.

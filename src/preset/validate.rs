@@ -60,6 +60,7 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
         );
     }
     let resources = check_resources(&mut r, raw);
+    let dead_air_seconds = raw.trim.as_ref().and_then(|t| check_dead_air(&mut r, t.dead_air_seconds));
     match (video, segments) {
         (Some(video), Some(segments)) if r.problems.is_empty() => Ok(Preset {
             name: raw.name.clone(),
@@ -72,6 +73,7 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
             thumbnails,
             packaging,
             resources,
+            dead_air_seconds,
         }),
         _ => Err(r.problems),
     }
@@ -638,6 +640,25 @@ fn check_audio(r: &mut Rules, raw: &RawPreset) -> AudioSettings {
         surround: a.surround.unwrap_or(false),
         default_language: a.default_language.clone().inspect(|l| check_language(r, "audio.default_language", l)),
         labels: check_track_labels(r, &a.track),
+    }
+}
+
+/// `[trim] dead_air_seconds`: required in the table, 1 s to an hour.
+fn check_dead_air(r: &mut Rules, seconds: Option<f64>) -> Option<f64> {
+    match seconds {
+        Some(s) if (1.0..=3600.0).contains(&s) => Some(s),
+        Some(s) => {
+            r.fail(
+                path("trim.dead_air_seconds"),
+                format!("dead_air_seconds = {s} is outside 1 to 3600"),
+                "use a few seconds, e.g. 4: shorter pauses are part of the event",
+            );
+            None
+        }
+        None => {
+            r.fail(path("trim"), "[trim] has no dead_air_seconds", "set dead_air_seconds, e.g. 4, or remove [trim]");
+            None
+        }
     }
 }
 

@@ -31,7 +31,8 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
     let probe = clock.timed("probe", || crate::probe::probe(&input, &req.limits))?;
     let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits))?;
     let (source, probe) = (remuxed.path, remuxed.probe);
-    let mut plan = clock.timed("plan", || crate::plan::plan(&probe, &req.preset, &req.trim))?;
+    let mut plan =
+        clock.timed("plan", || crate::dead_air::plan(&source, &probe, &req.preset, &req.trim, &req.limits))?;
     // The plan names the input by its location, not by the scratch copy, whose folder is
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
