@@ -215,3 +215,34 @@ fn captions_reach_every_rung_at_their_frames_across_chunks_and_are_declared() {
         }
     }
 }
+
+#[test]
+fn a_trimmed_ladder_carries_the_captions_of_the_frames_it_keeps() {
+    let frames = 175;
+    let source = captioned_source(frames);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let preset = short_chunks_preset();
+    let (code, _, stderr) = common::run(&[
+        "run",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--preset",
+        preset.to_str().unwrap(),
+        "--start",
+        "2.04",
+        "--end",
+        "5",
+        "--progress",
+        "off",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // Frames 51 to 124 of the source are kept.
+    let expected: Vec<Vec<u8>> = (51..125).map(cc_of).collect();
+    let found = captions_per_picture(&whole_track(&out, "v0"));
+    assert_eq!(found.len(), expected.len());
+    for (n, (got, want)) in found.iter().zip(&expected).enumerate() {
+        assert_eq!(got, want, "output frame {n} carries the source's frame {} captions", n + 51);
+    }
+}

@@ -302,8 +302,8 @@ impl Slots {
     /// ends before it.
     fn place(&mut self, frame: ff::frame::Video, emit: &mut Emit<'_>) -> Result<(), ChunkError> {
         let t = frame.timestamp().or(frame.pts()).map_or(0.0, |ts| (ts - self.origin) as f64 * self.time_base);
-        if let Some(cc) = captions::of_frame(&frame) {
-            self.captions.add(self.slot_of(t), &self.range, cc);
+        if let (Some(cc), Some(slot)) = (captions::of_frame(&frame), self.slot_of(t)) {
+            self.captions.add(slot, &self.range, cc);
         }
         let frame = Arc::new(frame);
         while !self.is_full() && self.ends_before(self.next, t) {
@@ -319,8 +319,12 @@ impl Slots {
         (n as f64 + 0.5) * self.frame_seconds <= t
     }
 
-    /// The slot whose interval holds time `t`: the first that does not end before it.
-    fn slot_of(&self, t: f64) -> u64 {
+    /// The slot whose interval holds time `t`: the first that does not end before it. `None`
+    /// before slot 0's (a picture before the output's zero: a trimmed start).
+    fn slot_of(&self, t: f64) -> Option<u64> {
+        if t < -0.5 * self.frame_seconds {
+            return None;
+        }
         let mut n = (t / self.frame_seconds - 0.5).floor().max(-1.0) as i64 + 1;
         while n > 0 && !self.ends_before(n as u64 - 1, t) {
             n -= 1;
@@ -329,7 +333,7 @@ impl Slots {
         while self.ends_before(n, t) {
             n += 1;
         }
-        n
+        Some(n)
     }
 
     /// The source ended early: holds its last frame to the end of the chunk.
