@@ -17,7 +17,7 @@ const FPS: i32 = 25;
 
 /// A 608 byte with its odd parity bit.
 fn parity(b: u8) -> u8 {
-    if b.count_ones() % 2 == 0 { b | 0x80 } else { b }
+    if b.count_ones().is_multiple_of(2) { b | 0x80 } else { b }
 }
 
 /// The `cc_data` of source picture `n`: a Resume Caption Loading on CC1 once a second,
