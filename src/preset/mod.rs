@@ -50,6 +50,8 @@ pub struct Preset {
     pub thumbnails: ThumbnailSettings,
     pub packaging: Packaging,
     pub resources: Resources,
+    /// Names of the rungs also published as `download/<name>.mp4`, in the file's order.
+    pub download: Vec<String>,
 }
 
 /// Video settings shared by every rung.
@@ -263,6 +265,7 @@ impl Preset {
         let file = RawPreset {
             name: self.name.clone(),
             description: Some(self.description.clone()),
+            download: (!self.download.is_empty()).then(|| self.download.clone()),
             video: raw::RawVideo {
                 codec: v.codec.name().to_owned(),
                 encoder: Some(v.encoder.clone()),
