@@ -11,8 +11,9 @@ use crate::location::{Output, StorageError};
 use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
-/// Bumped whenever a record's meaning changes, so older records are redone, not misread.
-pub(crate) const RECORD_VERSION: u32 = 2;
+/// Bumped whenever a record's meaning changes, so older records are redone, not misread
+/// (3: init segments list the `cmfc` brand, so older chunks' would not match new ones).
+pub(crate) const RECORD_VERSION: u32 = 3;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
