@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::exit::{ExitClass, Outcome};
 use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
-use crate::package::progressive::{self, ProgressiveError};
+use crate::package::progressive::{Progressive, ProgressiveError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::pipeline::loudness::LoudnessFigures;
@@ -167,8 +167,7 @@ pub(crate) fn assemble(
 /// The default audio rendition as one progressive `.m4a`, from its stored segments (no
 /// second encode), titled as the recording is (else by its file name).
 fn podcast(out: &dyn Output, plan: &Plan, track: &TrackSummary, scratch: &Path) -> Result<Vec<u8>, AssembleError> {
-    let joined = joined_track(out, track)?;
-    Ok(progressive::progressive("download/audio.m4a", &[joined], "ipod", &title(plan), scratch)?)
+    progressive_file(out, "download/audio.m4a", &[track], ("ipod", &title(plan)), scratch)
 }
 
 /// The recording's title tag, else its file name without extension.
@@ -177,22 +176,39 @@ fn title(plan: &Plan) -> String {
     plan.source.title.clone().or_else(stem).unwrap_or_default()
 }
 
-/// A stored track as one fragmented MP4: its init segment, then every segment in order.
-fn joined_track(out: &dyn Output, track: &TrackSummary) -> Result<Vec<u8>, AssembleError> {
-    let mut keys = vec![layout::init_key(&track.dir)];
-    keys.extend(track.segments.iter().map(|s| layout::segment_key(&track.dir, s.index)));
-    let mut joined = Vec::new();
-    for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
-        joined.extend(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
+/// Stored segments fetched at a time for a progressive file: a few, so that a long
+/// rung never sits in memory whole.
+const PROGRESSIVE_BATCH: usize = 8;
+
+/// `tracks` copied from their stored init segments and segments into one progressive
+/// file, in libavformat's container `format`, titled `title`.
+fn progressive_file(
+    out: &dyn Output,
+    name: &str,
+    tracks: &[&TrackSummary],
+    (format, title): (&str, &str),
+    scratch: &Path,
+) -> Result<Vec<u8>, AssembleError> {
+    let mut file = Progressive::new(name, scratch)?;
+    for track in tracks {
+        file.start_track()?;
+        let mut keys = vec![layout::init_key(&track.dir)];
+        keys.extend(track.segments.iter().map(|s| layout::segment_key(&track.dir, s.index)));
+        for batch in keys.chunks(PROGRESSIVE_BATCH) {
+            for (key, bytes) in batch.iter().zip(location::get_all(out, batch)?) {
+                file.append(&bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?)?;
+            }
+        }
     }
-    Ok(joined)
+    Ok(file.finish(format, title)?)
 }
 
 /// What the preset's `download` asks for, in its order: each rung the plan has, with the
-/// default audio rendition (if any), as a progressive `download/<rung>.mp4`, stored at once
-/// (one file in memory at a time). A rung the plan dropped (the recording is smaller than
-/// it) is skipped with a warning: the other files are still worth having, and failing the
-/// whole ladder for a size the preset cannot know in advance would be worse.
+/// default audio rendition (if any), as a progressive `download/<rung>.mp4`, each stored
+/// before the next is made (one finished file in memory at a time). A rung the plan
+/// dropped (the recording is smaller than it) is skipped with a warning: the other files
+/// are still worth having, and failing the whole ladder for a size the preset cannot know
+/// in advance would be worse.
 fn downloads(
     out: &dyn Output,
     plan: &Plan,
@@ -213,12 +229,8 @@ fn downloads(
             continue;
         };
         let key = media.download(name);
-        let mut joined = vec![joined_track(out, &video[rung.index])?];
-        if let Some(a) = default_audio {
-            joined.push(joined_track(out, a)?);
-        }
-        let bytes = progressive::progressive(&key, &joined, "mp4", &title(plan), scratch)?;
-        drop(joined);
+        let tracks: Vec<&TrackSummary> = [Some(&video[rung.index]), default_audio].into_iter().flatten().collect();
+        let bytes = progressive_file(out, &key, &tracks, ("mp4", &title(plan)), scratch)?;
         out.put(&key, &bytes)?;
         records.push(DownloadRecord { rung: name.clone(), file: FileRecord::of(key, &bytes) });
     }

@@ -1,9 +1,10 @@
-//! Progressive files for downloads and podcast feeds, made from the stored CMAF track
-//! without encoding again: the init segment and every segment joined into a fragmented
-//! MP4, then copied by libavformat into a plain MP4 (`moov` first, `faststart`) whose
-//! timeline starts at zero.
+//! Progressive files for downloads and podcast feeds, made from stored CMAF tracks
+//! without encoding again: each track's init segment and segments joined into a
+//! fragmented MP4 in scratch, then copied by libavformat into one plain MP4 (`moov` first,
+//! `faststart`) whose tracks start together at zero.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use ffmpeg_next::{self as ff, Rescale, ffi};
 
@@ -25,31 +26,55 @@ impl ExitClass for ProgressiveError {
     }
 }
 
-/// A progressive file from `tracks` (each a CMAF track's init segment and segments,
-/// joined), in the container libavformat calls `format` (`ipod` for `.m4a`, `mp4`), titled
-/// `title`. `scratch` holds the files while they are made.
-pub(crate) fn progressive(
-    name: &str,
-    tracks: &[Vec<u8>],
-    format: &str,
-    title: &str,
-    scratch: &Path,
-) -> Result<Vec<u8>, ProgressiveError> {
-    let scratch_error = |source| ProgressiveError::Scratch { name: name.to_owned(), source };
-    let dir = tempfile::tempdir_in(scratch).map_err(scratch_error)?;
-    let mut inputs = Vec::with_capacity(tracks.len());
-    for (k, track) in tracks.iter().enumerate() {
-        let path = dir.path().join(format!("fragmented_{k}.mp4"));
-        std::fs::write(&path, track).map_err(scratch_error)?;
-        inputs.push(path);
+/// A progressive file being made. Each track, a CMAF track's init segment then its
+/// segments, is written to scratch piece by piece ([`Progressive::append`]), so a long
+/// rung never sits in memory whole; [`Progressive::finish`] copies them into one file.
+pub(crate) struct Progressive {
+    name: String,
+    dir: tempfile::TempDir,
+    tracks: Vec<PathBuf>,
+}
+
+impl Progressive {
+    /// `name` is the file's, for errors; `scratch` holds the pieces while they are made.
+    pub(crate) fn new(name: &str, scratch: &Path) -> Result<Self, ProgressiveError> {
+        let dir = tempfile::tempdir_in(scratch).map_err(|source| Self::scratch_error(name, source))?;
+        Ok(Self { name: name.to_owned(), dir, tracks: Vec::new() })
     }
-    let plain = dir.path().join("plain");
-    remux(&inputs, &plain, format, title).map_err(|(context, source)| ProgressiveError::Libav {
-        name: name.to_owned(),
-        context,
-        source,
-    })?;
-    std::fs::read(&plain).map_err(scratch_error)
+
+    fn scratch_error(name: &str, source: std::io::Error) -> ProgressiveError {
+        ProgressiveError::Scratch { name: name.to_owned(), source }
+    }
+
+    /// Starts the next track: what [`Progressive::append`] writes goes to it.
+    pub(crate) fn start_track(&mut self) -> Result<(), ProgressiveError> {
+        let path = self.dir.path().join(format!("fragmented_{}.mp4", self.tracks.len()));
+        std::fs::File::create(&path).map_err(|source| Self::scratch_error(&self.name, source))?;
+        self.tracks.push(path);
+        Ok(())
+    }
+
+    /// Appends `bytes` (the init segment, then each segment in order) to the current track.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<(), ProgressiveError> {
+        let path = self.tracks.last().expect("start_track comes before append");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|source| Self::scratch_error(&self.name, source))?;
+        file.write_all(bytes).map_err(|source| Self::scratch_error(&self.name, source))
+    }
+
+    /// The tracks as one progressive file, in the container libavformat calls `format`
+    /// (`ipod` for `.m4a`, `mp4`), titled `title`.
+    pub(crate) fn finish(self, format: &str, title: &str) -> Result<Vec<u8>, ProgressiveError> {
+        let plain = self.dir.path().join("plain");
+        remux(&self.tracks, &plain, format, title).map_err(|(context, source)| ProgressiveError::Libav {
+            name: self.name.clone(),
+            context,
+            source,
+        })?;
+        std::fs::read(&plain).map_err(|source| Self::scratch_error(&self.name, source))
+    }
 }
 
 type LibavResult<T> = Result<T, (&'static str, ff::Error)>;
@@ -96,7 +121,7 @@ impl Source {
 /// packet of a CMAF track is its earliest presented sample (a closed GOP's key frame, or
 /// audio), and every track of a ladder starts presentation at the same time, so the tracks
 /// stay in sync (a video's decode times start below zero; the muxer's edit list keeps them).
-fn remux(inputs: &[std::path::PathBuf], output: &Path, format: &str, title: &str) -> LibavResult<()> {
+fn remux(inputs: &[PathBuf], output: &Path, format: &str, title: &str) -> LibavResult<()> {
     crate::media::init();
     let mut sources = inputs.iter().map(|path| Source::open(path)).collect::<LibavResult<Vec<_>>>()?;
     let mut octx = ff::format::output_as(&output, format).map_err(|e| ("creating the file", e))?;
