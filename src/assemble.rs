@@ -10,7 +10,7 @@ use crate::exit::{ExitClass, Outcome};
 use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
 use crate::package::captions::ClosedCaptions;
-use crate::package::progressive::{self, ProgressiveError};
+use crate::package::progressive::{Progressive, ProgressiveError};
 use crate::package::track::{TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::pipeline::loudness::LoudnessFigures;
@@ -59,6 +59,8 @@ pub struct Ladder {
     pub captions: ClosedCaptions,
     /// `download/audio.m4a`, when the preset asks for it.
     pub(crate) podcast: Option<FileRecord>,
+    /// `download/<rung>.mp4` of each rung the preset's `download` names and the plan has.
+    pub(crate) downloads: Vec<DownloadRecord>,
     /// Per video rung, with `--quality`.
     pub quality: Vec<Option<QualityTotals>>,
     /// Read from the first segment (x264 and x265 write their version into it).
@@ -66,6 +68,14 @@ pub struct Ladder {
     pub hls: bool,
     pub dash: bool,
     pub duration_seconds: f64,
+}
+
+/// A stored `download/<rung>.mp4`.
+#[derive(Debug, Clone)]
+pub(crate) struct DownloadRecord {
+    /// The preset's rung name.
+    pub rung: String,
+    pub file: FileRecord,
 }
 
 /// Writes everything but the published marker. Every chunk of the plan must be recorded.
@@ -139,6 +149,7 @@ pub(crate) fn assemble(
         None => None,
     };
     location::put_all(out, &files)?;
+    let downloads = downloads(out, plan, media, preset, (&video, &audio), scratch)?;
     let encoder_version = match video.first() {
         Some(v) => out.get(&layout::segment_key(&v.dir, 0))?.and_then(|bytes| encoder_version(&bytes)),
         None => None,
@@ -149,6 +160,7 @@ pub(crate) fn assemble(
         loudness,
         captions,
         podcast,
+        downloads,
         quality,
         encoder_version,
         hls: hls_on,
@@ -179,15 +191,74 @@ fn closed_captions(plan: &Plan, preset: &Preset, records: &BTreeMap<u32, ChunkRe
 /// The default audio rendition as one progressive `.m4a`, from its stored segments (no
 /// second encode), titled as the recording is (else by its file name).
 fn podcast(out: &dyn Output, plan: &Plan, track: &TrackSummary, scratch: &Path) -> Result<Vec<u8>, AssembleError> {
-    let mut keys = vec![layout::init_key(&track.dir)];
-    keys.extend(track.segments.iter().map(|s| layout::segment_key(&track.dir, s.index)));
-    let mut joined = Vec::new();
-    for (key, bytes) in keys.iter().zip(location::get_all(out, &keys)?) {
-        joined.extend(bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?);
-    }
+    progressive_file(out, "download/audio.m4a", &[track], ("ipod", &title(plan)), scratch)
+}
+
+/// The recording's title tag, else its file name without extension.
+fn title(plan: &Plan) -> String {
     let stem = || Path::new(&plan.source.path).file_stem().map(|s| s.to_string_lossy().into_owned());
-    let title = plan.source.title.clone().or_else(stem).unwrap_or_default();
-    Ok(progressive::progressive("download/audio.m4a", &joined, "ipod", &title, scratch)?)
+    plan.source.title.clone().or_else(stem).unwrap_or_default()
+}
+
+/// Stored segments fetched at a time for a progressive file: a few, so that a long
+/// rung never sits in memory whole.
+const PROGRESSIVE_BATCH: usize = 8;
+
+/// `tracks` copied from their stored init segments and segments into one progressive
+/// file, in libavformat's container `format`, titled `title`.
+fn progressive_file(
+    out: &dyn Output,
+    name: &str,
+    tracks: &[&TrackSummary],
+    (format, title): (&str, &str),
+    scratch: &Path,
+) -> Result<Vec<u8>, AssembleError> {
+    let mut file = Progressive::new(name, scratch)?;
+    for track in tracks {
+        file.start_track()?;
+        let mut keys = vec![layout::init_key(&track.dir)];
+        keys.extend(track.segments.iter().map(|s| layout::segment_key(&track.dir, s.index)));
+        for batch in keys.chunks(PROGRESSIVE_BATCH) {
+            for (key, bytes) in batch.iter().zip(location::get_all(out, batch)?) {
+                file.append(&bytes.ok_or_else(|| AssembleError::Inconsistent(format!("{key} is missing")))?)?;
+            }
+        }
+    }
+    Ok(file.finish(format, title)?)
+}
+
+/// What the preset's `download` asks for, in its order: each rung the plan has, with the
+/// default audio rendition (if any), as a progressive `download/<rung>.mp4`, each stored
+/// before the next is made (one finished file in memory at a time). A rung the plan
+/// dropped (the recording is smaller than it) is skipped with a warning: the other files
+/// are still worth having, and failing the whole ladder for a size the preset cannot know
+/// in advance would be worse.
+fn downloads(
+    out: &dyn Output,
+    plan: &Plan,
+    media: &Media,
+    preset: &Preset,
+    tracks: (&[TrackSummary], &[TrackSummary]),
+    scratch: &Path,
+) -> Result<Vec<DownloadRecord>, AssembleError> {
+    let (video, audio) = tracks;
+    let default_audio = plan.audio.iter().find(|a| a.default).map(|a| &audio[a.index]);
+    let mut records = Vec::new();
+    for name in &preset.download {
+        let Some(rung) = plan.rungs.iter().find(|r| &r.name == name) else {
+            tracing::warn!(
+                rung = name.as_str(),
+                "download: the recording is too small for this rung; no download file"
+            );
+            continue;
+        };
+        let key = media.download(name);
+        let tracks: Vec<&TrackSummary> = [Some(&video[rung.index]), default_audio].into_iter().flatten().collect();
+        let bytes = progressive_file(out, &key, &tracks, ("mp4", &title(plan)), scratch)?;
+        out.put(&key, &bytes)?;
+        records.push(DownloadRecord { rung: name.clone(), file: FileRecord::of(key, &bytes) });
+    }
+    Ok(records)
 }
 
 /// Writes the marker of a complete ladder (the master playlist, or the MPD when HLS is

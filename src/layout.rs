@@ -6,6 +6,7 @@
 //! master.m3u8  manifest.mpd  report.json
 //! v<i>/init.mp4  seg_<n>.m4s  index.m3u8  iframes.m3u8
 //! a<k>/init.mp4  seg_<n>.m4s  index.m3u8
+//! download/<rung>.mp4  audio.m4a
 //! thumbs/poster.jpg  t_<n>.jpg  sprite_<k>.jpg  thumbs.vtt
 //! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio_<k>.json  posters/<frame>.jpg
 //! ```
@@ -59,6 +60,12 @@ impl Media {
     /// `download/audio.m4a`: the default audio rendition as one progressive file.
     pub(crate) fn podcast(&self) -> String {
         format!("{}download/audio.m4a", self.prefix)
+    }
+
+    /// `download/<rung>.mp4`: a video rung and the default audio as one progressive file.
+    /// `rung` is a preset's rung name, checked to be usable as a file name.
+    pub(crate) fn download(&self, rung: &str) -> String {
+        format!("{}download/{rung}.mp4", self.prefix)
     }
 
     /// The thumbnails' folder: `thumbs`.

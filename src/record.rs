@@ -11,7 +11,9 @@ use crate::location::{Output, StorageError};
 use crate::package::track::SegmentSummary;
 use crate::plan::Plan;
 
-/// Bumped whenever a record's meaning changes, so older records are redone, not misread.
+/// Bumped whenever a record's meaning changes, so older records are redone, not misread
+/// (3: init segments list the `cmfc` brand, so older chunks' would not match new ones; chunk
+/// records list the closed-caption channels their frames carry).
 pub(crate) const RECORD_VERSION: u32 = 3;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder

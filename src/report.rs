@@ -140,6 +140,10 @@ pub struct OutputReport {
     /// The part of the recording kept, and what was cut, when it was trimmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trim: Option<crate::trim::PlannedTrim>,
+    /// `download/<rung>.mp4` of each rung the preset's `download` names (and the recording
+    /// is large enough for), in the preset's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub downloads: Vec<RungDownloadReport>,
 }
 
 /// A progressive file for downloads.
@@ -148,6 +152,21 @@ pub struct DownloadReport {
     pub key: String,
     pub size_bytes: u64,
     pub sha256: String,
+}
+
+impl DownloadReport {
+    fn of(file: &crate::record::FileRecord) -> Self {
+        Self { key: file.key.clone(), size_bytes: file.size, sha256: file.sha256.clone() }
+    }
+}
+
+/// A rung's progressive MP4 (with the default audio).
+#[derive(Debug, Clone, Serialize)]
+pub struct RungDownloadReport {
+    /// The preset's rung name.
+    pub rung: String,
+    #[serde(flatten)]
+    pub file: DownloadReport,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -234,11 +253,10 @@ impl Report {
                 dash: ladder.dash,
                 poster: r.thumbnails.as_ref().map(|t| t.0.clone()),
                 thumbnails_vtt: r.thumbnails.as_ref().map(|t| t.1.clone()),
-                podcast: ladder.podcast.as_ref().map(|f| DownloadReport {
-                    key: f.key.clone(),
-                    size_bytes: f.size,
-                    sha256: f.sha256.clone(),
-                }),
+                podcast: ladder.podcast.as_ref().map(DownloadReport::of),
+                downloads: (ladder.downloads.iter())
+                    .map(|d| RungDownloadReport { rung: d.rung.clone(), file: DownloadReport::of(&d.file) })
+                    .collect(),
                 closed_captions: ladder.captions.clone(),
                 trim: plan.trim.clone(),
             },

@@ -285,6 +285,34 @@ pub fn shift_decode_time(bytes: &mut [u8], fragment: &mut Fragment, delta: u64) 
     Ok(())
 }
 
+/// The brand of a CMAF track (ISO/IEC 23000-19 §7.2), which the MPD's CMAF profile
+/// promises every init segment's `ftyp` lists.
+pub const CMAF_BRAND: [u8; 4] = *b"cmfc";
+
+/// `init` (an init segment: `ftyp` first) with `brand` among its `ftyp`'s compatible
+/// brands. libavformat 5.1's muxer writes `iso5`/`iso6`/`mp41` only; its `cmaf` flag would
+/// also change the major brand and other boxes, so the one box is rewritten instead. The
+/// `moov` after it only moves: an init segment holds no sample offsets.
+pub fn with_compatible_brand(init: &[u8], brand: [u8; 4]) -> Result<Vec<u8>, CmafError> {
+    let top = boxes(init, 0..init.len())?;
+    let ftyp = top.first().filter(|b| b.is(b"ftyp")).ok_or(CmafError::Missing("ftyp"))?;
+    let body = &init[ftyp.body()];
+    if body.len() < 8 || ftyp.header != 8 {
+        return Err(CmafError::BadBox { at: 0 });
+    }
+    if body[8..].chunks(4).any(|b| b == brand) {
+        return Ok(init.to_vec());
+    }
+    let size = u32::try_from(ftyp.range.len() + 4).map_err(|_| CmafError::BadBox { at: 0 })?;
+    let mut out = Vec::with_capacity(init.len() + 4);
+    out.extend_from_slice(&size.to_be_bytes());
+    out.extend_from_slice(b"ftyp");
+    out.extend_from_slice(body);
+    out.extend_from_slice(&brand);
+    out.extend_from_slice(&init[ftyp.range.end..]);
+    Ok(out)
+}
+
 /// The track timescale from `moov/trak/mdia/mdhd`.
 pub fn timescale(bytes: &[u8], init: Range<usize>) -> Result<u32, CmafError> {
     let top = boxes(bytes, init)?;
@@ -436,6 +464,22 @@ mod tests {
             0x02, 0x11, 0x90, 0x06, 0x01, 0x02,
         ];
         assert_eq!(aac_object_type(&esds), Some(2));
+    }
+
+    #[test]
+    fn cmfc_joins_the_compatible_brands_once() {
+        let ftyp = [&[0, 0, 0, 24][..], b"ftypiso5", &[0, 0, 2, 0], b"iso5iso6"].concat();
+        let moov = [&[0, 0, 0, 8][..], b"moov"].concat();
+        let init = [ftyp, moov.clone()].concat();
+        let branded = with_compatible_brand(&init, CMAF_BRAND).unwrap();
+        let top = boxes(&branded, 0..branded.len()).unwrap();
+        assert_eq!(
+            &branded[top[0].range.clone()],
+            [&[0, 0, 0, 28][..], b"ftypiso5", &[0, 0, 2, 0], b"iso5iso6cmfc"].concat()
+        );
+        assert_eq!(&branded[top[1].range.clone()], moov.as_slice());
+        assert_eq!(with_compatible_brand(&branded, CMAF_BRAND).unwrap(), branded);
+        assert_eq!(with_compatible_brand(&moov, CMAF_BRAND), Err(CmafError::Missing("ftyp")));
     }
 
     #[test]

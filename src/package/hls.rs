@@ -74,9 +74,13 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
         .iter()
         .map(|e| ticks_to_micros(e.start + e.duration, timescale) - ticks_to_micros(e.start, timescale))
         .collect();
-    // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer must be at most the
-    // target duration. Half rounds up, as the RFC's "nearest" is read by Apple's validator.
-    let target = extinf.iter().map(|&us| us.saturating_add(500_000) / 1_000_000).max().unwrap_or(0).max(1);
+    // No EXTINF exceeds the target duration: the longest, rounded up to whole seconds.
+    // RFC 8216 §4.3.3.1 only asks it of EXTINFs rounded to the nearest integer, but Apple's
+    // authoring rules (and strict validators) ask it of the exact values, and AAC segments
+    // end on 1024-sample frames, up to one frame past the grid (6.016 s): such an audio
+    // playlist says 7. Each media playlist has its own (RFC 8216 §4.3.3.1), so a video
+    // playlist of exact 6 s segments still says 6.
+    let target = extinf.iter().map(|&us| us.div_ceil(1_000_000)).max().unwrap_or(0).max(1);
 
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
@@ -310,12 +314,13 @@ mod tests {
             .expect("a well-formed master playlist")
     }
 
-    /// RFC 8216 §4.3.3.1, and no larger than it needs to be.
+    /// No EXTINF exceeds the target duration (Apple's rule, stricter than RFC 8216
+    /// §4.3.3.1's rounding), and the target is no larger than it needs to be.
     fn assert_target_duration_fits(p: &MediaPlaylist) {
         let target = p.target_duration.expect("EXT-X-TARGETDURATION");
-        let rounded: Vec<u64> = p.segments.iter().map(|s| s.duration.round() as u64).collect();
-        assert!(rounded.iter().all(|&r| r <= target), "rounded EXTINFs {rounded:?} exceed target {target}");
-        assert_eq!(Some(&target), rounded.iter().max(), "target duration is the longest rounded EXTINF");
+        let longest = p.segments.iter().map(|s| s.duration).fold(0.0, f64::max);
+        assert!(longest <= target as f64, "EXTINF {longest} exceeds target {target}");
+        assert_eq!(longest.ceil() as u64, target, "target duration is the longest EXTINF rounded up");
     }
 
     fn assert_vod_header(p: &MediaPlaylist) {
@@ -367,13 +372,14 @@ mod tests {
     }
 
     #[test]
-    fn target_duration_is_the_longest_extinf_rounded_to_nearest() {
+    fn target_duration_is_the_longest_extinf_rounded_up() {
         let mut track = fixture::video_rungs().remove(0);
-        // 6.4 s rounds down to 6; 6.5 s rounds up to 7.
-        track.segments[3].duration = 6 * 12_800 + 5_120;
         assert_eq!(media(&track).target_duration, Some(6));
-        track.segments[3].duration = 6 * 12_800 + 6_400;
+        // 6.0008 s (one tick over) is above 6: the target is 7.
+        track.segments[3].duration = 6 * 12_800 + 1;
         assert_eq!(media(&track).target_duration, Some(7));
+        // AAC segments of 282 frames, 6.016 s.
+        assert_eq!(media(&fixture::audio()).target_duration, Some(7));
     }
 
     #[test]

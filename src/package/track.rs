@@ -149,11 +149,25 @@ impl TrackSummary {
     }
 
     /// Peak bitrate of the I-frame playlist in bit/s: the highest key frame bytes × 8 over
-    /// the time that key frame stands for, rounded up.
+    /// the time that key frame stands for, rounded up (RFC 8216 §4.3.4.2: an I-frame
+    /// "segment" lasts until the next key frame).
+    ///
+    /// The last key frame stands for at least as long as the longest other one: it is
+    /// followed by whatever is left of the recording, often a fraction of a GOP, and
+    /// bytes over that leftover are no rate a trick-play client sustains (one key frame
+    /// fetched once), yet they would set the peak — several times the real one. Every
+    /// other span, the nominal GOP or a short one before a gap, counts as it is.
     pub fn iframe_peak_bitrate(&self) -> u64 {
-        self.key_frame_spans()
+        let spans = self.key_frame_spans();
+        let nominal = spans.iter().rev().skip(1).map(|k| k.duration).max().unwrap_or(0);
+        let last = spans.len().saturating_sub(1);
+        spans
             .iter()
-            .map(|k| bits_per_second(k.range.length, k.duration, self.timescale))
+            .enumerate()
+            .map(|(n, k)| {
+                let duration = if n == last { k.duration.max(nominal) } else { k.duration };
+                bits_per_second(k.range.length, duration, self.timescale)
+            })
             .max()
             .unwrap_or(0)
     }
@@ -369,6 +383,18 @@ mod tests {
         assert_eq!(t.iframe_peak_bitrate(), 1600);
         // 150 bytes over 2 s.
         assert_eq!(t.iframe_average_bitrate(), 600);
+    }
+
+    #[test]
+    fn a_short_last_key_frame_span_counts_as_a_whole_gop_for_the_peak() {
+        // GOPs of 1 s; the recording ends 0.1 s after the last key frame. Over its own
+        // 0.1 s, that key frame's 100 bytes would be 8000 bit/s, ten times the others'.
+        let t = track(vec![segment(0, 2000, 9000, &[(0, 100), (3000, 90)]), segment(1, 100, 900, &[(0, 100)])]);
+        assert_eq!(t.key_frame_spans().last().unwrap().duration, 100);
+        assert_eq!(t.iframe_peak_bitrate(), 800);
+        // A last span longer than the others counts as it is.
+        let t = track(vec![segment(0, 1000, 9000, &[(0, 100)]), segment(1, 4000, 900, &[(0, 400)])]);
+        assert_eq!(t.iframe_peak_bitrate(), 800);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Preset {
     pub resources: Resources,
     /// Dead air at least this long is cut from the recording's ends; `None`: kept.
     pub dead_air_seconds: Option<f64>,
+    /// Names of the rungs also published as `download/<name>.mp4`, in the file's order.
+    pub download: Vec<String>,
 }
 
 /// Video settings shared by every rung.
@@ -265,6 +267,7 @@ impl Preset {
         let file = RawPreset {
             name: self.name.clone(),
             description: Some(self.description.clone()),
+            download: (!self.download.is_empty()).then(|| self.download.clone()),
             video: raw::RawVideo {
                 codec: v.codec.name().to_owned(),
                 encoder: Some(v.encoder.clone()),

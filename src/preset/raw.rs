@@ -17,6 +17,12 @@ pub(crate) struct RawPreset {
     /// One line for humans.
     #[serde(default)]
     pub description: Option<String>,
+    /// Rungs (by `name`) to also publish as `download/<name>.mp4`: one progressive MP4
+    /// (`moov` first) of the rung and the default audio, made from the stored segments
+    /// without encoding again. A rung the recording is too small for is skipped, with a
+    /// warning. Rung names used here may hold only letters, digits, `-`, `_` and `.`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<Vec<String>>,
     /// Video codec, encoder and rate control shared by every rung.
     pub video: RawVideo,
     /// GOP, segment and chunk lengths shared by every rung and the audio.

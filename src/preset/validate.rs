@@ -61,6 +61,7 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
     }
     let resources = check_resources(&mut r, raw);
     let dead_air_seconds = raw.trim.as_ref().and_then(|t| check_dead_air(&mut r, t.dead_air_seconds));
+    let download = check_download(&mut r, raw);
     match (video, segments) {
         (Some(video), Some(segments)) if r.problems.is_empty() => Ok(Preset {
             name: raw.name.clone(),
@@ -74,9 +75,41 @@ pub(super) fn validate(raw: &RawPreset) -> Result<Preset, Vec<Problem>> {
             packaging,
             resources,
             dead_air_seconds,
+            download,
         }),
         _ => Err(r.problems),
     }
+}
+
+/// `download`: each entry names a rung of this preset, once, usable as a file name.
+fn check_download(r: &mut Rules, raw: &RawPreset) -> Vec<String> {
+    let names: Vec<&str> = raw.rungs.iter().map(|rung| rung.name.as_str()).collect();
+    let mut download: Vec<String> = Vec::new();
+    for (i, name) in raw.download.iter().flatten().enumerate() {
+        let at = path("download").index(i);
+        if !names.contains(&name.as_str()) {
+            r.fail(
+                at,
+                format!("download names {name:?}, which is not a rung of this preset"),
+                format!("use one of the rung names: {}", names.join(", ")),
+            );
+        } else if !is_file_name(name) {
+            r.fail(
+                at,
+                format!("rung name {name:?} cannot be a file name (download/{name}.mp4)"),
+                "use only letters, digits, '-', '_' and '.' in the rung's name, not starting with '.'",
+            );
+        } else if download.contains(name) {
+            r.fail(at, format!("download names {name:?} twice"), "name each rung once");
+        } else {
+            download.push(name.clone());
+        }
+    }
+    download
+}
+
+fn is_file_name(name: &str) -> bool {
+    !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn check_name(r: &mut Rules, name: &str) {

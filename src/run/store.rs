@@ -110,11 +110,13 @@ pub(super) fn store_audio(
     took: Duration,
 ) -> Result<ChunkRecord, RunError> {
     let dir = to.media.audio_dir(index);
-    let codec = cmaf::codec_string(&track.init, 0..track.init.len())
-        .map_err(|e| RunError::Inconsistent(format!("{dir}: {e}")))?;
+    let inconsistent = |e: cmaf::CmafError| RunError::Inconsistent(format!("{dir}: {e}"));
+    // The video's init segments get the CMAF brand where they are cut (`video::rung`).
+    let init_bytes = cmaf::with_compatible_brand(&track.init, cmaf::CMAF_BRAND).map_err(inconsistent)?;
+    let codec = cmaf::codec_string(&init_bytes, 0..init_bytes.len()).map_err(inconsistent)?;
     let offset = segments.first().map_or(0, |s| s.summary.decode_time);
-    let init = FileRecord::of(layout::init_key(&dir), &track.init);
-    to.out.put(&init.key, &track.init)?;
+    let init = FileRecord::of(layout::init_key(&dir), &init_bytes);
+    to.out.put(&init.key, &init_bytes)?;
     let record = ChunkRecord {
         version: record::RECORD_VERSION,
         plan_id: to.plan_id.to_owned(),

@@ -322,7 +322,8 @@ fn finish_rung(mut r: RungPipeline, chunk: &Chunk, plan: &Plan, ticks_per_frame:
     let segments = cut_segments(&bytes, &split.fragments, chunk, plan);
     let delay_frames = r.delay.unwrap_or(0).max(r.presentation_delay).max(0) as u32;
     let quality = r.check.map(|check| check.totals);
-    Ok(RungChunk { rung: r.index, init: bytes[split.init].to_vec(), timescale, delay_frames, segments, quality })
+    let init = cmaf::with_compatible_brand(&bytes[split.init], cmaf::CMAF_BRAND).map_err(package)?;
+    Ok(RungChunk { rung: r.index, init, timescale, delay_frames, segments, quality })
 }
 
 /// The chunk's segments from its fragments: fragment k holds the GOP starting at local
