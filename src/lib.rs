@@ -37,4 +37,5 @@ pub mod report;
 pub(crate) mod run;
 pub mod serve;
 pub mod stdout;
+pub mod subtitles;
 pub(crate) mod thumbs;

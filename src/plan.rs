@@ -63,6 +63,13 @@ pub struct Plan {
     pub audio: Vec<PlannedAudio>,
     /// Source audio tracks left out, and why.
     pub skipped_audio: Vec<SkippedAudio>,
+    /// One WebVTT rendition per text subtitle stream, then per sidecar; `index` names the
+    /// folder `s<index>`. Left out of a plan without subtitles (so its id stays the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<PlannedSubtitle>,
+    /// Subtitle streams left out (bitmaps), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_subtitles: Vec<SkippedSubtitle>,
     pub segments: Vec<Segment>,
     pub chunks: Vec<Chunk>,
     pub thumbnails: Option<PlannedThumbnails>,
@@ -145,6 +152,38 @@ pub struct PlannedAudio {
 /// A source audio track left out.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SkippedAudio {
+    pub source_stream: usize,
+    pub reason: String,
+}
+
+/// A WebVTT subtitle rendition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedSubtitle {
+    pub index: usize,
+    pub source: SubtitleSource,
+    /// BCP 47.
+    pub language: String,
+    /// The name players show; unique among the subtitle renditions.
+    pub label: String,
+    /// Shown when the viewer asked for no subtitles (signs, foreign speech).
+    #[serde(default)]
+    pub forced: bool,
+}
+
+/// Where a subtitle rendition's cues come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SubtitleSource {
+    /// A text subtitle stream of the recording, by its stream number.
+    Embedded { stream: usize, codec: String },
+    /// A file given at run time (`--subtitles LANG=PATH`): a local path or `s3://…`;
+    /// `position` among the sidecars.
+    Sidecar { location: String, position: usize },
+}
+
+/// A subtitle stream left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedSubtitle {
     pub source_stream: usize,
     pub reason: String,
 }
@@ -248,6 +287,7 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
     let (audio, skipped_audio) = plan_audio(probe, preset)?;
+    let (subtitles, skipped_subtitles) = plan_subtitles(probe);
     let thumbnails = (preset.thumbnails.enabled && video.is_some())
         .then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
     Ok(Plan {
@@ -265,6 +305,8 @@ pub fn plan(probe: &Probe, preset: &Preset) -> Result<Plan, PlanError> {
         skipped_rungs,
         audio,
         skipped_audio,
+        subtitles,
+        skipped_subtitles,
         segments,
         chunks,
         thumbnails,
@@ -392,6 +434,65 @@ fn unique_labels(audio: &mut [PlannedAudio]) {
         if audio.iter().filter(|a| a.label == audio[i].label).count() > 1 {
             let numbered = format!("{} ({})", audio[i].label, i + 1);
             audio[i].label = numbered;
+        }
+    }
+}
+
+impl Plan {
+    /// The plan with a subtitle rendition per sidecar (after the recording's own), in the
+    /// order given.
+    #[must_use]
+    pub fn with_sidecars(mut self, sidecars: &[crate::subtitles::Sidecar]) -> Self {
+        for (position, sidecar) in sidecars.iter().enumerate() {
+            let label = crate::language::name(&sidecar.language).unwrap_or(&sidecar.language).to_owned();
+            self.subtitles.push(PlannedSubtitle {
+                index: self.subtitles.len(),
+                source: SubtitleSource::Sidecar { location: sidecar.location.to_string(), position },
+                language: sidecar.language.clone(),
+                label,
+                forced: false,
+            });
+        }
+        unique_subtitle_labels(&mut self.subtitles);
+        self
+    }
+}
+
+/// A rendition per text subtitle stream (language from its tag, else `und`: a guess
+/// would mislead players' automatic choice); bitmap streams left out, with the reason.
+fn plan_subtitles(probe: &Probe) -> (Vec<PlannedSubtitle>, Vec<SkippedSubtitle>) {
+    let (mut planned, mut skipped) = (Vec::new(), Vec::new());
+    for track in &probe.subtitle_tracks {
+        if !track.text {
+            let reason =
+                format!("{} subtitles are pictures or not decodable, not text: no WebVTT from them", track.codec);
+            skipped.push(SkippedSubtitle { source_stream: track.index, reason });
+            continue;
+        }
+        let language = track.language.as_deref().and_then(crate::language::bcp47).unwrap_or_else(|| "und".to_owned());
+        let label = track
+            .title
+            .clone()
+            .or_else(|| crate::language::name(&language).map(str::to_owned))
+            .unwrap_or_else(|| "Subtitles".to_owned());
+        planned.push(PlannedSubtitle {
+            index: planned.len(),
+            source: SubtitleSource::Embedded { stream: track.index, codec: track.codec.clone() },
+            language,
+            label: if track.forced { format!("{label} (forced)") } else { label },
+            forced: track.forced,
+        });
+    }
+    unique_subtitle_labels(&mut planned);
+    (planned, skipped)
+}
+
+/// HLS requires `NAME` unique in a group: a name given twice gets the rendition's number.
+fn unique_subtitle_labels(subtitles: &mut [PlannedSubtitle]) {
+    for i in 0..subtitles.len() {
+        if subtitles.iter().filter(|s| s.label == subtitles[i].label).count() > 1 {
+            let numbered = format!("{} ({})", subtitles[i].label, i + 1);
+            subtitles[i].label = numbered;
         }
     }
 }
@@ -643,6 +744,7 @@ mod tests {
             audio: audio.map(|span| audio_info(1, span)),
             audio_tracks: audio.map(|span| audio_info(1, span)).into_iter().collect(),
             streams: Vec::new(),
+            subtitle_tracks: Vec::new(),
             discontinuities: Vec::new(),
             remux: None,
         }
