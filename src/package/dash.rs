@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::track::{SegmentSummary, TrackKind, TrackSummary, ticks_to_micros};
+use super::track::{SegmentSummary, SubtitleSummary, TrackKind, TrackSummary, ticks_to_micros};
 use crate::layout;
 use crate::rate::FrameRate;
 
@@ -34,7 +34,17 @@ struct Run {
 ///
 /// Segment numbers (`$Number$`) are counted from the first segment's index, so the
 /// tracks' segment indices must be contiguous, as the output layout guarantees.
-pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_seconds: f64) -> String {
+///
+/// Each subtitle rendition is a text AdaptationSet of its own, its cues in one whole WebVTT
+/// file (`BaseURL`): the form DASH-IF's guidelines describe for WebVTT outside MP4, which
+/// dash.js and Shaka play; segmented WebVTT (only in HLS) is not. Its times start at the
+/// Period's start, which `presentationTimeOffset` puts at the first frame.
+pub(crate) fn mpd(
+    video: &[TrackSummary],
+    audio: &[TrackSummary],
+    subtitles: &[SubtitleSummary],
+    duration_seconds: f64,
+) -> String {
     let longest =
         video.iter().chain(audio).map(|t| ticks_to_micros(t.max_segment_duration(), t.timescale)).max().unwrap_or(0);
     // `max` also turns NaN into 0: a bad duration must not produce an unparsable MPD.
@@ -62,6 +72,10 @@ pub(crate) fn mpd(video: &[TrackSummary], audio: &[TrackSummary], duration_secon
     // choosing another set (by `@lang` and `Role`).
     for a in audio {
         audio_adaptation_set(&mut x, next_id, a);
+        next_id += 1;
+    }
+    for s in subtitles {
+        text_adaptation_set(&mut x, next_id, s);
         next_id += 1;
     }
     x.close("Period");
@@ -144,6 +158,25 @@ fn audio_adaptation_set(x: &mut Xml, id: u32, audio: &TrackSummary) {
         ("audioSamplingRate", sample_rate.to_string()),
     ];
     representation(x, &attrs, None);
+    x.close("AdaptationSet");
+}
+
+fn text_adaptation_set(x: &mut Xml, id: u32, s: &SubtitleSummary) {
+    x.open(
+        "AdaptationSet",
+        &[
+            ("id", id.to_string()),
+            ("contentType", "text".into()),
+            ("mimeType", "text/vtt".into()),
+            ("lang", s.language.clone()),
+        ],
+    );
+    let role = if s.forced { "forced-subtitle" } else { "subtitle" };
+    x.empty("Role", &[("schemeIdUri", ROLE_SCHEME.into()), ("value", role.into())]);
+    let bandwidth = s.average_bitrate().clamp(1, u64::from(u32::MAX));
+    x.open("Representation", &[("id", s.dir.clone()), ("bandwidth", bandwidth.to_string())]);
+    x.text("BaseURL", &layout::in_dir(&s.dir, layout::SUBTITLES_FILE));
+    x.close("Representation");
     x.close("AdaptationSet");
 }
 
@@ -266,6 +299,12 @@ impl Xml {
         self.out.push_str("/>\n");
     }
 
+    /// `<name>text</name>` on one line.
+    fn text(&mut self, name: &str, text: &str) {
+        self.start(name, &[]);
+        let _ = writeln!(self.out, ">{}</{name}>", escape(text));
+    }
+
     fn close(&mut self, name: &str) {
         self.depth -= 1;
         let _ = writeln!(self.out, "{:indent$}</{name}>", "", indent = self.depth * 2);
@@ -369,7 +408,7 @@ mod tests {
     }
 
     fn ladder_mpd() -> String {
-        mpd(&fixture::video_rungs(), &[fixture::audio()], 74.56)
+        mpd(&fixture::video_rungs(), &[fixture::audio()], &[], 74.56)
     }
 
     #[test]
@@ -490,7 +529,7 @@ mod tests {
             s.duration = s.duration * 90_000 / 12_800;
         }
         video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(50, 1).expect("valid") };
-        let text = mpd(&video, &[], 74.56);
+        let text = mpd(&video, &[], &[], 74.56);
         let doc = parse(&text);
         let sets = adaptation_sets(&doc);
         assert_eq!(sets.len(), 1);
@@ -513,7 +552,7 @@ mod tests {
         for s in &mut video[0].segments[5..] {
             s.decode_time += 512;
         }
-        let text = mpd(&video, &[], 74.6);
+        let text = mpd(&video, &[], &[], 74.6);
         let doc = parse(&text);
         let template = child(adaptation_sets(&doc)[0], "SegmentTemplate");
         assert_eq!(expand(template), expected(&video[0]));
@@ -530,7 +569,7 @@ mod tests {
                 *fps = FrameRate::new(30_000, 1001).expect("valid");
             }
         }
-        let text = mpd(&video, &[], 74.56);
+        let text = mpd(&video, &[], &[], 74.56);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "frameRate"), "30000/1001");
@@ -550,7 +589,7 @@ mod tests {
             default: true,
         };
         audio.codec = "mp4a.40.2\n".into();
-        let text = mpd(&[], std::slice::from_ref(&audio), 1.0);
+        let text = mpd(&[], std::slice::from_ref(&audio), &[], 1.0);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "lang"), "x\"<&'>\tz");
@@ -565,7 +604,7 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&fixture::video_rungs()).expect("serialises"))
                 .expect("deserialises");
         assert_eq!(video, fixture::video_rungs());
-        assert_eq!(mpd(&video, &[fixture::audio()], 74.56), ladder_mpd());
+        assert_eq!(mpd(&video, &[fixture::audio()], &[], 74.56), ladder_mpd());
     }
 
     #[test]

@@ -25,6 +25,39 @@ pub struct TrackSummary {
     pub segments: Vec<SegmentSummary>,
 }
 
+/// A WebVTT subtitle rendition as the manifests describe it: segmented on the grid for
+/// HLS, one whole file for DASH.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubtitleSummary {
+    /// The plan's rendition number.
+    pub index: usize,
+    /// Folder under the output root: "s0", "s1", …
+    pub dir: String,
+    /// BCP 47.
+    pub language: String,
+    pub name: String,
+    pub forced: bool,
+    /// Ticks per second of `segments`' durations (the grid's: the frame rate's numerator).
+    pub timescale: u32,
+    /// `seg_<index>.vtt`: (index, duration in ticks, bytes), in order.
+    pub segments: Vec<(u32, u64, u64)>,
+    /// Bytes of the whole file.
+    pub size: u64,
+    pub cues: usize,
+}
+
+impl SubtitleSummary {
+    /// The highest bitrate of any segment, in bit/s (rounded up).
+    pub fn peak_bitrate(&self) -> u64 {
+        self.segments.iter().map(|&(_, ticks, size)| bits_per_second(size, ticks, self.timescale)).max().unwrap_or(0)
+    }
+
+    /// The whole file's bitrate over `duration` ticks, in bit/s (rounded up).
+    pub fn average_bitrate(&self) -> u64 {
+        bits_per_second(self.size, self.segments.iter().map(|s| s.1).sum(), self.timescale)
+    }
+}
+
 /// Whether a track is video or audio, with what each manifest says about it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
