@@ -256,6 +256,8 @@ pub(crate) struct DispatchArgs {
     /// Split the chunks over N pods of an Indexed Job.
     #[arg(long)]
     pub(crate) shards: Option<u32>,
+    #[command(flatten)]
+    pub(crate) subtitles: SubtitleArgs,
     /// When the recording ended (RFC 3339): the Job reports time-to-VOD from it.
     #[arg(long, value_parser = parse_timestamp)]
     pub(crate) recording_ended: Option<jiff::Timestamp>,

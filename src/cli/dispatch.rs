@@ -24,6 +24,7 @@ pub(crate) fn execute(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Resu
         preset: &preset,
         shards: args.shards,
         recording_ended: args.recording_ended,
+        subtitles: args.subtitles.sidecars()?,
     };
     let job = dispatch::build_job(&config, &request)?;
     if args.dry_run {

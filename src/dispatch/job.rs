@@ -57,13 +57,19 @@ pub struct JobRequest<'a> {
     /// When the recording ended (from the webhook or `--recording-ended`): the Job
     /// reports time-to-VOD from it.
     pub recording_ended: Option<jiff::Timestamp>,
+    /// Subtitle files for the run (`--subtitles LANG=LOCATION`), in order.
+    pub subtitles: Vec<crate::subtitles::Sidecar>,
 }
 
-/// The Job's name: a hash of (tenant, input, preset name and settings hash), so a repeated
-/// event names the same Job and creating it again is a no-op.
-pub fn job_name(tenant: &str, input: &str, preset: &Preset) -> String {
+/// The Job's name: a hash of (tenant, input, preset name and settings hash, and the
+/// subtitle files when there are any), so a repeated event names the same Job and creating
+/// it again is a no-op, while the same recording sent again with subtitles gets a Job.
+pub fn job_name(tenant: &str, input: &str, preset: &Preset, subtitles: &[crate::subtitles::Sidecar]) -> String {
     let mut h = Sha256::new();
-    for part in [tenant, input, &preset.name, &preset.hash] {
+    let subtitles = subtitles.iter().map(|s| format!("{}={}", s.language, s.location));
+    for part in
+        [tenant.to_owned(), input.to_owned(), preset.name.clone(), preset.hash.clone()].into_iter().chain(subtitles)
+    {
         h.update(part.as_bytes());
         h.update([0]); // a separator no part contains, so ("ab","c") ≠ ("a","bc")
     }
@@ -75,7 +81,9 @@ pub fn job_name(tenant: &str, input: &str, preset: &Preset) -> String {
 /// empty or flag-like locations, shard count out of range).
 pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, DispatchError> {
     let namespace = config.namespace(&req.tenant)?;
-    for (what, value) in [("input", &req.input), ("output", &req.output)] {
+    let sidecars: Vec<String> = req.subtitles.iter().map(|s| s.location.to_string()).collect();
+    let locations = [("input", &req.input), ("output", &req.output)].into_iter();
+    for (what, value) in locations.chain(sidecars.iter().map(|s| ("subtitle", s))) {
         if value.is_empty() || value.starts_with('-') || value.chars().any(char::is_control) {
             return Err(DispatchError::Request {
                 message: format!("{what} location {value:?} is empty, starts with '-' or has control characters"),
@@ -87,7 +95,7 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
     {
         return Err(DispatchError::Request { message: format!("--shards {n} is out of range (1 to {MAX_SHARDS})") });
     }
-    let name = job_name(&req.tenant, &req.input, req.preset);
+    let name = job_name(&req.tenant, &req.input, req.preset, &req.subtitles);
     let labels = labels(&name, &req.tenant, &req.preset.name);
     let annotations = BTreeMap::from([
         (format!("{LABEL_PREFIX}/input"), req.input.clone()),
@@ -141,6 +149,15 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
         }),
         status: None,
     })
+}
+
+/// `ladder run`'s arguments. `--opt=value` and `--` keep a location from ever being read
+/// as a flag.
+fn run_args(req: &JobRequest<'_>) -> Vec<String> {
+    let mut args = vec!["run".to_owned(), format!("--out={}", req.output), format!("--preset={}", req.preset.name)];
+    args.extend(req.subtitles.iter().map(|s| format!("--subtitles={}={}", s.language, s.location)));
+    args.extend(["--".to_owned(), req.input.clone()]);
+    args
 }
 
 /// Preemption and node drains (`DisruptionTarget`) do not use up retries; a recording
@@ -214,14 +231,7 @@ fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
         name: CONTAINER.to_owned(),
         image: Some(config.image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
-        // `--opt=value` and `--` keep a location from ever being read as a flag.
-        args: Some(vec![
-            "run".to_owned(),
-            format!("--out={}", req.output),
-            format!("--preset={}", req.preset.name),
-            "--".to_owned(),
-            req.input.clone(),
-        ]),
+        args: Some(run_args(req)),
         env: Some(container_env(config, req)),
         // Credentials only by reference: the Secret's keys become environment variables.
         env_from: config.storage_secret.as_ref().map(|name| {
@@ -377,8 +387,13 @@ mod tests {
     #[test]
     fn the_name_separates_its_parts() {
         let p = crate::preset::resolve("small", None).unwrap();
-        assert_ne!(job_name("ab", "c", &p), job_name("a", "bc", &p));
-        assert_eq!(job_name("a", "b", &p), job_name("a", "b", &p));
-        assert!(job_name("a", "b", &p).len() <= 63);
+        assert_ne!(job_name("ab", "c", &p, &[]), job_name("a", "bc", &p, &[]));
+        assert_eq!(job_name("a", "b", &p, &[]), job_name("a", "b", &p, &[]));
+        assert!(job_name("a", "b", &p, &[]).len() <= 63);
+        let en = crate::subtitles::Sidecar {
+            language: "en".into(),
+            location: crate::location::Location::parse("s3://b/t.en.vtt").unwrap(),
+        };
+        assert_ne!(job_name("a", "b", &p, &[]), job_name("a", "b", &p, &[en]));
     }
 }

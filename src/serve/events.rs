@@ -17,6 +17,8 @@ pub(crate) struct Recording {
     pub preset: Option<String>,
     /// When the recording ended, as the event says: time-to-VOD is measured from it.
     pub recording_ended: Option<Timestamp>,
+    /// Subtitle files to add (generic events only).
+    pub subtitles: Vec<crate::subtitles::Sidecar>,
 }
 
 /// Why an authentic event cannot be dispatched.
@@ -213,7 +215,16 @@ fn locate(location: &str, config: &DispatchConfig) -> Result<(String, String), E
     Err(EventError::UnknownBucket(host.split('.').next().unwrap_or(host).to_owned()))
 }
 
-/// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?}`.
+/// A subtitle file of a generic event: `{"language": "en", "location": "s3://…/talk.en.vtt"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenericSubtitles {
+    language: String,
+    location: String,
+}
+
+/// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?,
+/// "subtitles"?: [{"language", "location"}]}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GenericEvent {
@@ -226,6 +237,8 @@ struct GenericEvent {
     /// When the recording ended (RFC 3339).
     #[serde(default)]
     recording_ended: Option<String>,
+    #[serde(default)]
+    subtitles: Vec<GenericSubtitles>,
     /// The sender's own event id; accepted and unused (de-duplication is by recording).
     #[serde(default)]
     #[expect(dead_code, reason = "accepted so senders may include it")]
@@ -258,13 +271,40 @@ pub(crate) fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording,
         })?),
         None => None,
     };
+    let subtitles = event.subtitles.iter().map(|s| sidecar(s, &event.tenant, config)).collect::<Result<_, _>>()?;
     let mut rec = route(config, &event.tenant, &bucket, &key, event.preset)?;
     rec.recording_ended = recording_ended;
+    rec.subtitles = subtitles;
     rec.input = event.input;
     if let Some(output) = event.output {
         rec.output = output;
     }
     Ok(rec)
+}
+
+/// A generic event's subtitle file, checked as its input is: a language tag, a location,
+/// and no other tenant's bucket.
+fn sidecar(
+    s: &GenericSubtitles,
+    tenant: &str,
+    config: &DispatchConfig,
+) -> Result<crate::subtitles::Sidecar, EventError> {
+    let malformed = |why: String| EventError::Malformed { kind: "generic", why };
+    let language = crate::language::bcp47(&s.language)
+        .ok_or_else(|| malformed(format!("subtitles language {:?} is not a language tag", s.language)))?;
+    let location = crate::location::Location::parse(&s.location)
+        .map_err(|e| malformed(format!("subtitles location {:?}: {e}", s.location)))?;
+    if let crate::location::Location::S3 { bucket, .. } = &location
+        && let Some(owner) = config.buckets.get(bucket)
+        && owner != tenant
+    {
+        return Err(EventError::ForeignBucket {
+            bucket: bucket.clone(),
+            owner: owner.clone(),
+            tenant: tenant.to_owned(),
+        });
+    }
+    Ok(crate::subtitles::Sidecar { language, location })
 }
 
 fn route(
@@ -291,6 +331,7 @@ fn route(
         output,
         preset: preset.or_else(|| route.preset.clone()),
         recording_ended: None,
+        subtitles: Vec::new(),
     })
 }
 
@@ -354,6 +395,7 @@ mod tests {
                 output: "s3://acme-vod/room 1/take 2".into(),
                 preset: Some("small".into()),
                 recording_ended: None,
+                subtitles: Vec::new(),
             }]
         );
     }
@@ -410,6 +452,27 @@ mod tests {
         assert_eq!(generic(body, &c).unwrap().recording_ended, Some("2026-11-25T05:00:00Z".parse().unwrap()));
         let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","recording_ended":"yesterday"}"#;
         assert!(matches!(generic(body, &c), Err(EventError::Malformed { .. })));
+    }
+
+    #[test]
+    fn generic_events_carry_subtitles_from_their_tenants_buckets() {
+        let c = config();
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","subtitles":[{"language":"ger","location":"s3://acme-rec/a.de.srt"}]}"#;
+        let rec = generic(body, &c).unwrap();
+        assert_eq!(rec.subtitles.len(), 1);
+        assert_eq!(
+            (rec.subtitles[0].language.as_str(), rec.subtitles[0].location.to_string()),
+            ("de", "s3://acme-rec/a.de.srt".into())
+        );
+        let mut c = config();
+        c.tenants.insert(
+            "globex".into(),
+            TenantRoute { output: "s3://globex-vod/{stem}".into(), preset: None, queue: None },
+        );
+        let body = br#"{"tenant":"globex","input":"s3://shared/a.mp4","subtitles":[{"language":"en","location":"s3://acme-rec/a.en.vtt"}]}"#;
+        assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","subtitles":[{"language":"english","location":"x.vtt"}]}"#;
+        assert!(matches!(generic(body, &config()), Err(EventError::Malformed { .. })));
     }
 
     #[test]
