@@ -30,7 +30,7 @@ fn cue(start: i64, end: i64, text: &str) -> Cue {
 /// The English cues: one across the 6 s segment edge, one on two lines.
 fn english() -> Vec<Cue> {
     vec![
-        cue(1000, 2500, "Hello, and welcome."),
+        cue(1000, 2500, "Hello, and <i>welcome</i>."),
         cue(5200, 7400, "Across the edge"),
         cue(9000, 10_500, "Line one\nLine two"),
     ]

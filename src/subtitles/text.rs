@@ -2,8 +2,8 @@
 //! what WebVTT forbids inside a cue (a blank line ends it, `-->` starts a timing).
 
 /// SubRip text (lines joined by `\n`): `<i>`, `<b>`, `<u>` kept (WebVTT has them), other
-/// tags (`<font color=…>`) and ASS override blocks (`{\an8}`) dropped, `&` and stray `<`
-/// escaped.
+/// tags (`<font color=…>`) and ASS override blocks (`{\an8}`, but for their italic, bold
+/// and underline switches) dropped, `&` and stray `<` escaped.
 pub(crate) fn from_subrip(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let stripped = strip_ass_overrides(text);
@@ -49,24 +49,52 @@ pub(crate) fn from_ass(event: &str) -> String {
     from_subrip(&text)
 }
 
-/// Text with every `{…}` block that starts with a backslash taken out.
+/// Text with every `{…}` block that starts with a backslash taken out, but for the
+/// italic, bold and underline switches in it, which become WebVTT's tags.
 fn strip_ass_overrides(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains("{\\") {
         return text.into();
     }
     let mut out = String::with_capacity(text.len());
+    let mut open: Vec<char> = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("{\\") {
         out.push_str(&rest[..at]);
-        match rest[at..].find('}') {
-            Some(close) => rest = &rest[at + close + 1..],
-            None => {
-                rest = "";
+        let Some(close) = rest[at..].find('}') else {
+            rest = "";
+            break;
+        };
+        for tag in rest[at + 1..at + close].split('\\').map(str::trim) {
+            match tag.as_bytes() {
+                [kind @ (b'i' | b'b' | b'u'), b'1'] if !open.contains(&char::from(*kind)) => {
+                    open.push(char::from(*kind));
+                    out.push_str(&format!("<{}>", char::from(*kind)));
+                }
+                [kind @ (b'i' | b'b' | b'u'), b'0'] => close_tags(&mut out, &mut open, Some(char::from(*kind))),
+                // `\r`: back to the style's defaults.
+                [b'r', ..] => close_tags(&mut out, &mut open, None),
+                _ => {}
             }
         }
+        rest = &rest[at + close + 1..];
     }
     out.push_str(rest);
+    close_tags(&mut out, &mut open, None);
     out.into()
+}
+
+/// Closes the open tag `kind` (and those opened after it), or every open tag.
+fn close_tags(out: &mut String, open: &mut Vec<char>, kind: Option<char>) {
+    let from = match kind {
+        Some(k) => match open.iter().position(|&o| o == k) {
+            Some(at) => at,
+            None => return,
+        },
+        None => 0,
+    };
+    for tag in open.drain(from..).rev() {
+        out.push_str(&format!("</{tag}>"));
+    }
 }
 
 /// Whether `<inner>` looks like a markup tag rather than a `<` in prose.
@@ -98,7 +126,10 @@ mod tests {
 
     #[test]
     fn ass_events_lose_their_fields_and_overrides() {
-        assert_eq!(from_ass("0,0,Default,,0,0,0,,{\\i1}Hello{\\i0}\\Nworld, again"), "Hello\nworld, again");
+        assert_eq!(from_ass("0,0,Default,,0,0,0,,{\\i1}Hello{\\i0}\\Nworld, again"), "<i>Hello</i>\nworld, again");
+        assert_eq!(from_ass("0,0,Default,,0,0,0,,{\\an8\\b1}Top{\\b0\\fs20} line"), "<b>Top</b> line");
+        assert_eq!(from_ass("0,0,Default,,0,0,0,,and {\\i1}welcome{\\r}."), "and <i>welcome</i>.");
+        assert_eq!(from_ass("0,0,Default,,0,0,0,,{\\i1}{\\b1}never closed"), "<i><b>never closed</b></i>");
         assert_eq!(from_ass("Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,Hi\\hthere"), "Hi there");
     }
 }
