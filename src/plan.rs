@@ -488,11 +488,12 @@ fn plan_subtitles(probe: &Probe) -> (Vec<PlannedSubtitle>, Vec<SkippedSubtitle>)
 }
 
 /// HLS requires `NAME` unique in a group: a name given twice gets the rendition's number.
+/// (Counted before any is renamed, so the first of two is not the only one numbered.)
 fn unique_subtitle_labels(subtitles: &mut [PlannedSubtitle]) {
-    for i in 0..subtitles.len() {
-        if subtitles.iter().filter(|s| s.label == subtitles[i].label).count() > 1 {
-            let numbered = format!("{} ({})", subtitles[i].label, i + 1);
-            subtitles[i].label = numbered;
+    let labels: Vec<String> = subtitles.iter().map(|s| s.label.clone()).collect();
+    for (i, s) in subtitles.iter_mut().enumerate() {
+        if labels.iter().filter(|l| **l == s.label).count() > 1 {
+            s.label = format!("{} ({})", s.label, i + 1);
         }
     }
 }
@@ -796,6 +797,37 @@ mod tests {
         assert!(matches!(plan(&probe((0.0, years), fps, None), &small()), Err(PlanError::TooLong { .. })));
         let audio = Some((-years, 1.0));
         assert!(matches!(plan(&probe((0.0, 1.0), fps, audio), &small()), Err(PlanError::TooLong { .. })));
+    }
+
+    #[test]
+    fn text_subtitles_are_planned_and_pictures_left_out_with_a_reason() {
+        use crate::probe::SubtitleInfo;
+        let fps = FrameRate::new(25, 1).expect("a rate");
+        let mut p = probe((0.0, 10.0), fps, None);
+        let track = |index, codec: &str, language: Option<&str>, text| SubtitleInfo {
+            index,
+            codec: codec.into(),
+            language: language.map(str::to_owned),
+            title: None,
+            forced: false,
+            text,
+        };
+        p.subtitle_tracks = vec![
+            track(2, "mov_text", Some("eng"), true),
+            track(3, "hdmv_pgs_subtitle", Some("ger"), false),
+            track(4, "subrip", None, true),
+        ];
+        let sidecar = crate::subtitles::Sidecar {
+            language: "en".into(),
+            location: crate::location::Location::parse("talk.en.vtt").expect("a path"),
+        };
+        let plan = plan(&p, &small()).expect("plans").with_sidecars(&[sidecar]);
+        let planned: Vec<_> = plan.subtitles.iter().map(|s| (s.index, s.language.as_str(), s.label.as_str())).collect();
+        assert_eq!(planned, [(0, "en", "English (1)"), (1, "und", "Subtitles"), (2, "en", "English (3)")]);
+        assert_eq!(plan.subtitles[2].source, SubtitleSource::Sidecar { location: "talk.en.vtt".into(), position: 0 });
+        assert_eq!(plan.skipped_subtitles.len(), 1);
+        assert_eq!(plan.skipped_subtitles[0].source_stream, 3);
+        assert!(plan.skipped_subtitles[0].reason.contains("hdmv_pgs_subtitle"), "{:?}", plan.skipped_subtitles);
     }
 
     #[test]

@@ -579,6 +579,29 @@ mod tests {
     }
 
     #[test]
+    fn each_subtitle_rendition_is_a_text_set_naming_its_whole_file() {
+        let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
+        subs[1].forced = true;
+        let text = mpd(&fixture::video_rungs(), &[fixture::audio()], &subs, 74.56);
+        let doc = parse(&text);
+        let sets = adaptation_sets(&doc);
+        let text_sets: Vec<_> = sets.iter().filter(|s| attr(**s, "contentType") == "text").collect();
+        assert_eq!(text_sets.len(), 2);
+        for (set, (lang, role, url)) in text_sets
+            .iter()
+            .zip([("en", "subtitle", "s0/subtitles.vtt"), ("de", "forced-subtitle", "s1/subtitles.vtt")])
+        {
+            assert_eq!((attr(**set, "lang"), attr(**set, "mimeType")), (lang, "text/vtt"));
+            assert_eq!(attr(child(**set, "Role"), "value"), role);
+            let representation = child(**set, "Representation");
+            assert!(num(representation, "bandwidth") > 0);
+            assert_eq!(child(representation, "BaseURL").text(), Some(url));
+        }
+        let ids: Vec<&str> = sets.iter().map(|s| attr(*s, "id")).collect();
+        assert_eq!(ids, ["0", "1", "2", "3"], "ids stay unique");
+    }
+
+    #[test]
     fn attribute_values_are_escaped() {
         let mut audio = fixture::audio();
         audio.kind = TrackKind::Audio {

@@ -542,6 +542,42 @@ mod tests {
     }
 
     #[test]
+    fn subtitles_are_a_group_every_variant_names_on_the_videos_grid() {
+        let (video, audio) = (fixture::video_rungs(), fixture::audio());
+        let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
+        subs[1].forced = true;
+        let m = parser::parse_master(&master_playlist(&video, std::slice::from_ref(&audio), &subs)).expect("parses");
+        let rendered: Vec<_> = m.media.iter().filter(|r| r.req("TYPE") == "SUBTITLES").collect();
+        let fields = |r: &&parser::Attributes| {
+            ["GROUP-ID", "NAME", "LANGUAGE", "DEFAULT", "AUTOSELECT", "FORCED", "URI"].map(|k| r.req(k).to_owned())
+        };
+        assert_eq!(
+            rendered.iter().map(fields).collect::<Vec<_>>(),
+            [
+                ["subs", "English", "en", "NO", "YES", "NO", "s0/index.m3u8"].map(str::to_owned),
+                ["subs", "Deutsch", "de", "NO", "YES", "YES", "s1/index.m3u8"].map(str::to_owned),
+            ]
+        );
+        let extra = subs.iter().map(SubtitleSummary::peak_bitrate).max().expect("two renditions");
+        let without = master(&video, std::slice::from_ref(&audio));
+        for (v, plain) in m.variants.iter().zip(&without.variants) {
+            assert_eq!(v.attributes.get("SUBTITLES"), Some("subs"));
+            assert_eq!(v.attributes.int("BANDWIDTH"), plain.attributes.int("BANDWIDTH") + extra);
+        }
+        let audio_only =
+            parser::parse_master(&master_playlist(&[], std::slice::from_ref(&audio), &subs[..1])).expect("parses");
+        assert_eq!(audio_only.variants[0].attributes.get("SUBTITLES"), Some("subs"));
+
+        let p = parser::parse_media(&subtitle_playlist(&subs[0])).expect("a well-formed subtitle playlist");
+        assert_eq!(p.map_uri, None, "WebVTT segments need no initialization section");
+        assert_eq!(p.target_duration, media(&video[0]).target_duration);
+        let uris: Vec<String> = p.segments.iter().map(|s| s.uri.clone()).collect();
+        assert_eq!(uris.first().map(String::as_str), Some("seg_0.vtt"));
+        let durations = |p: &MediaPlaylist| p.segments.iter().map(|s| s.duration_text.clone()).collect::<Vec<_>>();
+        assert_eq!(durations(&p), durations(&media(&video[0])));
+    }
+
+    #[test]
     fn ntsc_frame_rate_has_three_decimals() {
         let mut video = fixture::video_rungs();
         video[0].kind =

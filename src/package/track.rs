@@ -281,6 +281,25 @@ pub(crate) mod fixture {
         ]
     }
 
+    /// A WebVTT rendition on the video's grid (at 25 fps: 150 frames a segment, 64 in the
+    /// last), in `language`.
+    pub(crate) fn subtitles(index: usize, language: &str, name: &str) -> SubtitleSummary {
+        let segments = (0..SEGMENTS as u32)
+            .map(|i| (i, if i as usize == SEGMENTS - 1 { 64 } else { 150 }, 80 + u64::from(i % 4) * 120))
+            .collect();
+        SubtitleSummary {
+            index,
+            dir: format!("s{index}"),
+            language: language.to_owned(),
+            name: name.to_owned(),
+            forced: false,
+            timescale: 25,
+            segments,
+            size: 2_000,
+            cues: 20,
+        }
+    }
+
     /// AAC at 48 kHz on the same 6 s grid: each segment ends at the first AAC frame (1024
     /// samples) boundary at or after the grid line, so durations are 281 or 282 frames.
     pub(crate) fn audio() -> TrackSummary {
