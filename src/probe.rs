@@ -968,7 +968,7 @@ fn subtitle_streams(input: &ff::format::context::Input) -> Vec<SubtitleInfo> {
                 language: tag(&metadata, "language"),
                 title: tag(&metadata, "title"),
                 forced: stream.disposition().contains(ff::format::stream::Disposition::FORCED),
-                text: props & ffi::AV_CODEC_PROP_TEXT_SUB as i32 != 0 && ff::decoder::find(id).is_some(),
+                text: props & ffi::AV_CODEC_PROP_TEXT_SUB != 0 && ff::decoder::find(id).is_some(),
             }
         })
         .collect()
