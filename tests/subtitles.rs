@@ -223,6 +223,10 @@ fn mov_text_tracks_become_webvtt_renditions_in_their_languages() {
     let tracks = probe["subtitle_tracks"].as_array().unwrap();
     assert_eq!(tracks.len(), 2);
     assert!(tracks.iter().all(|t| t["codec"] == "mov_text" && t["text"] == true), "{tracks:?}");
+    let (_, text, _) = common::run(&["probe", input.to_str().unwrap()]);
+    assert!(text.contains("subtitles   #2 mov_text, language \"eng\""), "{text}");
+    let (_, plan, _) = common::run(&["plan", input.to_str().unwrap(), "--preset", "small"]);
+    assert!(plan.contains("WebVTT from stream #3 (mov_text)"), "{plan}");
 
     let out = tempfile::tempdir().unwrap();
     let (code, stderr) = run(&input, out.path(), &[]);
@@ -345,4 +349,46 @@ fn adding_a_sidecar_to_a_finished_ladder_reassembles_it_without_encoding_again()
     assert!(!summary["chunks_reused"].as_array().unwrap().is_empty(), "{summary}");
     assert_eq!(master_subtitles(out.path()).len(), 1);
     assert_cues_match(&assert_on_the_grid(out.path(), "s0"), &english());
+}
+
+#[test]
+fn a_stream_that_cannot_be_decoded_is_left_out_with_a_warning_and_the_rest_published() {
+    // A SubRip file saved in Latin-1, copied into Matroska as it is: libav refuses its text.
+    let latin1 = common::media_dir().join("latin1.de.srt");
+    std::fs::write(&latin1, b"1\n00:00:01,000 --> 00:00:02,000\nGr\xfc\xdfe aus K\xf6ln\n").unwrap();
+    let en = write("good.en.srt", &srt(&english()));
+    let input = common::synth(
+        "latin1.mkv",
+        &[
+            "-i",
+            video().to_str().unwrap(),
+            "-i",
+            en.to_str().unwrap(),
+            "-i",
+            latin1.to_str().unwrap(),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-c",
+            "copy",
+            "-metadata:s:s:0",
+            "language=eng",
+            "-metadata:s:s:1",
+            "language=ger",
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (code, stderr) = run(&input, out.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("a subtitle stream is left out") && stderr.contains("UTF-8"), "{stderr}");
+    let subs = master_subtitles(out.path());
+    assert_eq!(subs.iter().map(|(_, l, _)| l.as_str()).collect::<Vec<_>>(), ["en"]);
+    assert_cues_match(&assert_on_the_grid(out.path(), "s0"), &english());
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let left_out = report["subtitles_left_out"].as_array().unwrap();
+    assert_eq!((left_out.len(), left_out[0]["language"].as_str()), (1, Some("de")), "{left_out:?}");
 }

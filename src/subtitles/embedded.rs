@@ -87,12 +87,16 @@ impl Reader {
     /// Decodes one packet into cues; an error the decoder gives is the stream's end.
     fn take(&mut self, packet: &ff::Packet, zero_ms: i64) -> Result<(), String> {
         let Some(pts) = packet.pts().or(packet.dts()) else { return Ok(()) };
+        let ms = |t: i64| (t as f64 * f64::from(self.time_base) * 1000.0).round() as i64;
         let mut subtitle = ff::Subtitle::new();
-        let got = self.decoder.decode(packet, &mut subtitle).map_err(|e| format!("cannot be decoded: {e}"))?;
+        let got = self.decoder.decode(packet, &mut subtitle).map_err(|e| {
+            // libav refuses text that is not UTF-8 (a file saved in Latin-1, say).
+            let hint = if e == ff::Error::InvalidData { " (is its text UTF-8?)" } else { "" };
+            format!("its cue at {:.3} s cannot be decoded: {e}{hint}", ms(pts) as f64 / 1000.0)
+        })?;
         if !got {
             return Ok(());
         }
-        let ms = |t: i64| (t as f64 * f64::from(self.time_base) * 1000.0).round() as i64;
         let start = ms(pts) + i64::from(subtitle.start()) - zero_ms;
         let end = if packet.duration() > 0 {
             ms(pts + packet.duration()) - zero_ms
