@@ -10,7 +10,7 @@ use crate::exit::{ExitClass, Outcome};
 use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
 use crate::package::progressive::{self, ProgressiveError};
-use crate::package::track::{SubtitleSummary, TrackKind, TrackSummary};
+use crate::package::track::{SubtitleSegment, SubtitleSummary, TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::Plan;
@@ -218,7 +218,11 @@ fn subtitle_files(
         for seg in &plan.segments {
             let span = (ms(seg.start_frame), ms(seg.start_frame + u64::from(seg.frames)));
             let text = subtitles::webvtt::segment(&r.cues, span, first_frame);
-            segments.push((seg.index, u64::from(seg.frames) * den, text.len() as u64));
+            segments.push(SubtitleSegment {
+                index: seg.index,
+                duration: u64::from(seg.frames) * den,
+                size: text.len() as u64,
+            });
             if hls_on {
                 files.push((layout::in_dir(&dir, &layout::subtitle_segment_file(seg.index)), text.into_bytes()));
             }

@@ -59,9 +59,10 @@ pub(crate) fn subtitle_playlist(track: &SubtitleSummary) -> String {
     let entries: Vec<Entry> = track
         .segments
         .iter()
-        .map(|&(index, duration, _)| {
-            let entry = Entry { start, duration, byte_range: None, uri: layout::subtitle_segment_file(index) };
-            start += duration;
+        .map(|s| {
+            let entry =
+                Entry { start, duration: s.duration, byte_range: None, uri: layout::subtitle_segment_file(s.index) };
+            start += s.duration;
             entry
         })
         .collect();

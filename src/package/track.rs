@@ -39,22 +39,32 @@ pub struct SubtitleSummary {
     pub forced: bool,
     /// Ticks per second of `segments`' durations (the grid's: the frame rate's numerator).
     pub timescale: u32,
-    /// `seg_<index>.vtt`: (index, duration in ticks, bytes), in order.
-    pub segments: Vec<(u32, u64, u64)>,
+    /// `seg_<index>.vtt`, in order.
+    pub segments: Vec<SubtitleSegment>,
     /// Bytes of the whole file.
     pub size: u64,
     pub cues: usize,
 }
 
+/// One WebVTT segment, `seg_<index>.vtt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubtitleSegment {
+    pub index: u32,
+    /// In ticks of the rendition's timescale.
+    pub duration: u64,
+    /// Bytes of the file.
+    pub size: u64,
+}
+
 impl SubtitleSummary {
     /// The highest bitrate of any segment, in bit/s (rounded up).
     pub fn peak_bitrate(&self) -> u64 {
-        self.segments.iter().map(|&(_, ticks, size)| bits_per_second(size, ticks, self.timescale)).max().unwrap_or(0)
+        self.segments.iter().map(|s| bits_per_second(s.size, s.duration, self.timescale)).max().unwrap_or(0)
     }
 
     /// The whole file's bitrate over `duration` ticks, in bit/s (rounded up).
     pub fn average_bitrate(&self) -> u64 {
-        bits_per_second(self.size, self.segments.iter().map(|s| s.1).sum(), self.timescale)
+        bits_per_second(self.size, self.segments.iter().map(|s| s.duration).sum(), self.timescale)
     }
 }
 
@@ -285,7 +295,11 @@ pub(crate) mod fixture {
     /// last), in `language`.
     pub(crate) fn subtitles(index: usize, language: &str, name: &str) -> SubtitleSummary {
         let segments = (0..SEGMENTS as u32)
-            .map(|i| (i, if i as usize == SEGMENTS - 1 { 64 } else { 150 }, 80 + u64::from(i % 4) * 120))
+            .map(|index| SubtitleSegment {
+                index,
+                duration: if index as usize == SEGMENTS - 1 { 64 } else { 150 },
+                size: 80 + u64::from(index % 4) * 120,
+            })
             .collect();
         SubtitleSummary {
             index,
