@@ -264,13 +264,15 @@ fn subrip_and_ass_in_matroska_become_webvtt_without_markup() {
 
 #[test]
 fn sidecars_become_renditions_in_hls_and_dash() {
-    let en = write("talk.en.vtt", &vtt(&english()));
+    // A cue after the recording's end (13 s) is left out, with a warning.
+    let en = write("talk.en.vtt", &vtt(&[english(), vec![cue(20_000, 21_000, "After the end")]].concat()));
     let de = write("talk.de.srt", &srt(&german()));
     let out = tempfile::tempdir().unwrap();
     let en_flag = format!("en={}", en.display());
     let de_flag = format!("de={}", de.display());
     let (code, stderr) = run(&video(), out.path(), &["--subtitles", &en_flag, "--subtitles", &de_flag]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("subtitle cues outside the recording are left out"), "{stderr}");
     let subs = master_subtitles(out.path());
     assert_eq!(
         subs.iter().map(|(n, l, _)| (n.as_str(), l.as_str())).collect::<Vec<_>>(),

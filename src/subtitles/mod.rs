@@ -127,16 +127,15 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
     for planned in &plan.subtitles {
         let cues = match &planned.source {
             SubtitleSource::Embedded { stream, .. } => embedded.remove(stream).unwrap_or_else(|| {
-                Err(SubtitleError::Embedded {
-                    path: input.display().to_string(),
-                    stream: *stream,
-                    detail: "was not read".into(),
-                })
+                let detail = "was not read".to_owned();
+                Err(SubtitleError::Embedded { path: input.display().to_string(), stream: *stream, detail })
             }),
             SubtitleSource::Sidecar { position, .. } => Ok(sidecars.get(*position).cloned().unwrap_or_default()),
         };
         match cues {
-            Ok(cues) => made.push(Rendition { planned: planned.clone(), cues: clip(cues, duration_ms) }),
+            Ok(cues) => {
+                made.push(Rendition { planned: planned.clone(), cues: on_the_output(cues, duration_ms, planned) })
+            }
             Err(e) => {
                 tracing::warn!(rendition = planned.index, error = %e, "a subtitle stream is left out");
                 let reason = e.to_string();
@@ -145,6 +144,18 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
         }
     }
     (made, left_out)
+}
+
+/// The cues [`clip`]ped to the output, with a warning when some lie outside it: often a
+/// sign of a file timed for another cut of the recording.
+fn on_the_output(cues: Vec<Cue>, duration_ms: i64, planned: &crate::plan::PlannedSubtitle) -> Vec<Cue> {
+    let given = cues.len();
+    let cues = clip(cues, duration_ms);
+    if cues.len() < given {
+        let outside = given - cues.len();
+        tracing::warn!(rendition = planned.index, outside, "subtitle cues outside the recording are left out");
+    }
+    cues
 }
 
 /// Fetches (when on S3) and reads each sidecar, in order: any problem stops the run.
