@@ -11,13 +11,14 @@ use crate::layout::{self, Media};
 use crate::location::{self, Output, StorageError};
 use crate::package::captions::ClosedCaptions;
 use crate::package::progressive::{Progressive, ProgressiveError};
-use crate::package::track::{TrackKind, TrackSummary};
+use crate::package::track::{SubtitleSegment, SubtitleSummary, TrackKind, TrackSummary};
 use crate::package::{dash, hls};
 use crate::pipeline::loudness::LoudnessFigures;
 use crate::plan::Plan;
 use crate::preset::Preset;
 use crate::quality::QualityTotals;
 use crate::record::{ChunkRecord, FileRecord, PosterRecord, TrackRecord};
+use crate::subtitles::{self, Rendition};
 use crate::thumbs::{self, ThumbError};
 
 /// Why the ladder could not be assembled.
@@ -57,6 +58,8 @@ pub struct Ladder {
     pub loudness: Vec<Option<LoudnessFigures>>,
     /// The closed captions the video rungs carry.
     pub captions: ClosedCaptions,
+    /// One per subtitle rendition made, in plan order.
+    pub subtitles: Vec<SubtitleSummary>,
     /// `download/audio.m4a`, when the preset asks for it.
     pub(crate) podcast: Option<FileRecord>,
     /// `download/<rung>.mp4` of each rung the preset's `download` names and the plan has.
@@ -78,16 +81,23 @@ pub(crate) struct DownloadRecord {
     pub file: FileRecord,
 }
 
+/// What assembly reads: the records of every part, and the subtitles' cues.
+pub(crate) struct Parts<'a> {
+    pub(crate) records: &'a BTreeMap<u32, ChunkRecord>,
+    pub(crate) audio_records: &'a BTreeMap<usize, ChunkRecord>,
+    pub(crate) subtitles: &'a [Rendition],
+}
+
 /// Writes everything but the published marker. Every chunk of the plan must be recorded.
 pub(crate) fn assemble(
     out: &dyn Output,
     plan: &Plan,
     media: &Media,
     preset: &Preset,
-    records: &BTreeMap<u32, ChunkRecord>,
-    audio_records: &BTreeMap<usize, ChunkRecord>,
+    parts: &Parts<'_>,
     scratch: &Path,
 ) -> Result<Ladder, AssembleError> {
+    let Parts { records, audio_records, .. } = *parts;
     let missing: Vec<u32> = plan.chunks.iter().map(|c| c.index).filter(|c| !records.contains_key(c)).collect();
     if !missing.is_empty() || plan.audio.iter().any(|a| !audio_records.contains_key(&a.index)) {
         return Err(AssembleError::Missing(missing));
@@ -122,6 +132,11 @@ pub(crate) fn assemble(
     let captions = closed_captions(plan, preset, records);
     let (hls_on, dash_on) = (preset.packaging.hls, preset.packaging.dash);
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let first_frame = video
+        .first()
+        .or(audio.first())
+        .map_or(0, |t| (u128::from(t.presentation_offset) * 90_000 / u128::from(t.timescale.max(1))) as u64);
+    let subtitles = subtitle_files(plan, media, parts.subtitles, first_frame, (hls_on, dash_on), &mut files);
     if hls_on {
         for track in video.iter().chain(&audio) {
             files.push((layout::in_dir(&track.dir, layout::MEDIA_PLAYLIST), hls::media_playlist(track).into_bytes()));
@@ -133,7 +148,8 @@ pub(crate) fn assemble(
             }
         }
         if dash_on {
-            files.push((layout::MPD.into(), dash::mpd(&video, &audio, &captions, plan.duration_seconds).into_bytes()));
+            let mpd = dash::mpd(&video, &audio, &subtitles, &captions, plan.duration_seconds);
+            files.push((layout::MPD.into(), mpd.into_bytes()));
         }
     }
     if plan.thumbnails.is_some() {
@@ -159,6 +175,7 @@ pub(crate) fn assemble(
         audio,
         loudness,
         captions,
+        subtitles,
         podcast,
         downloads,
         quality,
@@ -265,16 +282,67 @@ fn downloads(
 /// off) and returns its key. Call it last, after the report.
 pub(crate) fn publish(out: &dyn Output, ladder: &Ladder) -> Result<&'static str, StorageError> {
     if ladder.hls {
-        out.put(
-            layout::MASTER_PLAYLIST,
-            hls::master_playlist(&ladder.video, &ladder.audio, &ladder.captions).as_bytes(),
-        )?;
+        let master = hls::master_playlist(&ladder.video, &ladder.audio, &ladder.subtitles, &ladder.captions);
+        out.put(layout::MASTER_PLAYLIST, master.as_bytes())?;
         Ok(layout::MASTER_PLAYLIST)
     } else {
-        let mpd = dash::mpd(&ladder.video, &ladder.audio, &ladder.captions, ladder.duration_seconds);
+        let mpd = dash::mpd(&ladder.video, &ladder.audio, &ladder.subtitles, &ladder.captions, ladder.duration_seconds);
         out.put(layout::MPD, mpd.as_bytes())?;
         Ok(layout::MPD)
     }
+}
+
+/// Each subtitle rendition's files: for HLS a WebVTT segment per segment of the grid
+/// (`first_frame`: the first frame's presentation time in 90 kHz, for `X-TIMESTAMP-MAP`)
+/// and its playlist; for DASH the whole file. Returns what the manifests say about them.
+fn subtitle_files(
+    plan: &Plan,
+    media: &Media,
+    renditions: &[Rendition],
+    first_frame: u64,
+    (hls_on, dash_on): (bool, bool),
+    files: &mut Vec<(String, Vec<u8>)>,
+) -> Vec<SubtitleSummary> {
+    let (num, den) = (u64::from(plan.fps.num()), u64::from(plan.fps.den()));
+    let ms =
+        |frames: u64| ((u128::from(frames) * 1000 * u128::from(den) + u128::from(num) / 2) / u128::from(num)) as i64;
+    let mut summaries = Vec::with_capacity(renditions.len());
+    for r in renditions {
+        let dir = media.subtitle_dir(r.planned.index);
+        let mut segments = Vec::with_capacity(plan.segments.len());
+        for seg in &plan.segments {
+            let span = (ms(seg.start_frame), ms(seg.start_frame + u64::from(seg.frames)));
+            let text = subtitles::webvtt::segment(&r.cues, span, first_frame);
+            segments.push(SubtitleSegment {
+                index: seg.index,
+                duration: u64::from(seg.frames) * den,
+                size: text.len() as u64,
+            });
+            if hls_on {
+                files.push((layout::in_dir(&dir, &layout::subtitle_segment_file(seg.index)), text.into_bytes()));
+            }
+        }
+        let whole = subtitles::webvtt::whole(&r.cues);
+        let summary = SubtitleSummary {
+            index: r.planned.index,
+            dir: dir.clone(),
+            language: r.planned.language.clone(),
+            name: r.planned.label.clone(),
+            forced: r.planned.forced,
+            timescale: plan.fps.num(),
+            segments,
+            size: whole.len() as u64,
+            cues: r.cues.len(),
+        };
+        if hls_on {
+            files.push((layout::in_dir(&dir, layout::MEDIA_PLAYLIST), hls::subtitle_playlist(&summary).into_bytes()));
+        }
+        if dash_on {
+            files.push((layout::in_dir(&dir, layout::SUBTITLES_FILE), whole.into_bytes()));
+        }
+        summaries.push(summary);
+    }
+    summaries
 }
 
 /// One track from its parts in chunk order, checked to fit together: the same init

@@ -7,6 +7,7 @@
 //! v<i>/init.mp4  seg_<n>.m4s  index.m3u8  iframes.m3u8
 //! a<k>/init.mp4  seg_<n>.m4s  index.m3u8
 //! download/<rung>.mp4  audio.m4a
+//! s<k>/seg_<n>.vtt  index.m3u8  subtitles.vtt
 //! thumbs/poster.jpg  t_<n>.jpg  sprite_<k>.jpg  thumbs.vtt
 //! .ladder/plan.json  lease.json  chunks/<c>.json  chunks/audio_<k>.json  posters/<frame>.jpg
 //! ```
@@ -55,6 +56,11 @@ impl Media {
     /// The folder of audio track `index`: `a<index>`.
     pub(crate) fn audio_dir(&self, index: usize) -> String {
         format!("{}a{index}", self.prefix)
+    }
+
+    /// The folder of subtitle rendition `index`: `s<index>`.
+    pub(crate) fn subtitle_dir(&self, index: usize) -> String {
+        format!("{}s{index}", self.prefix)
     }
 
     /// `download/audio.m4a`: the default audio rendition as one progressive file.
@@ -108,6 +114,14 @@ pub(crate) fn is_audio(key: &str) -> bool {
 pub(crate) fn segment_file(index: u32) -> String {
     format!("seg_{index}.m4s")
 }
+
+/// A subtitle rendition's WebVTT segment `index` inside its folder: `seg_<index>.vtt`.
+pub(crate) fn subtitle_segment_file(index: u32) -> String {
+    format!("seg_{index}.vtt")
+}
+
+/// A subtitle rendition's cues in one WebVTT file, inside its folder: what the MPD names.
+pub(crate) const SUBTITLES_FILE: &str = "subtitles.vtt";
 
 /// `<dir>/<file>`.
 pub(crate) fn in_dir(dir: &str, file: &str) -> String {
@@ -181,6 +195,9 @@ mod tests {
         assert_eq!(media.sprite_key(1), "thumbs/sprite_1.jpg");
         assert_eq!(media.poster(), "thumbs/poster.jpg");
         assert_eq!(media.thumbs_vtt(), "thumbs/thumbs.vtt");
+        assert_eq!(in_dir(&media.subtitle_dir(1), &subtitle_segment_file(3)), "s1/seg_3.vtt");
+        assert_eq!(in_dir(&media.subtitle_dir(0), SUBTITLES_FILE), "s0/subtitles.vtt");
+        assert_eq!(Media::of(2).subtitle_dir(0), "g2/s0");
         assert_eq!(record_key(Part::Chunk(4)), ".ladder/chunks/4.json");
         assert_eq!(record_key(Part::Audio(1)), ".ladder/chunks/audio_1.json");
         assert_eq!(poster_candidate_key(10), ".ladder/posters/10.jpg");

@@ -38,5 +38,6 @@ pub mod report;
 pub(crate) mod run;
 pub mod serve;
 pub mod stdout;
+pub mod subtitles;
 pub(crate) mod thumbs;
 pub mod trim;

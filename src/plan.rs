@@ -64,6 +64,13 @@ pub struct Plan {
     pub audio: Vec<PlannedAudio>,
     /// Source audio tracks left out, and why.
     pub skipped_audio: Vec<SkippedAudio>,
+    /// One WebVTT rendition per text subtitle stream, then per sidecar; `index` names the
+    /// folder `s<index>`. Left out of a plan without subtitles (so its id stays the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<PlannedSubtitle>,
+    /// Subtitle streams left out (bitmaps), and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_subtitles: Vec<SkippedSubtitle>,
     pub segments: Vec<Segment>,
     pub chunks: Vec<Chunk>,
     pub thumbnails: Option<PlannedThumbnails>,
@@ -149,6 +156,38 @@ pub struct PlannedAudio {
 /// A source audio track left out.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SkippedAudio {
+    pub source_stream: usize,
+    pub reason: String,
+}
+
+/// A WebVTT subtitle rendition.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlannedSubtitle {
+    pub index: usize,
+    pub source: SubtitleSource,
+    /// BCP 47.
+    pub language: String,
+    /// The name players show; unique among the subtitle renditions.
+    pub label: String,
+    /// Shown when the viewer asked for no subtitles (signs, foreign speech).
+    #[serde(default)]
+    pub forced: bool,
+}
+
+/// Where a subtitle rendition's cues come from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SubtitleSource {
+    /// A text subtitle stream of the recording, by its stream number.
+    Embedded { stream: usize, codec: String },
+    /// A file given at run time (`--subtitles LANG=PATH`): a local path or `s3://…`;
+    /// `position` among the sidecars.
+    Sidecar { location: String, position: usize },
+}
+
+/// A subtitle stream left out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SkippedSubtitle {
     pub source_stream: usize,
     pub reason: String,
 }
@@ -258,6 +297,7 @@ pub fn plan(probe: &Probe, preset: &Preset, trim: &Trim) -> Result<Plan, PlanErr
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
     let (audio, skipped_audio) = plan_audio(probe, preset)?;
+    let (subtitles, skipped_subtitles) = plan_subtitles(probe);
     let thumbnails = (preset.thumbnails.enabled && video.is_some())
         .then(|| plan_thumbnails(preset, &rungs, (dw, dh), fps, total_frames));
     Ok(Plan {
@@ -276,6 +316,8 @@ pub fn plan(probe: &Probe, preset: &Preset, trim: &Trim) -> Result<Plan, PlanErr
         skipped_rungs,
         audio,
         skipped_audio,
+        subtitles,
+        skipped_subtitles,
         segments,
         chunks,
         thumbnails,
@@ -403,6 +445,66 @@ fn unique_labels(audio: &mut [PlannedAudio]) {
         if audio.iter().filter(|a| a.label == audio[i].label).count() > 1 {
             let numbered = format!("{} ({})", audio[i].label, i + 1);
             audio[i].label = numbered;
+        }
+    }
+}
+
+impl Plan {
+    /// The plan with a subtitle rendition per sidecar (after the recording's own), in the
+    /// order given.
+    #[must_use]
+    pub fn with_sidecars(mut self, sidecars: &[crate::subtitles::Sidecar]) -> Self {
+        for (position, sidecar) in sidecars.iter().enumerate() {
+            let label = crate::language::name(&sidecar.language).unwrap_or(&sidecar.language).to_owned();
+            self.subtitles.push(PlannedSubtitle {
+                index: self.subtitles.len(),
+                source: SubtitleSource::Sidecar { location: sidecar.location.to_string(), position },
+                language: sidecar.language.clone(),
+                label,
+                forced: false,
+            });
+        }
+        unique_subtitle_labels(&mut self.subtitles);
+        self
+    }
+}
+
+/// A rendition per text subtitle stream (language from its tag, else `und`: a guess
+/// would mislead players' automatic choice); bitmap streams left out, with the reason.
+fn plan_subtitles(probe: &Probe) -> (Vec<PlannedSubtitle>, Vec<SkippedSubtitle>) {
+    let (mut planned, mut skipped) = (Vec::new(), Vec::new());
+    for track in &probe.subtitle_tracks {
+        if !track.text {
+            let reason =
+                format!("{} subtitles are pictures or not decodable, not text: no WebVTT from them", track.codec);
+            skipped.push(SkippedSubtitle { source_stream: track.index, reason });
+            continue;
+        }
+        let language = track.language.as_deref().and_then(crate::language::bcp47).unwrap_or_else(|| "und".to_owned());
+        let label = track
+            .title
+            .clone()
+            .or_else(|| crate::language::name(&language).map(str::to_owned))
+            .unwrap_or_else(|| "Subtitles".to_owned());
+        planned.push(PlannedSubtitle {
+            index: planned.len(),
+            source: SubtitleSource::Embedded { stream: track.index, codec: track.codec.clone() },
+            language,
+            label: if track.forced { format!("{label} (forced)") } else { label },
+            forced: track.forced,
+        });
+    }
+    unique_subtitle_labels(&mut planned);
+    (planned, skipped)
+}
+
+/// HLS requires `NAME` unique in a group: a name given twice gets the rendition's number.
+/// (Counted before any is renamed, so the first of two is not the only one numbered.)
+fn unique_subtitle_labels(subtitles: &mut [PlannedSubtitle]) {
+    let labels: Vec<String> = subtitles.iter().map(|s| s.label.clone()).collect();
+    for (i, s) in subtitles.iter_mut().enumerate() {
+        if labels.iter().filter(|l| **l == s.label).count() > 1 {
+            s.label = format!("{} ({})", s.label, i + 1);
         }
     }
 }
@@ -686,6 +788,7 @@ mod tests {
             audio: audio.map(|span| audio_info(1, span)),
             audio_tracks: audio.map(|span| audio_info(1, span)).into_iter().collect(),
             streams: Vec::new(),
+            subtitle_tracks: Vec::new(),
             discontinuities: Vec::new(),
             remux: None,
         }
@@ -744,6 +847,37 @@ mod tests {
             plan(&probe((0.0, 1.0), fps, audio), &small(), &Trim::default()),
             Err(PlanError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn text_subtitles_are_planned_and_pictures_left_out_with_a_reason() {
+        use crate::probe::SubtitleInfo;
+        let fps = FrameRate::new(25, 1).expect("a rate");
+        let mut p = probe((0.0, 10.0), fps, None);
+        let track = |index, codec: &str, language: Option<&str>, text| SubtitleInfo {
+            index,
+            codec: codec.into(),
+            language: language.map(str::to_owned),
+            title: None,
+            forced: false,
+            text,
+        };
+        p.subtitle_tracks = vec![
+            track(2, "mov_text", Some("eng"), true),
+            track(3, "hdmv_pgs_subtitle", Some("ger"), false),
+            track(4, "subrip", None, true),
+        ];
+        let sidecar = crate::subtitles::Sidecar {
+            language: "en".into(),
+            location: crate::location::Location::parse("talk.en.vtt").expect("a path"),
+        };
+        let plan = plan(&p, &small()).expect("plans").with_sidecars(&[sidecar]);
+        let planned: Vec<_> = plan.subtitles.iter().map(|s| (s.index, s.language.as_str(), s.label.as_str())).collect();
+        assert_eq!(planned, [(0, "en", "English (1)"), (1, "und", "Subtitles"), (2, "en", "English (3)")]);
+        assert_eq!(plan.subtitles[2].source, SubtitleSource::Sidecar { location: "talk.en.vtt".into(), position: 0 });
+        assert_eq!(plan.skipped_subtitles.len(), 1);
+        assert_eq!(plan.skipped_subtitles[0].source_stream, 3);
+        assert!(plan.skipped_subtitles[0].reason.contains("hdmv_pgs_subtitle"), "{:?}", plan.skipped_subtitles);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct Probe {
     pub audio_tracks: Vec<AudioInfo>,
     /// Every stream, in file order.
     pub streams: Vec<StreamInfo>,
+    /// Every subtitle stream, in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitle_tracks: Vec<SubtitleInfo>,
     /// Where the timestamps jump (an encoder restart, a splice): taken out, so the content
     /// after each jump follows what came before (see [`crate::remux`]).
     pub discontinuities: Vec<Discontinuity>,
@@ -134,6 +137,24 @@ pub struct AudioInfo {
     pub end_seconds: Option<f64>,
 }
 
+/// A subtitle stream of the recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubtitleInfo {
+    pub index: usize,
+    pub codec: String,
+    /// The stream's `language` tag as the container gives it, if any.
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Marked forced (shown when the viewer picked no subtitles: signs, foreign speech).
+    #[serde(default)]
+    pub forced: bool,
+    /// Text the linked libav decodes (mov_text, SubRip, WebVTT, ASS), which can become
+    /// WebVTT; bitmaps (PGS, DVB, VobSub) cannot.
+    pub text: bool,
+}
+
 /// One stream of the container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StreamInfo {
@@ -205,10 +226,14 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         })
         .collect();
     let header = match Header::read(path, &input, limits) {
-        Err(ProbeError::NoVideo { has_audio: true, .. }) => return audio_only(path, size_bytes, &input, streams),
+        Err(ProbeError::NoVideo { has_audio: true, .. }) => {
+            let subtitle_tracks = subtitle_streams(&input);
+            return audio_only(path, size_bytes, &input, streams).map(|p| Probe { subtitle_tracks, ..p });
+        }
         header => header?,
     };
     let (params, video_index) = (header.params.clone(), header.video.index);
+    let subtitle_tracks = subtitle_streams(&input);
     let scan = scan_video(path, input, video_index, params, limits)?;
     let mut span = header.span(path, limits)?;
     // Nothing said how long the video lasts: its last timestamp does.
@@ -226,6 +251,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
         audio: header.audio.map(|a| AudioInfo { start_seconds: span.audio.0, end_seconds: span.audio.1, ..a }),
         audio_tracks: header.audio_tracks,
         streams,
+        subtitle_tracks,
         discontinuities: span.discontinuities,
         remux: span.remux,
     })
@@ -334,6 +360,7 @@ fn audio_only(
         audio: Some(AudioInfo { start_seconds: Some(start), end_seconds: Some(end), ..main }),
         audio_tracks,
         streams,
+        subtitle_tracks: Vec::new(),
         discontinuities: Vec::new(),
         remux: None,
     })
@@ -956,6 +983,28 @@ fn is_attached_picture(stream: &ff::format::stream::Stream<'_>) -> bool {
 /// A metadata tag's value, trimmed, unless it is absent or blank.
 fn tag(metadata: &ff::DictionaryRef<'_>, key: &str) -> Option<String> {
     metadata.get(key).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// The subtitle streams, and whether each is text libav can decode.
+fn subtitle_streams(input: &ff::format::context::Input) -> Vec<SubtitleInfo> {
+    input
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Subtitle)
+        .map(|stream| {
+            let id = stream.parameters().id();
+            let metadata = stream.metadata();
+            // SAFETY: avcodec_descriptor_get accepts any id and returns NULL for unknown ones.
+            let props = unsafe { ffi::avcodec_descriptor_get(id.into()).as_ref().map_or(0, |d| d.props) };
+            SubtitleInfo {
+                index: stream.index(),
+                codec: codec_name(id),
+                language: tag(&metadata, "language"),
+                title: tag(&metadata, "title"),
+                forced: stream.disposition().contains(ff::format::stream::Disposition::FORCED),
+                text: props & ffi::AV_CODEC_PROP_TEXT_SUB != 0 && ff::decoder::find(id).is_some(),
+            }
+        })
+        .collect()
 }
 
 fn audio_info(stream: &ff::format::stream::Stream<'_>) -> AudioInfo {

@@ -18,8 +18,16 @@ pub(crate) const RECORD_VERSION: u32 = 3;
 
 /// Identifies a plan: records made for another plan (other input, preset or ladder
 /// version) are never reused.
+///
+/// Subtitles are left out: they are made when the ladder is assembled, from the plan
+/// alone, so no record depends on them, and a rerun that adds a sidecar to a finished
+/// ladder re-assembles it instead of encoding it again. (A plan without subtitles
+/// serialises as before they existed, so its id is unchanged.)
 pub(crate) fn plan_id(plan: &Plan) -> String {
-    let json = serde_json::to_vec(plan).expect("a plan is plain data and always serialises");
+    let mut plan = plan.clone();
+    plan.subtitles.clear();
+    plan.skipped_subtitles.clear();
+    let json = serde_json::to_vec(&plan).expect("a plan is plain data and always serialises");
     hex(&Sha256::digest(&json))[..16].to_owned()
 }
 

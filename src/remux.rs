@@ -204,6 +204,8 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     copied.title = probe.title;
     copied.bit_rate = probe.bit_rate;
     copied.streams = probe.streams;
+    // Subtitles are read from the recording itself, by its stream numbers.
+    copied.subtitle_tracks = probe.subtitle_tracks;
     copied.discontinuities = probe.discontinuities;
     copied.remux = Some(reason);
     Ok(Source { path: copy, probe: copied })

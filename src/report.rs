@@ -92,8 +92,25 @@ pub struct Report {
     pub rungs: Vec<RungReport>,
     /// One per audio rendition, in the order of the `a<k>` folders.
     pub audio: Vec<AudioReport>,
+    /// One per subtitle rendition made, in the order of the `s<k>` folders.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<SubtitleReport>,
+    /// Planned subtitle renditions that could not be made (a broken stream), and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub subtitles_left_out: Vec<crate::subtitles::LeftOut>,
     pub stages: Vec<Stage>,
     pub run: RunStats,
+}
+
+/// A subtitle rendition: where its cues came from and how many there are.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubtitleReport {
+    pub dir: String,
+    pub language: String,
+    pub name: String,
+    pub forced: bool,
+    pub source: Option<crate::plan::SubtitleSource>,
+    pub cues: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +219,8 @@ pub struct ReportInputs<'a> {
     pub reused: &'a [u32],
     /// The poster's and the thumbnails' index's keys, when the plan has thumbnails.
     pub thumbnails: Option<(String, String)>,
+    /// Planned subtitle renditions that could not be made.
+    pub subtitles_left_out: &'a [crate::subtitles::LeftOut],
 }
 
 impl Report {
@@ -262,6 +281,19 @@ impl Report {
             },
             rungs,
             audio,
+            subtitles: ladder
+                .subtitles
+                .iter()
+                .map(|s| SubtitleReport {
+                    dir: s.dir.clone(),
+                    language: s.language.clone(),
+                    name: s.name.clone(),
+                    forced: s.forced,
+                    source: plan.subtitles.iter().find(|p| p.index == s.index).map(|p| p.source.clone()),
+                    cues: s.cues,
+                })
+                .collect(),
+            subtitles_left_out: r.subtitles_left_out.to_vec(),
             stages: r.stages,
             run: RunStats {
                 wall_seconds: r.wall_seconds,

@@ -188,6 +188,21 @@ fn shards_make_an_indexed_job() {
 }
 
 #[test]
+fn subtitle_files_reach_the_run_and_name_another_job() {
+    let mut args = EXAMPLE.to_vec();
+    args.extend(["--subtitles", "ger=s3://acme-rec/talk.de.srt", "--subtitles", "en=s3://acme-rec/talk.en.vtt"]);
+    let job = parse(&dry_run(&args));
+    let run = job.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
+    let flags: Vec<&str> = run.iter().map(String::as_str).filter(|a| a.starts_with("--subtitles")).collect();
+    assert_eq!(flags, ["--subtitles=de=s3://acme-rec/talk.de.srt", "--subtitles=en=s3://acme-rec/talk.en.vtt"]);
+    let dashes = run.iter().position(|a| a == "--").unwrap();
+    assert!(run.iter().position(|a| a.starts_with("--subtitles")).unwrap() < dashes, "{run:?}");
+    assert_ne!(job.metadata.name, parse(&dry_run(EXAMPLE)).metadata.name);
+    args.extend(["--subtitles", "english=x.vtt"]);
+    ladder().args(&args).arg("--dry-run").assert().code(2).stderr(predicates::str::contains("english"));
+}
+
+#[test]
 fn plain_quota_mode_starts_jobs_at_once() {
     let job = parse(&dry_run(EXAMPLE));
     assert!(!job.metadata.labels.unwrap().contains_key("kueue.x-k8s.io/queue-name"));

@@ -210,6 +210,22 @@ async fn a_generic_event_makes_one_job_under_either_rotating_secret() {
 }
 
 #[tokio::test]
+async fn a_generic_event_with_subtitles_hands_them_to_the_run() {
+    let fake = FakeApi::start();
+    let app = serve::router(state(&fake));
+    let body = json!({"tenant": "acme", "input": "s3://acme-recordings/talks/keynote.mkv",
+        "subtitles": [{"language": "ger", "location": "s3://acme-recordings/talks/keynote.de.srt"}]})
+    .to_string()
+    .into_bytes();
+    let (status, answer) = send(&app, "/hooks/generic", &generic_headers("generic-new", now(), &body), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, _, _, _, args) = only_job(&fake);
+    let flag = "--subtitles=de=s3://acme-recordings/talks/keynote.de.srt".to_owned();
+    let (at, dashes) = (args.iter().position(|a| *a == flag), args.iter().position(|a| a == "--"));
+    assert!(at.is_some() && at < dashes, "{args:?}");
+}
+
+#[tokio::test]
 async fn generic_rejections() {
     let fake = FakeApi::start();
     let app = serve::router(state(&fake));

@@ -100,6 +100,17 @@ pub(crate) struct PlanArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) subtitles: SubtitleArgs,
+}
+
+/// Subtitle files to add to the recording's own.
+#[derive(Debug, Args)]
+pub(crate) struct SubtitleArgs {
+    /// A WebVTT or SubRip file (local path or s3://bucket/key) in BCP 47 language LANG,
+    /// to become a WebVTT subtitle rendition; repeatable.
+    #[arg(long = "subtitles", value_name = "LANG=PATH")]
+    pub(crate) subtitles: Vec<String>,
 }
 
 /// `ladder run`.
@@ -114,6 +125,8 @@ pub(crate) struct RunArgs {
     pub(crate) preset: PresetArgs,
     #[command(flatten)]
     pub(crate) trim: TrimArgs,
+    #[command(flatten)]
+    pub(crate) subtitles: SubtitleArgs,
     /// Chunks encoded at once [default: one per two CPUs this process may use, rounded up
     /// (cgroup quota included): each chunk encodes its rungs on threads of their own].
     #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
@@ -250,6 +263,8 @@ pub(crate) struct DispatchArgs {
     /// The part of the recording the Job keeps (passed to `ladder run`).
     #[command(flatten)]
     pub(crate) trim: TrimArgs,
+    #[command(flatten)]
+    pub(crate) subtitles: SubtitleArgs,
     /// When the recording ended (RFC 3339): the Job reports time-to-VOD from it.
     #[arg(long, value_parser = parse_timestamp)]
     pub(crate) recording_ended: Option<jiff::Timestamp>,

@@ -25,6 +25,7 @@ pub(crate) fn execute(out: &mut impl Write, args: &DispatchArgs) -> anyhow::Resu
         shards: args.shards,
         recording_ended: args.recording_ended,
         trim: args.trim.trim()?,
+        subtitles: args.subtitles.sidecars()?,
     };
     let job = dispatch::build_job(&config, &request)?;
     if args.dry_run {

@@ -55,6 +55,7 @@ pub fn outcome_of(err: &anyhow::Error) -> Outcome {
             class_of::<probe::ProbeError>,
             class_of::<plan::PlanError>,
             class_of::<crate::remux::RemuxError>,
+            class_of::<crate::subtitles::SubtitleError>,
             class_of::<dispatch::DispatchError>,
             class_of::<pipeline::video::ChunkError>,
             class_of::<pipeline::audio::AudioError>,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::exit::Outcome;
-use crate::plan::Plan;
+use crate::plan::{self, Plan};
 use crate::probe;
 
 use super::args::PlanArgs;
@@ -11,10 +11,14 @@ use super::args::PlanArgs;
 /// Loads the preset, probes the recording, plans and prints the plan.
 pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<Outcome> {
     let preset = args.preset.load()?;
+    let sidecars = args.subtitles.sidecars()?;
+    // Read now, as a run would, so that a bad file is reported here too.
+    let scratch = tempfile::tempdir()?;
+    crate::subtitles::load_sidecars(&sidecars, scratch.path(), &Default::default())?;
     let limits = args.limits.limits();
     let probe = probe::probe(&args.input, &limits)?;
     let trim = args.trim.trim()?;
-    let plan = crate::dead_air::plan(&args.input, &probe, &preset, &trim, &limits)?;
+    let plan = crate::dead_air::plan(&args.input, &probe, &preset, &trim, &limits)?.with_sidecars(&sidecars);
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
     } else {
@@ -75,6 +79,22 @@ fn write_source(out: &mut impl Write, s: &crate::plan::Source) -> std::io::Resul
     )
 }
 
+/// One line per subtitle rendition, and per subtitle stream left out.
+fn write_subtitles(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    for s in &plan.subtitles {
+        let source = match &s.source {
+            plan::SubtitleSource::Embedded { stream, codec } => format!("stream #{stream} ({codec})"),
+            plan::SubtitleSource::Sidecar { location, .. } => location.clone(),
+        };
+        let forced = if s.forced { ", forced" } else { "" };
+        writeln!(out, "  s{:<3}     {:<10} {:<4} WebVTT from {source}{forced}", s.index, s.label, s.language)?;
+    }
+    for s in &plan.skipped_subtitles {
+        writeln!(out, "  skipped  stream #{}: {}", s.source_stream, s.reason)?;
+    }
+    Ok(())
+}
+
 /// One line per rung (and per skipped rung), the audio and the thumbnails.
 fn write_renditions(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     for r in &plan.rungs {
@@ -108,6 +128,7 @@ fn write_renditions(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
     if plan.audio.is_empty() {
         writeln!(out, "  audio    none (video-only ladder)")?;
     }
+    write_subtitles(out, plan)?;
     if let Some(t) = &plan.thumbnails {
         writeln!(
             out,

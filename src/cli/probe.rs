@@ -28,6 +28,7 @@ fn write_probe(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
         None => writeln!(out, "  video       none (audio-only recording)")?,
     }
     write_audio(out, p)?;
+    write_subtitles(out, p)?;
     for s in &p.streams {
         writeln!(out, "  stream #{}   {} {}", s.index, s.kind, s.codec)?;
     }
@@ -74,6 +75,23 @@ fn write_video(out: &mut impl Write, v: &VideoInfo) -> std::io::Result<()> {
     )?;
     let captions = if v.closed_captions { "CEA-608/708 in the video (kept in H.264 rungs)" } else { "none" };
     writeln!(out, "  captions    {captions}")?;
+    Ok(())
+}
+
+fn write_subtitles(out: &mut impl Write, p: &Probe) -> std::io::Result<()> {
+    for s in &p.subtitle_tracks {
+        let tag = |t: &Option<String>| t.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{t:?}"));
+        writeln!(
+            out,
+            "  subtitles   #{} {}, language {}, title {}{}{}",
+            s.index,
+            s.codec,
+            tag(&s.language),
+            tag(&s.title),
+            if s.forced { ", forced" } else { "" },
+            if s.text { "" } else { ", not text: left out (no WebVTT from pictures)" }
+        )?;
+    }
     Ok(())
 }
 

@@ -57,6 +57,7 @@ fn request(args: &RunArgs, watch: crate::progress::Watch) -> anyhow::Result<RunR
             None => shard_from_job_env()?,
         },
         storage: args.s3.config()?,
+        subtitles: args.subtitles.sidecars()?,
         watch,
     })
 }

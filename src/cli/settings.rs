@@ -12,7 +12,9 @@ use crate::probe;
 use crate::progress::ProgressMode;
 use crate::trim::Trim;
 
-use super::args::{DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args, TrimArgs};
+use super::args::{
+    DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args, SubtitleArgs, TrimArgs,
+};
 use crate::run::Shard;
 
 impl PresetArgs {
@@ -144,6 +146,24 @@ impl DispatcherArgs {
 fn bcp47(tag: &str) -> anyhow::Result<String> {
     crate::language::bcp47(tag)
         .ok_or_else(|| UsageError(format!("{tag:?} is not a language tag: use one such as en, de or pt-BR")).into())
+}
+
+impl SubtitleArgs {
+    /// `--subtitles LANG=PATH`, each with a BCP 47 tag and a location (the files are read
+    /// when the run plans).
+    pub(crate) fn sidecars(&self) -> anyhow::Result<Vec<crate::subtitles::Sidecar>> {
+        self.subtitles
+            .iter()
+            .map(|entry| {
+                let (language, path) = key_value(entry, "--subtitles")?;
+                if path.is_empty() {
+                    return Err(UsageError(format!("--subtitles {entry:?}: no file after `=`")).into());
+                }
+                let language = bcp47(&language).map_err(|e| UsageError(format!("--subtitles {entry:?}: {e}")))?;
+                Ok(crate::subtitles::Sidecar { language, location: crate::location::Location::parse(&path)? })
+            })
+            .collect()
+    }
 }
 
 /// `key=value`, both sides trimmed.

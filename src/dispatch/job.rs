@@ -60,16 +60,18 @@ pub struct JobRequest<'a> {
     pub recording_ended: Option<jiff::Timestamp>,
     /// The part of the recording to keep (`--start`/`--end` of `ladder run`).
     pub trim: Trim,
+    /// Subtitle files for the run (`--subtitles LANG=LOCATION`), in order.
+    pub subtitles: Vec<crate::subtitles::Sidecar>,
 }
 
-/// The Job's name: a hash of (tenant, input, preset name and settings hash, and the trim
-/// when the recording is cut), so a repeated event names the same Job and creating it again
-/// is a no-op, while another cut of the same recording is another Job.
-pub fn job_name(tenant: &str, input: &str, preset: &Preset, trim: &Trim) -> String {
+/// The Job's name: a hash of (tenant, input, preset name and settings hash, and the run's
+/// `options` when there are any: a cut, subtitle files), so a repeated event names the same
+/// Job and creating it again is a no-op, while another cut of the same recording, or the
+/// recording sent again with subtitles, is another Job.
+pub fn job_name(tenant: &str, input: &str, preset: &Preset, options: &[String]) -> String {
     let mut h = Sha256::new();
-    let cut = trim_args(trim).join(" ");
-    let parts = [tenant, input, &preset.name, &preset.hash];
-    for part in parts.into_iter().chain((!cut.is_empty()).then_some(cut.as_str())) {
+    let parts = [tenant, input, &preset.name, &preset.hash].into_iter().chain(options.iter().map(String::as_str));
+    for part in parts {
         h.update(part.as_bytes());
         h.update([0]); // a separator no part contains, so ("ab","c") ≠ ("a","bc")
     }
@@ -81,7 +83,9 @@ pub fn job_name(tenant: &str, input: &str, preset: &Preset, trim: &Trim) -> Stri
 /// empty or flag-like locations, shard count out of range).
 pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, DispatchError> {
     let namespace = config.namespace(&req.tenant)?;
-    for (what, value) in [("input", &req.input), ("output", &req.output)] {
+    let sidecars: Vec<String> = req.subtitles.iter().map(|s| s.location.to_string()).collect();
+    let locations = [("input", &req.input), ("output", &req.output)].into_iter();
+    for (what, value) in locations.chain(sidecars.iter().map(|s| ("subtitle", s))) {
         if value.is_empty() || value.starts_with('-') || value.chars().any(char::is_control) {
             return Err(DispatchError::Request {
                 message: format!("{what} location {value:?} is empty, starts with '-' or has control characters"),
@@ -93,7 +97,7 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
     {
         return Err(DispatchError::Request { message: format!("--shards {n} is out of range (1 to {MAX_SHARDS})") });
     }
-    let name = job_name(&req.tenant, &req.input, req.preset, &req.trim);
+    let name = job_name(&req.tenant, &req.input, req.preset, &run_options(req));
     let labels = labels(&name, &req.tenant, &req.preset.name);
     let annotations = BTreeMap::from([
         (format!("{LABEL_PREFIX}/input"), req.input.clone()),
@@ -147,6 +151,21 @@ pub fn build_job(config: &DispatchConfig, req: &JobRequest<'_>) -> Result<Job, D
         }),
         status: None,
     })
+}
+
+/// `ladder run`'s arguments. `--opt=value` and `--` keep a location from ever being read
+/// as a flag.
+fn run_args(req: &JobRequest<'_>) -> Vec<String> {
+    let mut args = vec!["run".to_owned(), format!("--out={}", req.output), format!("--preset={}", req.preset.name)];
+    args.extend(run_options(req));
+    args.extend(["--".to_owned(), req.input.clone()]);
+    args
+}
+
+/// The run's options beyond its input, output and preset: the cut and the subtitle files.
+fn run_options(req: &JobRequest<'_>) -> Vec<String> {
+    let subtitles = req.subtitles.iter().map(|s| format!("--subtitles={}={}", s.language, s.location));
+    trim_args(&req.trim).into_iter().chain(subtitles).collect()
 }
 
 /// Preemption and node drains (`DisruptionTarget`) do not use up retries; a recording
@@ -228,14 +247,7 @@ fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
         name: CONTAINER.to_owned(),
         image: Some(config.image.clone()),
         image_pull_policy: Some(config.image_pull_policy.clone()),
-        // `--opt=value` and `--` keep a location from ever being read as a flag.
-        args: Some(
-            ["run".to_owned(), format!("--out={}", req.output), format!("--preset={}", req.preset.name)]
-                .into_iter()
-                .chain(trim_args(&req.trim))
-                .chain(["--".to_owned(), req.input.clone()])
-                .collect(),
-        ),
+        args: Some(run_args(req)),
         env: Some(container_env(config, req)),
         // Credentials only by reference: the Secret's keys become environment variables.
         env_from: config.storage_secret.as_ref().map(|name| {
@@ -391,16 +403,17 @@ mod tests {
     #[test]
     fn the_name_separates_its_parts() {
         let p = crate::preset::resolve("small", None).unwrap();
-        assert_ne!(job_name("ab", "c", &p, &Trim::default()), job_name("a", "bc", &p, &Trim::default()));
-        assert_eq!(job_name("a", "b", &p, &Trim::default()), job_name("a", "b", &p, &Trim::default()));
-        assert!(job_name("a", "b", &p, &Trim::default()).len() <= 63);
+        assert_ne!(job_name("ab", "c", &p, &[]), job_name("a", "bc", &p, &[]));
+        assert_eq!(job_name("a", "b", &p, &[]), job_name("a", "b", &p, &[]));
+        assert!(job_name("a", "b", &p, &[]).len() <= 63);
+        assert_ne!(job_name("a", "b", &p, &[]), job_name("a", "b", &p, &["--subtitles=en=s3://b/t.en.vtt".into()]));
     }
 
     #[test]
     fn a_cut_is_passed_to_the_run_and_names_a_job_of_its_own() {
         let p = crate::preset::resolve("small", None).unwrap();
         let cut = Trim::new(Some(90.5), Some(3600.0)).unwrap();
-        assert_ne!(job_name("a", "b", &p, &cut), job_name("a", "b", &p, &Trim::default()));
+        assert_ne!(job_name("a", "b", &p, &trim_args(&cut)), job_name("a", "b", &p, &[]));
         assert_eq!(trim_args(&cut), ["--start=90.5", "--end=3600"]);
         assert_eq!(trim_args(&Trim::new(None, Some(0.1)).unwrap()), ["--end=0.1"]);
         assert!(trim_args(&Trim::default()).is_empty());

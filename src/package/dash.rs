@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::captions::ClosedCaptions;
-use super::track::{SegmentSummary, TrackKind, TrackSummary, ticks_to_micros};
+use super::track::{SegmentSummary, SubtitleSummary, TrackKind, TrackSummary, ticks_to_micros};
 use crate::layout;
 use crate::rate::FrameRate;
 
@@ -35,9 +35,15 @@ struct Run {
 ///
 /// Segment numbers (`$Number$`) are counted from the first segment's index, so the
 /// tracks' segment indices must be contiguous, as the output layout guarantees.
+///
+/// Each subtitle rendition is a text AdaptationSet of its own, its cues in one whole WebVTT
+/// file (`BaseURL`): the form DASH-IF's guidelines describe for WebVTT outside MP4, which
+/// dash.js and Shaka play; segmented WebVTT (only in HLS) is not. Its times start at the
+/// Period's start, which `presentationTimeOffset` puts at the first frame.
 pub(crate) fn mpd(
     video: &[TrackSummary],
     audio: &[TrackSummary],
+    subtitles: &[SubtitleSummary],
     captions: &ClosedCaptions,
     duration_seconds: f64,
 ) -> String {
@@ -68,6 +74,10 @@ pub(crate) fn mpd(
     // choosing another set (by `@lang` and `Role`).
     for a in audio {
         audio_adaptation_set(&mut x, next_id, a);
+        next_id += 1;
+    }
+    for s in subtitles {
+        text_adaptation_set(&mut x, next_id, s);
         next_id += 1;
     }
     x.close("Period");
@@ -153,6 +163,25 @@ fn audio_adaptation_set(x: &mut Xml, id: u32, audio: &TrackSummary) {
         ("audioSamplingRate", sample_rate.to_string()),
     ];
     representation(x, &attrs, None);
+    x.close("AdaptationSet");
+}
+
+fn text_adaptation_set(x: &mut Xml, id: u32, s: &SubtitleSummary) {
+    x.open(
+        "AdaptationSet",
+        &[
+            ("id", id.to_string()),
+            ("contentType", "text".into()),
+            ("mimeType", "text/vtt".into()),
+            ("lang", s.language.clone()),
+        ],
+    );
+    let role = if s.forced { "forced-subtitle" } else { "subtitle" };
+    x.empty("Role", &[("schemeIdUri", ROLE_SCHEME.into()), ("value", role.into())]);
+    let bandwidth = s.average_bitrate().clamp(1, u64::from(u32::MAX));
+    x.open("Representation", &[("id", s.dir.clone()), ("bandwidth", bandwidth.to_string())]);
+    x.text("BaseURL", &layout::in_dir(&s.dir, layout::SUBTITLES_FILE));
+    x.close("Representation");
     x.close("AdaptationSet");
 }
 
@@ -275,6 +304,12 @@ impl Xml {
         self.out.push_str("/>\n");
     }
 
+    /// `<name>text</name>` on one line.
+    fn text(&mut self, name: &str, text: &str) {
+        self.start(name, &[]);
+        let _ = writeln!(self.out, ">{}</{name}>", escape(text));
+    }
+
     fn close(&mut self, name: &str) {
         self.depth -= 1;
         let _ = writeln!(self.out, "{:indent$}</{name}>", "", indent = self.depth * 2);
@@ -378,7 +413,7 @@ mod tests {
     }
 
     fn ladder_mpd() -> String {
-        mpd(&fixture::video_rungs(), &[fixture::audio()], &ClosedCaptions::default(), 74.56)
+        mpd(&fixture::video_rungs(), &[fixture::audio()], &[], &ClosedCaptions::default(), 74.56)
     }
 
     #[test]
@@ -499,7 +534,7 @@ mod tests {
             s.duration = s.duration * 90_000 / 12_800;
         }
         video[1].kind = TrackKind::Video { width: 854, height: 480, fps: FrameRate::new(50, 1).expect("valid") };
-        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.56);
+        let text = mpd(&video, &[], &[], &ClosedCaptions::default(), 74.56);
         let doc = parse(&text);
         let sets = adaptation_sets(&doc);
         assert_eq!(sets.len(), 1);
@@ -522,7 +557,7 @@ mod tests {
         for s in &mut video[0].segments[5..] {
             s.decode_time += 512;
         }
-        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.6);
+        let text = mpd(&video, &[], &[], &ClosedCaptions::default(), 74.6);
         let doc = parse(&text);
         let template = child(adaptation_sets(&doc)[0], "SegmentTemplate");
         assert_eq!(expand(template), expected(&video[0]));
@@ -539,13 +574,36 @@ mod tests {
                 *fps = FrameRate::new(30_000, 1001).expect("valid");
             }
         }
-        let text = mpd(&video, &[], &ClosedCaptions::default(), 74.56);
+        let text = mpd(&video, &[], &[], &ClosedCaptions::default(), 74.56);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "frameRate"), "30000/1001");
         for r in children(set, "Representation") {
             assert_eq!(attr(r, "frameRate"), "30000/1001");
         }
+    }
+
+    #[test]
+    fn each_subtitle_rendition_is_a_text_set_naming_its_whole_file() {
+        let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
+        subs[1].forced = true;
+        let text = mpd(&fixture::video_rungs(), &[fixture::audio()], &subs, 74.56);
+        let doc = parse(&text);
+        let sets = adaptation_sets(&doc);
+        let text_sets: Vec<_> = sets.iter().filter(|s| attr(**s, "contentType") == "text").collect();
+        assert_eq!(text_sets.len(), 2);
+        for (set, (lang, role, url)) in text_sets
+            .iter()
+            .zip([("en", "subtitle", "s0/subtitles.vtt"), ("de", "forced-subtitle", "s1/subtitles.vtt")])
+        {
+            assert_eq!((attr(**set, "lang"), attr(**set, "mimeType")), (lang, "text/vtt"));
+            assert_eq!(attr(child(**set, "Role"), "value"), role);
+            let representation = child(**set, "Representation");
+            assert!(num(representation, "bandwidth") > 0);
+            assert_eq!(child(representation, "BaseURL").text(), Some(url));
+        }
+        let ids: Vec<&str> = sets.iter().map(|s| attr(*s, "id")).collect();
+        assert_eq!(ids, ["0", "1", "2", "3"], "ids stay unique");
     }
 
     #[test]
@@ -559,7 +617,7 @@ mod tests {
             default: true,
         };
         audio.codec = "mp4a.40.2\n".into();
-        let text = mpd(&[], std::slice::from_ref(&audio), &ClosedCaptions::default(), 1.0);
+        let text = mpd(&[], std::slice::from_ref(&audio), &[], &ClosedCaptions::default(), 1.0);
         let doc = parse(&text);
         let set = adaptation_sets(&doc)[0];
         assert_eq!(attr(set, "lang"), "x\"<&'>\tz");
@@ -574,7 +632,7 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&fixture::video_rungs()).expect("serialises"))
                 .expect("deserialises");
         assert_eq!(video, fixture::video_rungs());
-        assert_eq!(mpd(&video, &[fixture::audio()], &ClosedCaptions::default(), 74.56), ladder_mpd());
+        assert_eq!(mpd(&video, &[fixture::audio()], &[], &ClosedCaptions::default(), 74.56), ladder_mpd());
     }
 
     #[test]

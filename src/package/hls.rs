@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use crate::layout::{self, IFRAME_PLAYLIST, MEDIA_PLAYLIST, in_dir};
 
 use super::captions::{self, ClosedCaptions};
-use super::track::{TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
+use super::track::{SubtitleSummary, TrackKind, TrackSummary, micros_fixed6, ticks_to_micros};
 
 /// Every playlist declares version 7: fMP4 segments with `EXT-X-MAP` in a media playlist
 /// need 6+ (RFC 8216 §7), and 7 is what Apple's authoring spec asks for with CMAF.
@@ -21,6 +21,8 @@ const VERSION: u32 = 7;
 const AUDIO_GROUP: &str = "audio";
 /// The group of 5.1 renditions.
 const SURROUND_GROUP: &str = "audio-surround";
+/// The group of WebVTT subtitle renditions, which every variant names.
+const SUBTITLES_GROUP: &str = "subs";
 
 /// One entry of a media or I-frame playlist, before formatting.
 struct Entry {
@@ -48,7 +50,24 @@ pub(crate) fn media_playlist(track: &TrackSummary) -> String {
             entry
         })
         .collect();
-    playlist(track.timescale, &entries, false)
+    playlist(track.timescale, &entries, false, Some(layout::INIT))
+}
+
+/// The VOD media playlist of a subtitle rendition (`s<k>/index.m3u8`): its WebVTT
+/// segments, on the same grid (and so with the same target duration) as the video.
+pub(crate) fn subtitle_playlist(track: &SubtitleSummary) -> String {
+    let mut start = 0;
+    let entries: Vec<Entry> = track
+        .segments
+        .iter()
+        .map(|s| {
+            let entry =
+                Entry { start, duration: s.duration, byte_range: None, uri: layout::subtitle_segment_file(s.index) };
+            start += s.duration;
+            entry
+        })
+        .collect();
+    playlist(track.timescale, &entries, false, None)
 }
 
 /// The I-frame playlist of a video rung (`<dir>/iframes.m3u8`): one entry per key frame,
@@ -65,10 +84,11 @@ pub(crate) fn iframe_playlist(track: &TrackSummary) -> String {
             uri: layout::segment_file(k.segment),
         })
         .collect();
-    playlist(track.timescale, &entries, true)
+    playlist(track.timescale, &entries, true, Some(layout::INIT))
 }
 
-fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
+/// A playlist of `entries`, with `EXT-X-MAP` naming `init` when the segments need one.
+fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool, init: Option<&str>) -> String {
     // Rounded times of the entries' edges; an EXTINF is the difference of two of them.
     let extinf: Vec<u64> = entries
         .iter()
@@ -92,7 +112,9 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
         line(&mut out, "#EXT-X-I-FRAMES-ONLY");
     }
     line(&mut out, "#EXT-X-INDEPENDENT-SEGMENTS");
-    line(&mut out, &format!("#EXT-X-MAP:URI=\"{}\"", layout::INIT));
+    if let Some(init) = init {
+        line(&mut out, &format!("#EXT-X-MAP:URI=\"{init}\""));
+    }
     for (entry, us) in entries.iter().zip(extinf) {
         line(&mut out, &format!("#EXTINF:{},", micros_fixed6(us)));
         if let Some((length, offset)) = entry.byte_range {
@@ -107,13 +129,18 @@ fn playlist(timescale: u32, entries: &[Entry], iframes_only: bool) -> String {
 /// The master playlist (`master.m3u8` at the output root): the audio renditions (one
 /// `EXT-X-MEDIA` each, stereo and mono in one group, 5.1 in a group of its own), one
 /// variant per video rung and audio group in the order given, then one I-frame stream per
-/// rung.
+/// rung. Subtitle renditions form one `SUBTITLES` group that every variant names.
 ///
 /// `BANDWIDTH` is the measured peak video bitrate plus the highest measured peak of the
-/// group's renditions: the peaks need not fall in the same segment, so their sum is an
+/// group's renditions (and of the subtitle renditions): the peaks need not fall in the same segment, so their sum is an
 /// upper bound of any segment's combined rate with any of them, which is what RFC 8216 asks
 /// `BANDWIDTH` to be. `AVERAGE-BANDWIDTH` likewise sums the averages.
-pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary], captions: &ClosedCaptions) -> String {
+pub(crate) fn master_playlist(
+    video: &[TrackSummary],
+    audio: &[TrackSummary],
+    subtitles: &[SubtitleSummary],
+    captions: &ClosedCaptions,
+) -> String {
     let mut out = String::new();
     line(&mut out, "#EXTM3U");
     line(&mut out, &format!("#EXT-X-VERSION:{VERSION}"));
@@ -127,18 +154,22 @@ pub(crate) fn master_playlist(video: &[TrackSummary], audio: &[TrackSummary], ca
     for rendition in captions.hls_renditions() {
         line(&mut out, &rendition);
     }
+    for s in subtitles {
+        line(&mut out, &subtitle_rendition(s));
+    }
+    let subs = Subtitles::of(subtitles);
     // A ladder without audio still has one variant per rung.
     let no_audio = [AudioGroup { id: "", renditions: Vec::new() }];
     let variant_groups = if groups.is_empty() { &no_audio[..] } else { &groups[..] };
     for v in video {
         for group in variant_groups {
-            line(&mut out, &video_variant(v, group, captions));
+            line(&mut out, &video_variant(v, group, &subs, captions));
             line(&mut out, &in_dir(&v.dir, MEDIA_PLAYLIST));
         }
     }
     if video.is_empty() {
         for group in &groups {
-            audio_only_variant(&mut out, group);
+            audio_only_variant(&mut out, group, &subs);
         }
     }
     for v in video {
@@ -192,14 +223,37 @@ fn audio_groups(audio: &[TrackSummary]) -> Vec<AudioGroup<'_>> {
         .collect()
 }
 
+/// What the variants say about the subtitle group: its name (when there is one) and the
+/// bitrate its renditions add.
+struct Subtitles {
+    group: Option<&'static str>,
+    peak: u64,
+    average: u64,
+}
+
+impl Subtitles {
+    fn of(subtitles: &[SubtitleSummary]) -> Self {
+        Self {
+            group: (!subtitles.is_empty()).then_some(SUBTITLES_GROUP),
+            peak: subtitles.iter().map(SubtitleSummary::peak_bitrate).max().unwrap_or(0),
+            average: subtitles.iter().map(SubtitleSummary::average_bitrate).max().unwrap_or(0),
+        }
+    }
+
+    /// `,SUBTITLES="subs"`, or nothing without subtitles.
+    fn attribute(&self) -> String {
+        self.group.map(|g| format!(",SUBTITLES=\"{g}\"")).unwrap_or_default()
+    }
+}
+
 /// The `EXT-X-STREAM-INF` tag of rung `v` with the audio of `group` (none when its id is
-/// empty).
-fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>, captions: &ClosedCaptions) -> String {
+/// empty), the subtitles and the closed captions.
+fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>, subs: &Subtitles, captions: &ClosedCaptions) -> String {
     let codecs = std::iter::once(v.codec.as_str()).chain(group.codecs()).collect::<Vec<_>>().join(",");
     let mut tag = format!(
         "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={}",
-        v.peak_bitrate() + group.peak(),
-        v.average_bitrate() + group.average(),
+        v.peak_bitrate() + group.peak() + subs.peak,
+        v.average_bitrate() + group.average() + subs.average,
         quoted(&codecs)
     );
     if let TrackKind::Video { width, height, fps } = &v.kind {
@@ -209,6 +263,7 @@ fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>, captions: &ClosedCapt
     if !group.id.is_empty() {
         let _ = write!(tag, ",AUDIO=\"{}\"", group.id);
     }
+    tag.push_str(&subs.attribute());
     // Stated either way: without it a player assumes captions may be in the video and may
     // show a captions menu for nothing.
     match captions.is_empty() {
@@ -221,18 +276,19 @@ fn video_variant(v: &TrackSummary, group: &AudioGroup<'_>, captions: &ClosedCapt
 /// The variant of an audio-only ladder: the audio group, played through its default
 /// rendition's playlist (RFC 8216 §4.3.4.2 allows a variant of audio alone; it has no
 /// `RESOLUTION`).
-fn audio_only_variant(out: &mut String, group: &AudioGroup<'_>) {
+fn audio_only_variant(out: &mut String, group: &AudioGroup<'_>, subs: &Subtitles) {
     let renditions = &group.renditions;
     let default = renditions.iter().find(|a| matches!(a.kind, TrackKind::Audio { default: true, .. }));
     let Some(default) = default.or(renditions.first()) else { return };
     line(
         out,
         &format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={},AUDIO=\"{}\"",
-            group.peak(),
-            group.average(),
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS={},AUDIO=\"{}\"{}",
+            group.peak() + subs.peak,
+            group.average() + subs.average,
             quoted(&group.codecs().join(",")),
-            group.id
+            group.id,
+            subs.attribute()
         ),
     );
     line(out, &in_dir(&default.dir, MEDIA_PLAYLIST));
@@ -254,6 +310,19 @@ fn audio_rendition(group: &str, a: &TrackSummary) -> String {
         quoted(language),
         if default { "YES" } else { "NO" },
         quoted(&in_dir(&a.dir, MEDIA_PLAYLIST)),
+    )
+}
+
+/// The `EXT-X-MEDIA` tag of a subtitle rendition. `DEFAULT=NO`: subtitles are shown
+/// when the viewer asks (or the player's accessibility settings do, by `AUTOSELECT`).
+fn subtitle_rendition(s: &SubtitleSummary) -> String {
+    format!(
+        "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLES_GROUP}\",NAME={},LANGUAGE={},DEFAULT=NO,AUTOSELECT=YES,\
+         FORCED={},URI={}",
+        quoted(&s.name),
+        quoted(&s.language),
+        if s.forced { "YES" } else { "NO" },
+        quoted(&in_dir(&s.dir, MEDIA_PLAYLIST)),
     )
 }
 
@@ -310,7 +379,7 @@ mod tests {
     }
 
     fn master(video: &[TrackSummary], audio: &[TrackSummary]) -> MasterPlaylist {
-        parser::parse_master(&master_playlist(video, audio, &ClosedCaptions::default()))
+        parser::parse_master(&master_playlist(video, audio, &[], &ClosedCaptions::default()))
             .expect("a well-formed master playlist")
     }
 
@@ -493,6 +562,42 @@ mod tests {
     }
 
     #[test]
+    fn subtitles_are_a_group_every_variant_names_on_the_videos_grid() {
+        let (video, audio) = (fixture::video_rungs(), fixture::audio());
+        let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
+        subs[1].forced = true;
+        let m = parser::parse_master(&master_playlist(&video, std::slice::from_ref(&audio), &subs)).expect("parses");
+        let rendered: Vec<_> = m.media.iter().filter(|r| r.req("TYPE") == "SUBTITLES").collect();
+        let fields = |r: &&parser::Attributes| {
+            ["GROUP-ID", "NAME", "LANGUAGE", "DEFAULT", "AUTOSELECT", "FORCED", "URI"].map(|k| r.req(k).to_owned())
+        };
+        assert_eq!(
+            rendered.iter().map(fields).collect::<Vec<_>>(),
+            [
+                ["subs", "English", "en", "NO", "YES", "NO", "s0/index.m3u8"].map(str::to_owned),
+                ["subs", "Deutsch", "de", "NO", "YES", "YES", "s1/index.m3u8"].map(str::to_owned),
+            ]
+        );
+        let extra = subs.iter().map(SubtitleSummary::peak_bitrate).max().expect("two renditions");
+        let without = master(&video, std::slice::from_ref(&audio));
+        for (v, plain) in m.variants.iter().zip(&without.variants) {
+            assert_eq!(v.attributes.get("SUBTITLES"), Some("subs"));
+            assert_eq!(v.attributes.int("BANDWIDTH"), plain.attributes.int("BANDWIDTH") + extra);
+        }
+        let audio_only =
+            parser::parse_master(&master_playlist(&[], std::slice::from_ref(&audio), &subs[..1])).expect("parses");
+        assert_eq!(audio_only.variants[0].attributes.get("SUBTITLES"), Some("subs"));
+
+        let p = parser::parse_media(&subtitle_playlist(&subs[0])).expect("a well-formed subtitle playlist");
+        assert_eq!(p.map_uri, None, "WebVTT segments need no initialization section");
+        assert_eq!(p.target_duration, media(&video[0]).target_duration);
+        let uris: Vec<String> = p.segments.iter().map(|s| s.uri.clone()).collect();
+        assert_eq!(uris.first().map(String::as_str), Some("seg_0.vtt"));
+        let durations = |p: &MediaPlaylist| p.segments.iter().map(|s| s.duration_text.clone()).collect::<Vec<_>>();
+        assert_eq!(durations(&p), durations(&media(&video[0])));
+    }
+
+    #[test]
     fn ntsc_frame_rate_has_three_decimals() {
         let mut video = fixture::video_rungs();
         video[0].kind =
@@ -527,7 +632,7 @@ mod tests {
         insta::assert_snapshot!("iframe_playlist_v0", iframe_playlist(&video[0]));
         insta::assert_snapshot!(
             "master_playlist",
-            master_playlist(&video, std::slice::from_ref(&audio), &ClosedCaptions::default())
+            master_playlist(&video, std::slice::from_ref(&audio), &[], &ClosedCaptions::default())
         );
     }
 }

@@ -25,6 +25,49 @@ pub struct TrackSummary {
     pub segments: Vec<SegmentSummary>,
 }
 
+/// A WebVTT subtitle rendition as the manifests describe it: segmented on the grid for
+/// HLS, one whole file for DASH.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubtitleSummary {
+    /// The plan's rendition number.
+    pub index: usize,
+    /// Folder under the output root: "s0", "s1", …
+    pub dir: String,
+    /// BCP 47.
+    pub language: String,
+    pub name: String,
+    pub forced: bool,
+    /// Ticks per second of `segments`' durations (the grid's: the frame rate's numerator).
+    pub timescale: u32,
+    /// `seg_<index>.vtt`, in order.
+    pub segments: Vec<SubtitleSegment>,
+    /// Bytes of the whole file.
+    pub size: u64,
+    pub cues: usize,
+}
+
+/// One WebVTT segment, `seg_<index>.vtt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SubtitleSegment {
+    pub index: u32,
+    /// In ticks of the rendition's timescale.
+    pub duration: u64,
+    /// Bytes of the file.
+    pub size: u64,
+}
+
+impl SubtitleSummary {
+    /// The highest bitrate of any segment, in bit/s (rounded up).
+    pub fn peak_bitrate(&self) -> u64 {
+        self.segments.iter().map(|s| bits_per_second(s.size, s.duration, self.timescale)).max().unwrap_or(0)
+    }
+
+    /// The whole file's bitrate over `duration` ticks, in bit/s (rounded up).
+    pub fn average_bitrate(&self) -> u64 {
+        bits_per_second(self.size, self.segments.iter().map(|s| s.duration).sum(), self.timescale)
+    }
+}
+
 /// Whether a track is video or audio, with what each manifest says about it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -260,6 +303,29 @@ pub(crate) mod fixture {
             video("v1", 854, 480, "avc1.64001e", 1_500_000),
             video("v2", 640, 360, "avc1.4d401e", 800_000),
         ]
+    }
+
+    /// A WebVTT rendition on the video's grid (at 25 fps: 150 frames a segment, 64 in the
+    /// last), in `language`.
+    pub(crate) fn subtitles(index: usize, language: &str, name: &str) -> SubtitleSummary {
+        let segments = (0..SEGMENTS as u32)
+            .map(|index| SubtitleSegment {
+                index,
+                duration: if index as usize == SEGMENTS - 1 { 64 } else { 150 },
+                size: 80 + u64::from(index % 4) * 120,
+            })
+            .collect();
+        SubtitleSummary {
+            index,
+            dir: format!("s{index}"),
+            language: language.to_owned(),
+            name: name.to_owned(),
+            forced: false,
+            timescale: 25,
+            segments,
+            size: 2_000,
+            cues: 20,
+        }
     }
 
     /// AAC at 48 kHz on the same 6 s grid: each segment ends at the first AAC frame (1024

@@ -9,6 +9,7 @@ use crate::pipeline::video::ChunkError;
 use crate::plan::PlanError;
 use crate::probe::ProbeError;
 use crate::remux::RemuxError;
+use crate::subtitles::SubtitleError;
 
 /// Why a run failed. Each wrapped error decides its own exit class.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,8 @@ pub(crate) enum RunError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     Remux(#[from] RemuxError),
+    #[error(transparent)]
+    Subtitles(#[from] SubtitleError),
     #[error(transparent)]
     Chunk(#[from] ChunkError),
     #[error(transparent)]
@@ -47,6 +50,7 @@ impl ExitClass for RunError {
             Self::Probe(e) => e.outcome(),
             Self::Plan(e) => e.outcome(),
             Self::Remux(e) => e.outcome(),
+            Self::Subtitles(e) => e.outcome(),
             Self::Chunk(e) => e.outcome(),
             Self::Audio(e) => e.outcome(),
             Self::Encoder(e) => e.outcome(),

@@ -57,7 +57,9 @@ pub(super) fn publish(
     let Finished { req, mut clock, workers, encoded, reused, done, media } = f;
     let plan = &prepared.plan;
     let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
-    let ladder = assemble::assemble(out, plan, &media, &req.preset, &done.chunks, &done.audio, scratch)?;
+    let (subtitles, subtitles_left_out) = crate::subtitles::gather(plan, &prepared.input, &prepared.sidecars);
+    let parts = assemble::Parts { records: &done.chunks, audio_records: &done.audio, subtitles: &subtitles };
+    let ladder = assemble::assemble(out, plan, &media, &req.preset, &parts, scratch)?;
     clock.stages.push(Stage::since("assemble", assemble_started));
     let input_sha256 = prepared.input_hash.wait()?;
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());
@@ -78,6 +80,7 @@ pub(super) fn publish(
         encoded: &encoded,
         reused: &reused,
         thumbnails: plan.thumbnails.is_some().then(|| (media.poster(), media.thumbs_vtt())),
+        subtitles_left_out: &subtitles_left_out,
     });
     let report_json = serde_json::to_vec_pretty(&report).expect("a report is plain data and always serialises");
     out.put(layout::REPORT, &report_json)?;

@@ -55,6 +55,8 @@ pub(crate) struct RunRequest {
     pub progress: ProgressMode,
     /// This process's share of the chunks.
     pub shard: Shard,
+    /// Subtitle files to add as renditions (`--subtitles LANG=PATH`).
+    pub subtitles: Vec<crate::subtitles::Sidecar>,
     /// How to reach S3 when the input or output is there.
     pub storage: StorageConfig,
     /// Receives the run's progress counters once it has planned (for metrics pushes).

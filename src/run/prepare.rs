@@ -19,6 +19,10 @@ pub(super) struct Prepared {
     /// What the chunks and the audio read: the input's local path (the scratch copy of a
     /// remote object, or the file itself), or its re-based copy ([`crate::remux`]).
     pub(super) source: PathBuf,
+    /// The recording's local path (its subtitle streams are read from it).
+    pub(super) input: PathBuf,
+    /// The cues of each sidecar, in the order given.
+    pub(super) sidecars: Vec<Vec<crate::subtitles::Cue>>,
     pub(super) probe: Probe,
     pub(super) plan: Plan,
     pub(super) plan_id: String,
@@ -27,19 +31,23 @@ pub(super) struct Prepared {
 
 /// Fetches, probes and plans the input.
 pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut Clock) -> Result<Prepared, RunError> {
+    // First, so that a bad subtitle file stops the run before the recording is fetched.
+    let sidecars =
+        clock.timed("subtitles", || crate::subtitles::load_sidecars(&req.subtitles, scratch, &req.storage))?;
     let input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage))?;
     let probe = clock.timed("probe", || crate::probe::probe(&input, &req.limits))?;
     let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits))?;
     let (source, probe) = (remuxed.path, remuxed.probe);
-    let mut plan =
-        clock.timed("plan", || crate::dead_air::plan(&source, &probe, &req.preset, &req.trim, &req.limits))?;
+    let mut plan = clock
+        .timed("plan", || crate::dead_air::plan(&source, &probe, &req.preset, &req.trim, &req.limits))?
+        .with_sidecars(&req.subtitles);
     // The plan names the input by its location, not by the scratch copy, whose folder is
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
     warn_skipped_audio(&plan);
     let input_hash = InputHash::start(&input);
-    Ok(Prepared { source, probe, plan, plan_id, input_hash })
+    Ok(Prepared { source, input, sidecars, probe, plan, plan_id, input_hash })
 }
 
 /// Says which audio tracks the ladder leaves out, and why: a recording with interpreters'
@@ -47,6 +55,9 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
 fn warn_skipped_audio(plan: &Plan) {
     for skipped in &plan.skipped_audio {
         tracing::warn!(stream = skipped.source_stream, reason = skipped.reason, "an audio track is left out");
+    }
+    for skipped in &plan.skipped_subtitles {
+        tracing::warn!(stream = skipped.source_stream, reason = skipped.reason, "a subtitle stream is left out");
     }
 }
 

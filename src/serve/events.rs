@@ -20,6 +20,8 @@ pub(crate) struct Recording {
     pub recording_ended: Option<Timestamp>,
     /// The part to keep (a generic event's `start`/`end`).
     pub trim: Trim,
+    /// Subtitle files to add (generic events only).
+    pub subtitles: Vec<crate::subtitles::Sidecar>,
 }
 
 /// Why an authentic event cannot be dispatched.
@@ -216,8 +218,17 @@ fn locate(location: &str, config: &DispatchConfig) -> Result<(String, String), E
     Err(EventError::UnknownBucket(host.split('.').next().unwrap_or(host).to_owned()))
 }
 
+/// A subtitle file of a generic event: `{"language": "en", "location": "s3://…/talk.en.vtt"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenericSubtitles {
+    language: String,
+    location: String,
+}
+
 /// A generic event: `{"tenant", "input", "output"?, "preset"?, "recording_ended"?, "start"?,
-/// "end"?}`; `start` and `end` are seconds or `HH:MM:SS.mmm` strings, as `ladder run` takes.
+/// "end"?, "subtitles"?: [{"language", "location"}]}`; `start` and `end` are seconds or
+/// `HH:MM:SS.mmm` strings, as `ladder run` takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GenericEvent {
@@ -234,6 +245,7 @@ struct GenericEvent {
     start: Option<EventTime>,
     #[serde(default)]
     end: Option<EventTime>,
+    subtitles: Vec<GenericSubtitles>,
     /// The sender's own event id; accepted and unused (de-duplication is by recording).
     #[serde(default)]
     #[expect(dead_code, reason = "accepted so senders may include it")]
@@ -270,9 +282,11 @@ pub(crate) fn generic(body: &[u8], config: &DispatchConfig) -> Result<Recording,
     let start = event.start.as_ref().map(|t| t.seconds("start")).transpose().map_err(malformed)?;
     let end = event.end.as_ref().map(|t| t.seconds("end")).transpose().map_err(malformed)?;
     let trim = Trim::new(start, end).map_err(malformed)?;
+    let subtitles = event.subtitles.iter().map(|s| sidecar(s, &event.tenant, config)).collect::<Result<_, _>>()?;
     let mut rec = route(config, &event.tenant, &bucket, &key, event.preset)?;
     rec.recording_ended = recording_ended;
     rec.trim = trim;
+    rec.subtitles = subtitles;
     rec.input = event.input;
     if let Some(output) = event.output {
         rec.output = output;
@@ -296,6 +310,31 @@ impl EventTime {
             Self::Text(t) => crate::trim::parse_time(t).map_err(|e| format!("{field}: {e}")),
         }
     }
+}
+
+/// A generic event's subtitle file, checked as its input is: a language tag, a location,
+/// and no other tenant's bucket.
+fn sidecar(
+    s: &GenericSubtitles,
+    tenant: &str,
+    config: &DispatchConfig,
+) -> Result<crate::subtitles::Sidecar, EventError> {
+    let malformed = |why: String| EventError::Malformed { kind: "generic", why };
+    let language = crate::language::bcp47(&s.language)
+        .ok_or_else(|| malformed(format!("subtitles language {:?} is not a language tag", s.language)))?;
+    let location = crate::location::Location::parse(&s.location)
+        .map_err(|e| malformed(format!("subtitles location {:?}: {e}", s.location)))?;
+    if let crate::location::Location::S3 { bucket, .. } = &location
+        && let Some(owner) = config.buckets.get(bucket)
+        && owner != tenant
+    {
+        return Err(EventError::ForeignBucket {
+            bucket: bucket.clone(),
+            owner: owner.clone(),
+            tenant: tenant.to_owned(),
+        });
+    }
+    Ok(crate::subtitles::Sidecar { language, location })
 }
 
 fn route(
@@ -323,6 +362,7 @@ fn route(
         preset: preset.or_else(|| route.preset.clone()),
         recording_ended: None,
         trim: Trim::default(),
+        subtitles: Vec::new(),
     })
 }
 
@@ -387,6 +427,7 @@ mod tests {
                 preset: Some("small".into()),
                 recording_ended: None,
                 trim: Trim::default(),
+                subtitles: Vec::new(),
             }]
         );
     }
@@ -454,6 +495,27 @@ mod tests {
         assert_eq!(generic(body, &c).unwrap().recording_ended, Some("2026-11-25T05:00:00Z".parse().unwrap()));
         let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","recording_ended":"yesterday"}"#;
         assert!(matches!(generic(body, &c), Err(EventError::Malformed { .. })));
+    }
+
+    #[test]
+    fn generic_events_carry_subtitles_from_their_tenants_buckets() {
+        let c = config();
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","subtitles":[{"language":"ger","location":"s3://acme-rec/a.de.srt"}]}"#;
+        let rec = generic(body, &c).unwrap();
+        assert_eq!(rec.subtitles.len(), 1);
+        assert_eq!(
+            (rec.subtitles[0].language.as_str(), rec.subtitles[0].location.to_string()),
+            ("de", "s3://acme-rec/a.de.srt".into())
+        );
+        let mut c = config();
+        c.tenants.insert(
+            "globex".into(),
+            TenantRoute { output: "s3://globex-vod/{stem}".into(), preset: None, queue: None },
+        );
+        let body = br#"{"tenant":"globex","input":"s3://shared/a.mp4","subtitles":[{"language":"en","location":"s3://acme-rec/a.en.vtt"}]}"#;
+        assert!(matches!(generic(body, &c), Err(EventError::ForeignBucket { .. })));
+        let body = br#"{"tenant":"acme","input":"s3://acme-rec/a.mp4","subtitles":[{"language":"english","location":"x.vtt"}]}"#;
+        assert!(matches!(generic(body, &config()), Err(EventError::Malformed { .. })));
     }
 
     #[test]

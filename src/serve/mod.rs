@@ -520,6 +520,7 @@ async fn dispatch_one(
         shards: None,
         recording_ended: rec.recording_ended,
         trim: rec.trim,
+        subtitles: rec.subtitles.clone(),
     };
     let job = dispatch::build_job(&state.config, &request)
         .map_err(|e| Rejection::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_route", e.to_string()))?;
