@@ -871,7 +871,7 @@ mod tests {
             language: "en".into(),
             location: crate::location::Location::parse("talk.en.vtt").expect("a path"),
         };
-        let plan = plan(&p, &small()).expect("plans").with_sidecars(&[sidecar]);
+        let plan = plan(&p, &small(), &Trim::default()).expect("plans").with_sidecars(&[sidecar]);
         let planned: Vec<_> = plan.subtitles.iter().map(|s| (s.index, s.language.as_str(), s.label.as_str())).collect();
         assert_eq!(planned, [(0, "en", "English (1)"), (1, "und", "Subtitles"), (2, "en", "English (3)")]);
         assert_eq!(plan.subtitles[2].source, SubtitleSource::Sidecar { location: "talk.en.vtt".into(), position: 0 });

@@ -128,3 +128,23 @@ fn dead_air_at_both_ends_is_cut_and_reported() {
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     assert!(plan.get("trim").is_none() && near(&plan["duration_seconds"], 14.0), "{}", plan["duration_seconds"]);
 }
+
+#[test]
+fn a_sidecar_timed_on_the_whole_recording_moves_with_a_cut_start() {
+    let source = flashes_and_beeps("trim-subs.mp4", "320x180", "25", "8", H264_AAC);
+    let dir = tempfile::tempdir().unwrap();
+    let srt = dir.path().join("talk.en.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:01,000 --> 00:00:02,000\nbefore the cut\n\n2\n00:00:04,000 --> 00:00:05,500\nkept\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let subtitles = format!("en={}", srt.display());
+    let args = ["run", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--subtitles", &subtitles];
+    let (code, _, stderr) = common::run(&[&args[..], &["--start", "3", "--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let vtt = std::fs::read_to_string(out.join("s0/subtitles.vtt")).unwrap();
+    assert!(vtt.contains("00:00:01.000 --> 00:00:02.500\nkept"), "{vtt}");
+    assert!(!vtt.contains("before the cut"), "{vtt}");
+}

@@ -587,7 +587,7 @@ mod tests {
     fn each_subtitle_rendition_is_a_text_set_naming_its_whole_file() {
         let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
         subs[1].forced = true;
-        let text = mpd(&fixture::video_rungs(), &[fixture::audio()], &subs, 74.56);
+        let text = mpd(&fixture::video_rungs(), &[fixture::audio()], &subs, &ClosedCaptions::default(), 74.56);
         let doc = parse(&text);
         let sets = adaptation_sets(&doc);
         let text_sets: Vec<_> = sets.iter().filter(|s| attr(**s, "contentType") == "text").collect();

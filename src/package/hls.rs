@@ -566,7 +566,13 @@ mod tests {
         let (video, audio) = (fixture::video_rungs(), fixture::audio());
         let mut subs = vec![fixture::subtitles(0, "en", "English"), fixture::subtitles(1, "de", "Deutsch")];
         subs[1].forced = true;
-        let m = parser::parse_master(&master_playlist(&video, std::slice::from_ref(&audio), &subs)).expect("parses");
+        let m = parser::parse_master(&master_playlist(
+            &video,
+            std::slice::from_ref(&audio),
+            &subs,
+            &ClosedCaptions::default(),
+        ))
+        .expect("parses");
         let rendered: Vec<_> = m.media.iter().filter(|r| r.req("TYPE") == "SUBTITLES").collect();
         let fields = |r: &&parser::Attributes| {
             ["GROUP-ID", "NAME", "LANGUAGE", "DEFAULT", "AUTOSELECT", "FORCED", "URI"].map(|k| r.req(k).to_owned())
@@ -584,8 +590,13 @@ mod tests {
             assert_eq!(v.attributes.get("SUBTITLES"), Some("subs"));
             assert_eq!(v.attributes.int("BANDWIDTH"), plain.attributes.int("BANDWIDTH") + extra);
         }
-        let audio_only =
-            parser::parse_master(&master_playlist(&[], std::slice::from_ref(&audio), &subs[..1])).expect("parses");
+        let audio_only = parser::parse_master(&master_playlist(
+            &[],
+            std::slice::from_ref(&audio),
+            &subs[..1],
+            &ClosedCaptions::default(),
+        ))
+        .expect("parses");
         assert_eq!(audio_only.variants[0].attributes.get("SUBTITLES"), Some("subs"));
 
         let p = parser::parse_media(&subtitle_playlist(&subs[0])).expect("a well-formed subtitle playlist");

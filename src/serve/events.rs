@@ -245,6 +245,7 @@ struct GenericEvent {
     start: Option<EventTime>,
     #[serde(default)]
     end: Option<EventTime>,
+    #[serde(default)]
     subtitles: Vec<GenericSubtitles>,
     /// The sender's own event id; accepted and unused (de-duplication is by recording).
     #[serde(default)]

@@ -123,6 +123,8 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
         embedded::read(input, &streams, plan.source.start_seconds)
     };
     let duration_ms = (plan.duration_seconds * 1000.0).round() as i64;
+    // A sidecar is timed on the whole recording: a cut start moves its cues earlier.
+    let cut_ms = plan.trim.as_ref().map_or(0, |t| (t.cut_before_seconds * 1000.0).round() as i64);
     let (mut made, mut left_out) = (Vec::new(), Vec::new());
     for planned in &plan.subtitles {
         let cues = match &planned.source {
@@ -130,7 +132,9 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
                 let detail = "was not read".to_owned();
                 Err(SubtitleError::Embedded { path: input.display().to_string(), stream: *stream, detail })
             }),
-            SubtitleSource::Sidecar { position, .. } => Ok(sidecars.get(*position).cloned().unwrap_or_default()),
+            SubtitleSource::Sidecar { position, .. } => {
+                Ok(shifted(sidecars.get(*position).cloned().unwrap_or_default(), cut_ms))
+            }
         };
         match cues {
             Ok(cues) => {
@@ -144,6 +148,15 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
         }
     }
     (made, left_out)
+}
+
+/// `cues` `ms` earlier.
+fn shifted(mut cues: Vec<Cue>, ms: i64) -> Vec<Cue> {
+    for cue in &mut cues {
+        cue.start_ms -= ms;
+        cue.end_ms -= ms;
+    }
+    cues
 }
 
 /// The cues [`clip`]ped to the output, with a warning when some lie outside it: often a
