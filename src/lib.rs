@@ -22,6 +22,7 @@ pub(crate) mod layout;
 pub mod location;
 pub(crate) mod logging;
 pub mod media;
+pub mod memory;
 pub mod message;
 pub(crate) mod metrics;
 pub mod package;

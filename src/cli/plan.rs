@@ -23,8 +23,24 @@ pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<O
         writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
     } else {
         write_plan(out, &plan)?;
+        write_memory(out, &crate::memory::Estimate::of(&plan, &preset))?;
     }
     Ok(Outcome::Done)
+}
+
+/// What a chunk at work holds, and how many the cgroup's memory limit (if any) holds.
+fn write_memory(out: &mut impl Write, estimate: &crate::memory::Estimate) -> std::io::Result<()> {
+    let mib = |bytes: u64| bytes >> 20;
+    let fit = match crate::memory::cgroup_limit() {
+        Some(limit) => format!("; {} at once fit in this cgroup's {} MiB", estimate.chunks_within(limit), mib(limit)),
+        None => String::new(),
+    };
+    writeln!(
+        out,
+        "  memory   ~{} MiB per chunk at work, ~{} MiB for the process besides{fit}",
+        mib(estimate.chunk_bytes),
+        mib(estimate.process_bytes)
+    )
 }
 
 /// The source, the output rate and the grid, then the renditions.

@@ -12,9 +12,7 @@ use crate::probe;
 use crate::progress::ProgressMode;
 use crate::trim::Trim;
 
-use super::args::{
-    DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args, SubtitleArgs, TrimArgs,
-};
+use super::args::{DispatcherArgs, LimitArgs, MetricsArgs, PresetArgs, ProgressArg, S3Args, SubtitleArgs, TrimArgs};
 use crate::run::Shard;
 
 impl PresetArgs {

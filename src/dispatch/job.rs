@@ -256,7 +256,7 @@ fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
                 ..EnvFromSource::default()
             }]
         }),
-        resources: Some(resources(&req.preset.resources)),
+        resources: Some(resources(req.preset)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -295,14 +295,32 @@ fn container_env(config: &DispatchConfig, req: &JobRequest<'_>) -> Vec<EnvVar> {
 
 /// Requests equal limits for CPU and memory: the pod is Guaranteed (evicted last under node
 /// pressure) and the CPU quota that sizes the encoder pool is exact.
-fn resources(res: &crate::preset::Resources) -> ResourceRequirements {
+/// The preset's CPUs and scratch; its memory, raised to what the chunks its CPUs run at
+/// once need when that is more ([`crate::memory::Estimate::of_preset`]), so the pod is not
+/// killed for memory (exit 137) and retried into the same death.
+fn resources(preset: &Preset) -> ResourceRequirements {
+    let res = &preset.resources;
+    let memory = job_memory(preset);
     let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
     };
     ResourceRequirements {
-        requests: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory), ("ephemeral-storage", &res.scratch)])),
-        limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &res.memory)])),
+        requests: Some(quantities(&[("cpu", &res.cpu), ("memory", &memory), ("ephemeral-storage", &res.scratch)])),
+        limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &memory)])),
         ..ResourceRequirements::default()
+    }
+}
+
+/// The Job's memory: the preset's, a floor, or the estimate for the chunks its CPUs run at
+/// once (as `--jobs` auto picks them), rounded up to whole MiB.
+fn job_memory(preset: &Preset) -> String {
+    use crate::memory::{Estimate, quantity_bytes, quantity_cpus};
+    let res = &preset.resources;
+    let cpus = quantity_cpus(&res.cpu).unwrap_or(1.0).ceil() as usize;
+    let needed = Estimate::of_preset(preset).for_jobs(cpus.div_ceil(2).max(1));
+    match quantity_bytes(&res.memory) {
+        Some(floor) if floor >= needed => res.memory.clone(),
+        _ => format!("{}Mi", needed.div_ceil(1 << 20)),
     }
 }
 

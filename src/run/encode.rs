@@ -12,6 +12,7 @@ use super::lease::Lease;
 use super::prepare::{Done, Work};
 use super::store::{self, Destination};
 use crate::exit::{ExitClass, Outcome};
+use crate::memory::Estimate;
 use crate::pipeline::EncodedSegment;
 use crate::pipeline::audio::{self, AudioError, AudioTrack};
 use crate::pipeline::video::{self, ChunkError, ChunkJob, ChunkOutput};
@@ -38,14 +39,40 @@ pub(super) struct Workers {
 }
 
 impl Workers {
-    /// `jobs` as asked for, else one chunk per [`CPUS_PER_CHUNK`] CPUs: every chunk at work
-    /// holds a set of encoders in memory.
-    pub(super) fn size(jobs: Option<usize>, pending: usize) -> Self {
+    /// `jobs` as asked for, else one chunk per [`CPUS_PER_CHUNK`] CPUs, and no more than
+    /// the cgroup's memory limit holds ([`Estimate`]): every chunk at work holds a set of
+    /// encoders in memory.
+    pub(super) fn size(jobs: Option<usize>, pending: usize, memory: &Estimate) -> Self {
         let cpus = crate::report::available_cpus();
-        let jobs = jobs.unwrap_or(cpus.div_ceil(CPUS_PER_CHUNK)).max(1);
+        let jobs = jobs.unwrap_or_else(|| auto_jobs(cpus, memory, crate::memory::cgroup_limit())).max(1);
         let decoder_threads = (cpus / (jobs.min(pending).max(1) * CPUS_PER_CHUNK)).max(1);
         Self { cpus, jobs, encoder_threads: 1, decoder_threads }
     }
+}
+
+/// Chunks at once when `--jobs` is not given: one per [`CPUS_PER_CHUNK`] CPUs, fewer when
+/// the memory `limit` holds fewer (said in the log, as is a limit too small for one).
+fn auto_jobs(cpus: usize, memory: &Estimate, limit: Option<u64>) -> usize {
+    let by_cpu = cpus.div_ceil(CPUS_PER_CHUNK).max(1);
+    let Some(limit) = limit else { return by_cpu };
+    let by_memory = memory.chunks_within(limit);
+    let mib = |bytes: u64| bytes >> 20;
+    if memory.for_jobs(1) > limit {
+        tracing::warn!(
+            limit_mib = mib(limit),
+            needs_mib = mib(memory.for_jobs(1)),
+            "the memory limit is below the estimate for one chunk of this plan: raise the pod's memory"
+        );
+    } else if by_memory < by_cpu {
+        tracing::info!(
+            jobs = by_memory,
+            by_cpu,
+            limit_mib = mib(limit),
+            chunk_mib = mib(memory.chunk_bytes),
+            "fewer chunks at once than the CPUs allow: the memory limit holds no more"
+        );
+    }
+    by_cpu.min(by_memory)
 }
 
 /// A part that finished encoding, on its way to the storing thread.

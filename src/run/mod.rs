@@ -130,7 +130,7 @@ fn run_claimed(
     }
 
     let delay = clock.timed("encoder setup", || video::reorder_delay(plan, &req.preset))?;
-    let workers = Workers::size(req.jobs, work.chunks.len());
+    let workers = Workers::size(req.jobs, work.chunks.len(), &crate::memory::Estimate::of(plan, &req.preset));
     let progress = Progress::start(req.progress, plan, done.frames(plan), &req.watch);
     let job = ChunkJob {
         input: &prepared.source,
