@@ -93,14 +93,14 @@ impl Detector<'_> {
     fn before(&self) -> Result<f64, ff::Error> {
         let window = (self.first, (self.first + SEARCH_SECONDS).min(self.last));
         let sound = match self.audio_stream() {
-            Some(index) => Sounds::read(self, index, window, Find::First)?.first.unwrap_or(window.1),
+            Some(index) => sounds(self, index, window, Find::First)?.first.unwrap_or(window.1),
             None => window.1,
         };
         if sound - self.first < self.min_seconds {
             return Ok(0.0);
         }
         let picture = match self.probe.video.as_ref() {
-            Some(v) => Pictures::read(self, v.index, (self.first, sound), Find::First)?.first_moving.unwrap_or(sound),
+            Some(v) => pictures(self, v.index, (self.first, sound), Find::First)?.first.unwrap_or(sound),
             None => sound,
         };
         let content = sound.min(picture);
@@ -110,14 +110,14 @@ impl Detector<'_> {
     fn after(&self) -> Result<f64, ff::Error> {
         let window = ((self.last - SEARCH_SECONDS).max(self.first), self.last);
         let sound = match self.audio_stream() {
-            Some(index) => Sounds::read(self, index, window, Find::Last)?.last_end.unwrap_or(window.0),
+            Some(index) => sounds(self, index, window, Find::Last)?.last_end.unwrap_or(window.0),
             None => window.0,
         };
         if self.last - sound < self.min_seconds {
             return Ok(0.0);
         }
         let picture = match self.probe.video.as_ref() {
-            Some(v) => Pictures::read(self, v.index, (sound, self.last), Find::Last)?.last_moving_end.unwrap_or(sound),
+            Some(v) => pictures(self, v.index, (sound, self.last), Find::Last)?.last_end.unwrap_or(sound),
             None => sound,
         };
         let content = sound.max(picture);
@@ -150,53 +150,69 @@ enum Find {
     Last,
 }
 
-/// Where the sound is within a window: its first sound and the end of its last.
+/// Where something (sound, a moving picture) is within a window: the first time it is
+/// there and the end of the last.
 #[derive(Default)]
-struct Sounds {
+struct Found {
     first: Option<f64>,
     last_end: Option<f64>,
 }
 
-impl Sounds {
-    fn read(d: &Detector<'_>, stream: usize, (from, to): (f64, f64), find: Find) -> Result<Self, ff::Error> {
-        let (mut input, decoder) = d.open(stream, from)?;
-        let mut decoder = decoder.audio()?;
-        let time_base = f64::from(input.stream(stream).ok_or(ff::Error::StreamNotFound)?.time_base());
-        let mut found = Sounds::default();
-        let mut frame = ff::frame::Audio::empty();
-        let each = |frame: &ff::frame::Audio, found: &mut Sounds| -> Result<bool, ff::Error> {
-            let Some(start) = frame.timestamp().or(frame.pts()).map(|t| t as f64 * time_base) else { return Ok(true) };
-            let rate = f64::from(frame.rate().max(1));
-            let loud = loud_samples(frame);
-            for (n, sample) in loud.iter().enumerate() {
-                let t = start + n as f64 / rate;
-                if *sample && (from..to).contains(&t) {
-                    found.first.get_or_insert(t);
-                    found.last_end = Some(t + 1.0 / rate);
-                }
-            }
-            Ok(start < to)
-        };
-        for (s, packet) in input.packets() {
-            if s.index() != stream {
-                continue;
-            }
-            // Damaged packets are skipped: what is heard around them still counts.
-            let _ = decoder.send_packet(&packet);
-            let mut more = true;
-            while decoder.receive_frame(&mut frame).is_ok() {
-                more &= each(&frame, &mut found)?;
-            }
-            if !more || (find == Find::First && found.first.is_some()) {
-                return Ok(found);
-            }
-        }
-        let _ = decoder.send_eof();
-        while decoder.receive_frame(&mut frame).is_ok() {
-            each(&frame, &mut found)?;
-        }
-        Ok(found)
+impl Found {
+    fn mark(&mut self, t: f64, end: f64) {
+        self.first.get_or_insert(t);
+        self.last_end = Some(end);
     }
+}
+
+/// Decodes `stream` from before `from`, handing `each` every frame (in `frame`) and what is
+/// found so far, until it answers `false`, or the first find when that is all `find` asks.
+/// Damaged packets are skipped: what is around them still counts.
+fn scan<F: std::ops::DerefMut<Target = ff::Frame>>(
+    input: &mut ff::format::context::Input,
+    decoder: &mut ff::decoder::Opened,
+    (stream, find): (usize, Find),
+    frame: &mut F,
+    each: &mut dyn FnMut(&F, &mut Found) -> bool,
+) -> Found {
+    let mut found = Found::default();
+    for (s, packet) in input.packets() {
+        if s.index() != stream {
+            continue;
+        }
+        let _ = decoder.send_packet(&packet);
+        let mut more = true;
+        while decoder.receive_frame(frame).is_ok() {
+            more &= each(frame, &mut found);
+        }
+        if !more || (find == Find::First && found.first.is_some()) {
+            return found;
+        }
+    }
+    let _ = decoder.send_eof();
+    while decoder.receive_frame(frame).is_ok() {
+        each(frame, &mut found);
+    }
+    found
+}
+
+/// Where the sound is within a window.
+fn sounds(d: &Detector<'_>, stream: usize, (from, to): (f64, f64), find: Find) -> Result<Found, ff::Error> {
+    let (mut input, decoder) = d.open(stream, from)?;
+    let mut decoder = decoder.audio()?;
+    let time_base = f64::from(input.stream(stream).ok_or(ff::Error::StreamNotFound)?.time_base());
+    let mut each = |frame: &ff::frame::Audio, found: &mut Found| {
+        let Some(start) = frame.timestamp().or(frame.pts()).map(|t| t as f64 * time_base) else { return true };
+        let rate = f64::from(frame.rate().max(1));
+        for (n, loud) in loud_samples(frame).into_iter().enumerate() {
+            let t = start + n as f64 / rate;
+            if loud && (from..to).contains(&t) {
+                found.mark(t, t + 1.0 / rate);
+            }
+        }
+        start < to
+    };
+    Ok(scan(&mut input, &mut decoder, (stream, find), &mut ff::frame::Audio::empty(), &mut each))
 }
 
 /// For each sample of `frame`: whether any channel's is over the silence. Reads the sample
@@ -227,59 +243,31 @@ fn loud_samples(frame: &ff::frame::Audio) -> Vec<bool> {
     loud
 }
 
-/// Where the picture moves within a window: its first moving picture and the end of its
-/// last. Black pictures never move; the others move when they differ from the last.
-#[derive(Default)]
-struct Pictures {
-    first_moving: Option<f64>,
-    last_moving_end: Option<f64>,
-}
-
-impl Pictures {
-    fn read(d: &Detector<'_>, stream: usize, (from, to): (f64, f64), find: Find) -> Result<Self, ff::Error> {
-        let (mut input, decoder) = d.open(stream, from)?;
-        let mut decoder = decoder.video()?;
-        let time_base = f64::from(input.stream(stream).ok_or(ff::Error::StreamNotFound)?.time_base());
-        let frame_seconds = d.probe.video.as_ref().and_then(|v| v.nominal_fps).map_or(1.0 / 30.0, |f| 1.0 / f.as_f64());
-        let mut found = Pictures::default();
-        let mut last: Option<Vec<u8>> = None;
-        let mut frame = ff::frame::Video::empty();
-        let mut each = |frame: &ff::frame::Video, found: &mut Pictures| -> bool {
-            let Some(t) = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base) else { return true };
-            let luma = luma_sample(frame);
-            let moving = match (&luma, &last) {
-                (None, _) => true,
-                (Some(l), _) if is_black(l) => false,
-                (Some(l), Some(previous)) => mean_difference(l, previous) > FROZEN_DIFFERENCE,
-                // The first picture read: still, until the next shows it moves.
-                (Some(_), None) => false,
-            };
-            if moving && (from..to).contains(&t) {
-                found.first_moving.get_or_insert(t);
-                found.last_moving_end = Some(t + frame_seconds);
-            }
-            last = luma;
-            t < to
+/// Where the picture moves within a window. Black pictures never move; the others move
+/// when they differ from the last.
+fn pictures(d: &Detector<'_>, stream: usize, (from, to): (f64, f64), find: Find) -> Result<Found, ff::Error> {
+    let (mut input, decoder) = d.open(stream, from)?;
+    let mut decoder = decoder.video()?;
+    let time_base = f64::from(input.stream(stream).ok_or(ff::Error::StreamNotFound)?.time_base());
+    let frame_seconds = d.probe.video.as_ref().and_then(|v| v.nominal_fps).map_or(1.0 / 30.0, |f| 1.0 / f.as_f64());
+    let mut last: Option<Vec<u8>> = None;
+    let mut each = |frame: &ff::frame::Video, found: &mut Found| {
+        let Some(t) = frame.timestamp().or(frame.pts()).map(|ts| ts as f64 * time_base) else { return true };
+        let luma = luma_sample(frame);
+        let moving = match (&luma, &last) {
+            (None, _) => true,
+            (Some(l), _) if is_black(l) => false,
+            (Some(l), Some(previous)) => mean_difference(l, previous) > FROZEN_DIFFERENCE,
+            // The first picture read: still, until the next shows it moves.
+            (Some(_), None) => false,
         };
-        for (s, packet) in input.packets() {
-            if s.index() != stream {
-                continue;
-            }
-            let _ = decoder.send_packet(&packet);
-            let mut more = true;
-            while decoder.receive_frame(&mut frame).is_ok() {
-                more &= each(&frame, &mut found);
-            }
-            if !more || (find == Find::First && found.first_moving.is_some()) {
-                return Ok(found);
-            }
+        if moving && (from..to).contains(&t) {
+            found.mark(t, t + frame_seconds);
         }
-        let _ = decoder.send_eof();
-        while decoder.receive_frame(&mut frame).is_ok() {
-            each(&frame, &mut found);
-        }
-        Ok(found)
-    }
+        last = luma;
+        t < to
+    };
+    Ok(scan(&mut input, &mut decoder, (stream, find), &mut ff::frame::Video::empty(), &mut each))
 }
 
 /// Every 4th luma sample of every 4th row, 8-bit; `None` for a format not read here.

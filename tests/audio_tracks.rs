@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::media_check::whole_track;
+use common::media_check::{top_level_boxes, whole_track};
 use common::playlist;
 
 /// A 4 s Matroska recording (as OBS writes them) with a floor track in English (440 Hz)
@@ -227,19 +227,6 @@ fn packets_md5(file: &Path) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// The four-letter types of a file's top-level ISO boxes, in order.
-fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
-    let mut boxes = Vec::new();
-    let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
-        assert!(size >= 8, "a box of {size} bytes at {at}");
-        at += size;
-    }
-    boxes
 }
 
 #[test]

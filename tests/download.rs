@@ -8,24 +8,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::media_check::whole_track;
+use common::media_check::{top_level_boxes, whole_track};
 use common::playlist;
 use sha2::{Digest, Sha256};
 
 const FPS: f64 = 25.0;
-
-/// The four-letter types of a file's top-level ISO boxes, in order.
-fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
-    let mut boxes = Vec::new();
-    let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
-        assert!(size >= 8, "a box of {size} bytes at {at}");
-        at += size;
-    }
-    boxes
-}
 
 /// `ffmpeg <args>`'s stdout, which must succeed.
 fn ffmpeg(args: &[&str]) -> Vec<u8> {

@@ -286,3 +286,16 @@ pub fn whole_track(out: &Path, dir: &str) -> PathBuf {
     let uris: Vec<&str> = list.segments.iter().map(|s| s.uri.as_str()).collect();
     joined(&out.join(dir), &uris, "whole")
 }
+
+/// The four-letter types of a file's top-level ISO boxes, in order.
+pub fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("four bytes")) as usize;
+        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        assert!(size >= 8, "a box of {size} bytes at {at}");
+        at += size;
+    }
+    boxes
+}
