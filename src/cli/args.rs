@@ -128,7 +128,9 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) subtitles: SubtitleArgs,
     /// Chunks encoded at once [default: one per two CPUs this process may use, rounded up
-    /// (cgroup quota included): each chunk encodes its rungs on threads of their own].
+    /// (cgroup quota included), and no more than the cgroup's memory limit holds (`ladder
+    /// plan` prints the estimate per chunk): each chunk encodes its rungs on threads of their
+    /// own].
     #[arg(long, short, env = "LADDER_JOBS", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) jobs: Option<u16>,
     /// Folder for intermediate files [default: a temporary folder, removed afterwards].

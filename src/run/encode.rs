@@ -235,3 +235,18 @@ fn encode_one(job: &ChunkJob<'_>, chunk: &Chunk) -> Finished {
     let result = video::encode_chunk(job, chunk);
     Finished::Chunk(chunk.index, result, started.elapsed())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn automatic_jobs_take_the_fewer_of_what_the_cpus_and_the_memory_limit_allow() {
+        let estimate = Estimate { chunk_bytes: 1_500 << 20, process_bytes: 160 << 20 };
+        // 8 CPUs: 4 chunks by CPU; a 4 GiB limit holds 2 (as the default preset's 1080p).
+        assert_eq!(auto_jobs(8, &estimate, Some(4 << 30)), 2);
+        assert_eq!(auto_jobs(8, &estimate, None), 4, "no limit: the CPUs decide");
+        assert_eq!(auto_jobs(2, &estimate, Some(64 << 30)), 1, "a large limit: the CPUs decide");
+        assert_eq!(auto_jobs(8, &estimate, Some(1 << 30)), 1, "under one chunk: one is still tried");
+    }
+}
