@@ -441,10 +441,18 @@ fn surround(stereo: &PlannedAudio, index: usize) -> PlannedAudio {
 /// Players list renditions by name (HLS requires `NAME` unique in its group): a name
 /// given twice gets the rendition's number.
 fn unique_labels(audio: &mut [PlannedAudio]) {
-    for i in 0..audio.len() {
-        if audio.iter().filter(|a| a.label == audio[i].label).count() > 1 {
-            let numbered = format!("{} ({})", audio[i].label, i + 1);
-            audio[i].label = numbered;
+    number_repeated(audio.iter_mut().map(|a| &mut a.label));
+}
+
+/// Every label given more than once gets its position's number, `English (1)`,
+/// `English (2)`: counted before any is renamed, so the first of two is not the only one
+/// numbered.
+fn number_repeated<'a>(labels: impl Iterator<Item = &'a mut String>) {
+    let mut labels: Vec<&mut String> = labels.collect();
+    let given: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    for (i, label) in labels.iter_mut().enumerate() {
+        if given.iter().filter(|g| **g == given[i]).count() > 1 {
+            **label = format!("{} ({})", given[i], i + 1);
         }
     }
 }
@@ -499,14 +507,8 @@ fn plan_subtitles(probe: &Probe) -> (Vec<PlannedSubtitle>, Vec<SkippedSubtitle>)
 }
 
 /// HLS requires `NAME` unique in a group: a name given twice gets the rendition's number.
-/// (Counted before any is renamed, so the first of two is not the only one numbered.)
 fn unique_subtitle_labels(subtitles: &mut [PlannedSubtitle]) {
-    let labels: Vec<String> = subtitles.iter().map(|s| s.label.clone()).collect();
-    for (i, s) in subtitles.iter_mut().enumerate() {
-        if labels.iter().filter(|l| **l == s.label).count() > 1 {
-            s.label = format!("{} ({})", s.label, i + 1);
-        }
-    }
+    number_repeated(subtitles.iter_mut().map(|s| &mut s.label));
 }
 
 /// The segment grid: `segment_frames` each, the last one shorter.
@@ -878,6 +880,13 @@ mod tests {
         assert_eq!(plan.skipped_subtitles.len(), 1);
         assert_eq!(plan.skipped_subtitles[0].source_stream, 3);
         assert!(plan.skipped_subtitles[0].reason.contains("hdmv_pgs_subtitle"), "{:?}", plan.skipped_subtitles);
+    }
+
+    #[test]
+    fn every_audio_rendition_of_a_repeated_name_is_numbered() {
+        let mut labels = vec!["English".to_owned(), "Deutsch".to_owned(), "English".to_owned()];
+        number_repeated(labels.iter_mut());
+        assert_eq!(labels, ["English (1)", "Deutsch", "English (3)"]);
     }
 
     #[test]
