@@ -34,10 +34,13 @@ fn cc_of(n: u64) -> Vec<u8> {
 /// `frames` pictures of a test pattern with captions, H.264 with B-frames, in MP4 with the
 /// pattern's tone.
 fn captioned_source(frames: u64) -> PathBuf {
+    // Made once for the tests of this file, which run at once: none may read it half written.
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| make_captioned_source(frames)).clone()
+}
+
+fn make_captioned_source(frames: u64) -> PathBuf {
     let path = common::media_dir().join("captioned.mp4");
-    if path.exists() {
-        return path;
-    }
     let seconds = format!("{}", frames as f64 / f64::from(FPS));
     let base = common::pattern("cc-base.mp4", "640x360", "25", &seconds, &[]);
     let video = common::media_dir().join("captioned-video.mp4");

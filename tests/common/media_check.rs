@@ -267,6 +267,7 @@ pub fn worst_psnr(out: &Path, source: &Path) -> f64 {
 /// chunk, so a few seconds of recording make several chunks, each seeking on its own.
 pub fn short_chunks_preset() -> PathBuf {
     let path = super::media_dir().join("short-chunks.toml");
+    let _making = super::making();
     if !path.exists() {
         let text = std::fs::read_to_string(super::repo("presets/small.toml")).expect("the small preset");
         let text = text

@@ -24,9 +24,18 @@ pub fn media_dir() -> &'static Path {
     DIR.get_or_init(|| tempfile::tempdir().expect("a temp dir")).path()
 }
 
+/// Held while a shared test file is made.
+pub fn making() -> std::sync::MutexGuard<'static, ()> {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `ffmpeg -y <args> <dir>/<name>` once and returns the output path.
 pub fn synth(name: &str, args: &[&str]) -> PathBuf {
     let out = media_dir().join(name);
+    // A binary's tests run at once: one makes a file while the others wait, so none reads
+    // it half written.
+    let _making = making();
     if !out.exists() {
         let status = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-y"])
