@@ -187,17 +187,17 @@ pub(crate) fn assemble(
 }
 
 /// The caption channels any chunk's frames carry, declared in the language of the default
-/// audio. Only libx264 writes them into its rungs (libav's x265 and SVT-AV1 wrappers do not):
-/// with another encoder they are lost, and the log says so.
+/// audio. Only an encoder with libav's `a53cc` writes them into its rungs (libx264; not
+/// libav 5.1's x265 and SVT-AV1 wrappers): with another they are lost, and the log says so.
 fn closed_captions(plan: &Plan, preset: &Preset, records: &BTreeMap<u32, ChunkRecord>) -> ClosedCaptions {
     let mut channels: Vec<String> = records.values().flat_map(|r| r.captions.iter().cloned()).collect();
     channels.sort_by_key(|c| (c.starts_with("SERVICE"), c.len(), c.clone()));
     channels.dedup();
-    if !channels.is_empty() && preset.video.encoder != "libx264" {
+    if !channels.is_empty() && !crate::media::encoder::writes_captions(&preset.video.encoder) {
         tracing::warn!(
             channels = channels.join(","),
             encoder = preset.video.encoder,
-            "the recording's closed captions are left out: only libx264 carries them into the rungs"
+            "the recording's closed captions are left out: the video encoder cannot write them (libx264 can)"
         );
         channels.clear();
     }

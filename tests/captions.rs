@@ -157,6 +157,15 @@ fn captions_per_picture(file: &Path) -> Vec<Vec<u8>> {
     found
 }
 
+/// `ladder run` of `source` into `out` with the short-chunks preset (several chunks) and
+/// `extra`, which must succeed.
+fn run_ladder(source: &Path, out: &Path, extra: &[&str]) {
+    let preset = short_chunks_preset();
+    let args = ["run", source.to_str().unwrap(), "--out", out.to_str().unwrap(), "--preset", preset.to_str().unwrap()];
+    let (code, _, stderr) = common::run(&[&args[..], extra, &["--progress", "off"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+}
+
 #[test]
 fn captions_reach_every_rung_at_their_frames_across_chunks_and_are_declared() {
     let frames = 175; // 7 s: four chunks of 2 s with the short-chunks preset
@@ -171,18 +180,7 @@ fn captions_reach_every_rung_at_their_frames_across_chunks_and_are_declared() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let preset = short_chunks_preset();
-    let (code, _, stderr) = common::run(&[
-        "run",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--preset",
-        preset.to_str().unwrap(),
-        "--progress",
-        "off",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    run_ladder(&source, &out, &[]);
 
     let master = playlist::parse_master(&std::fs::read_to_string(out.join("master.m3u8")).unwrap()).unwrap();
     let cc: Vec<_> = master.media.iter().filter(|m| m.req("TYPE") == "CLOSED-CAPTIONS").collect();
@@ -225,22 +223,7 @@ fn a_trimmed_ladder_carries_the_captions_of_the_frames_it_keeps() {
     let source = captioned_source(frames);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let preset = short_chunks_preset();
-    let (code, _, stderr) = common::run(&[
-        "run",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--preset",
-        preset.to_str().unwrap(),
-        "--start",
-        "2.04",
-        "--end",
-        "5",
-        "--progress",
-        "off",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    run_ladder(&source, &out, &["--start", "2.04", "--end", "5"]);
     // Frames 51 to 124 of the source are kept.
     let expected: Vec<Vec<u8>> = (51..125).map(cc_of).collect();
     let found = captions_per_picture(&whole_track(&out, "v0"));

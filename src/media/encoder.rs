@@ -305,6 +305,26 @@ pub fn is_available(name: &str) -> bool {
     encoder::find_by_name(name).is_some()
 }
 
+/// Whether the encoder of this name writes the A/53 closed captions its pictures carry as
+/// side data: it has libav's `a53cc` option (libx264 does; libav 5.1's x265 and SVT-AV1
+/// wrappers do not).
+pub fn writes_captions(name: &str) -> bool {
+    super::init();
+    let Some(codec) = encoder::find_by_name(name) else { return false };
+    let option = c"a53cc";
+    // SAFETY: `codec` is a registered encoder; its `priv_class` is null or a static class,
+    // which `av_opt_find` reads through a fake object (`AV_OPT_SEARCH_FAKE_OBJ`).
+    unsafe {
+        let class = (*codec.as_ptr()).priv_class;
+        if class.is_null() {
+            return false;
+        }
+        let object = std::ptr::addr_of!(class) as *mut std::ffi::c_void;
+        let flags = ff::ffi::AV_OPT_SEARCH_FAKE_OBJ;
+        !ff::ffi::av_opt_find(object, option.as_ptr(), std::ptr::null(), 0, flags).is_null()
+    }
+}
+
 /// Settings of the AAC encoder.
 #[derive(Debug, Clone)]
 pub struct AudioEncoderSpec {
@@ -337,4 +357,16 @@ pub fn open_audio(spec: &AudioEncoderSpec) -> Result<encoder::audio::Encoder, En
     audio.set_time_base(ff::Rational::new(1, spec.sample_rate as i32));
     audio.set_flags(codec::Flags::GLOBAL_HEADER);
     audio.open_as_with(codec, Dictionary::new()).map_err(open_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_encoder_with_a53cc_writes_captions() {
+        assert!(writes_captions("libx264"));
+        assert!(!writes_captions("libx265"));
+        assert!(!writes_captions("no-such-encoder"));
+    }
 }

@@ -174,13 +174,9 @@ impl Channels {
         }
     }
 
-    pub(crate) fn found(&self) -> impl Iterator<Item = Channel> + '_ {
-        self.found.iter().copied()
-    }
-
     /// The `INSTREAM-ID`s found, in order (608 first).
     pub(crate) fn instream_ids(&self) -> Vec<String> {
-        self.found().map(Channel::instream_id).collect()
+        self.found.iter().copied().map(Channel::instream_id).collect()
     }
 }
 
