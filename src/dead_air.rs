@@ -10,7 +10,8 @@
 //! reads; the video decode is bounded by the silence found, itself bounded by
 //! [`SEARCH_SECONDS`].
 
-use std::path::Path;
+use crate::location::Source;
+use crate::media::input::Opened;
 
 use ffmpeg_next as ff;
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,13 @@ pub struct DeadAir {
 
 /// Plans `preset` on the recording at `path`, cut as asked (`requested`) or, when nothing
 /// is asked and the preset says so, by the dead air at its ends.
-pub fn plan(path: &Path, probe: &Probe, preset: &Preset, requested: &Trim, limits: &Limits) -> Result<Plan, PlanError> {
+pub fn plan(
+    path: &Source,
+    probe: &Probe,
+    preset: &Preset,
+    requested: &Trim,
+    limits: &Limits,
+) -> Result<Plan, PlanError> {
     let Some(min_seconds) = preset.dead_air_seconds.filter(|_| requested.is_none()) else {
         return plan::plan(probe, preset, requested);
     };
@@ -67,7 +74,7 @@ pub fn plan(path: &Path, probe: &Probe, preset: &Preset, requested: &Trim, limit
 
 /// Looks for dead air in the recording's span `[first, last]` (its clock, seconds).
 struct Detector<'a> {
-    path: &'a Path,
+    path: &'a Source,
     probe: &'a Probe,
     limits: &'a Limits,
     first: f64,
@@ -129,7 +136,7 @@ impl Detector<'_> {
     }
 
     /// The input at the key frame (or packet) before `at` seconds, with `stream`'s decoder.
-    fn open(&self, stream: usize, at: f64) -> Result<(ff::format::context::Input, ff::decoder::Decoder), ff::Error> {
+    fn open(&self, stream: usize, at: f64) -> Result<(Opened, ff::decoder::Decoder), ff::Error> {
         let mut input = probe::open_input(self.path, self.limits).map_err(|_| ff::Error::InvalidData)?;
         if at > self.first + 0.5 {
             let to = ((at - 1.0).max(0.0) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;

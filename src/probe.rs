@@ -10,6 +10,7 @@ use ffmpeg_next::{self as ff, codec, ffi, media};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::{ExitClass, Outcome};
+use crate::location::Source;
 use crate::rate::FrameRate;
 
 /// The largest pictures ladder accepts: checked on the container's header, and given to
@@ -199,6 +200,9 @@ pub enum ProbeError {
     Undecodable { path: PathBuf, detail: String },
     #[error("{path}: cannot read: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// Reading an object in place failed (the store, not the recording).
+    #[error(transparent)]
+    Read(crate::location::StorageError),
 }
 
 impl ExitClass for ProbeError {
@@ -206,17 +210,37 @@ impl ExitClass for ProbeError {
     fn outcome(&self) -> Outcome {
         match self {
             Self::Io { .. } => Outcome::Transient,
+            Self::Read(e) => e.outcome(),
             _ => Outcome::BadInput,
         }
     }
 }
 
 /// Probes a local recording, rejecting anything ladder cannot transcode.
-#[tracing::instrument(skip(limits), fields(path = %path.display()))]
 pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
+    probe_source(&Source::Local(path.to_owned()), limits)
+}
+
+/// Probes a recording, local or read in place, rejecting anything ladder cannot
+/// transcode. It reads the container's header and index and the first pictures; only a
+/// container without an index to seek by is read through ([`crate::remux`]).
+#[tracing::instrument(skip_all, fields(path = %source.name().display()))]
+pub fn probe_source(source: &Source, limits: &Limits) -> Result<Probe, ProbeError> {
+    probe_inner(source, limits).map_err(|e| read_failure(source, e))
+}
+
+/// What failed: a read of the object in place, when one did (libav saw only an I/O error
+/// and may have called the file damaged), else `e`.
+pub(crate) fn read_failure(source: &Source, e: ProbeError) -> ProbeError {
+    source.failure().map_or(e, ProbeError::Read)
+}
+
+fn probe_inner(source: &Source, limits: &Limits) -> Result<Probe, ProbeError> {
     crate::media::init();
-    let size_bytes = check_file(path)?;
-    let input = open_input(path, limits)?;
+    let name = source.name();
+    let path = name.as_path();
+    let size_bytes = check_file(source)?;
+    let input = open_input(source, limits)?;
     let streams: Vec<StreamInfo> = input
         .streams()
         .map(|s| StreamInfo {
@@ -235,7 +259,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
     let (params, video_index) = (header.params.clone(), header.video.index);
     let subtitle_tracks = subtitle_streams(&input);
     let scan = scan_video(path, input, video_index, params, limits)?;
-    let mut span = header.span(path, limits)?;
+    let mut span = header.span(source, limits)?;
     // Nothing said how long the video lasts: its last timestamp does.
     span.duration_seconds.get_or_insert(scan.last_pts_seconds.unwrap_or(0.0));
     let video = header.video_info(&scan, &span);
@@ -259,7 +283,19 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<Probe, ProbeError> {
 
 /// The recording is a non-empty file of a kind libav is given (not a damaged MP4, not an
 /// HLS playlist naming what it may not); its size.
-fn check_file(path: &Path) -> Result<u64, ProbeError> {
+fn check_file(source: &Source) -> Result<u64, ProbeError> {
+    let path = match source {
+        Source::Local(path) => path,
+        Source::Remote(object) => {
+            let (path, len) = (source.name(), object.size());
+            if len == 0 {
+                return Err(ProbeError::Empty { path });
+            }
+            let reader = source.reader().map_err(|source| ProbeError::Io { path: path.clone(), source })?;
+            check_iso_boxes(&path, reader, len)?;
+            return Ok(len);
+        }
+    };
     let p = || path.to_owned();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ProbeError::NotFound { path: p() },
@@ -271,7 +307,8 @@ fn check_file(path: &Path) -> Result<u64, ProbeError> {
     if meta.len() == 0 {
         return Err(ProbeError::Empty { path: p() });
     }
-    check_iso_boxes(path, meta.len())?;
+    let file = File::open(path).map_err(|e| ProbeError::Io { path: p(), source: e })?;
+    check_iso_boxes(path, file, meta.len())?;
     check_playlist(path)?;
     Ok(meta.len())
 }
@@ -415,7 +452,7 @@ impl Header {
 
     /// Where the video and the audio lie: from the headers, or, for a container without an
     /// index to trust (and perhaps with jumps), from every packet's time ([`scan_timeline`]).
-    fn span(&self, path: &Path, limits: &Limits) -> Result<Span, ProbeError> {
+    fn span(&self, source: &Source, limits: &Limits) -> Result<Span, ProbeError> {
         let start = self.video_start.unwrap_or(0.0);
         let duration_seconds = if self.stream_duration > 0 {
             Some(self.stream_duration as f64 * f64::from(self.time_base))
@@ -433,15 +470,16 @@ impl Header {
             remux: None,
         };
         if !self.container.in_place {
-            self.scan_span(path, limits, &mut span)?;
+            self.scan_span(source, limits, &mut span)?;
         }
         Ok(span)
     }
 
-    fn scan_span(&self, path: &Path, limits: &Limits, span: &mut Span) -> Result<(), ProbeError> {
+    fn scan_span(&self, source: &Source, limits: &Limits, span: &mut Span) -> Result<(), ProbeError> {
         let v = &self.video;
         let default_frame = v.nominal_fps.or(v.average_fps).map_or(0.04, |r| 1.0 / r.as_f64());
-        let timeline = scan_timeline(path, limits, v.index, self.audio.as_ref().map(|a| a.index), default_frame)?;
+        let timeline = scan_timeline(source, limits, v.index, self.audio.as_ref().map(|a| a.index), default_frame)?;
+        let path = source.name();
         let Some((start, end)) = timeline.video else {
             let detail = "its video stream has no timestamps".to_owned();
             return Err(ProbeError::Undecodable { path: path.to_owned(), detail });
@@ -584,9 +622,8 @@ fn check_size(path: &Path, width: u32, height: u32, limits: &Limits) -> Result<(
 /// ISO BMFF (MP4/MOV) recordings are checked box by box: a recorder that died leaves no
 /// `moov`, and an interrupted upload leaves a box running past the end of the file. libav
 /// would only say "invalid data".
-fn check_iso_boxes(path: &Path, len: u64) -> Result<(), ProbeError> {
+fn check_iso_boxes(path: &Path, mut file: impl Read + Seek, len: u64) -> Result<(), ProbeError> {
     let io = |e| ProbeError::Io { path: path.to_owned(), source: e };
-    let mut file = File::open(path).map_err(io)?;
     let mut header = [0u8; 16];
     let mut pos = 0u64;
     let mut seen = Vec::new();
@@ -662,7 +699,7 @@ const RECORDING_CONTAINERS: &[&str] = &[
 
 /// Only local files (and what an HLS playlist may use for its encrypted local segments):
 /// a playlist inside a hostile upload must not make ladder fetch URLs.
-const PROTOCOLS: &std::ffi::CStr = c"file,crypto,data";
+pub(crate) const PROTOCOLS: &std::ffi::CStr = c"file,crypto,data";
 
 /// An HLS recording is its playlist and the files it names, read from beside it: each must
 /// be there, and none may be a URL (ladder fetches nothing a recording points at).
@@ -696,47 +733,40 @@ fn check_playlist(path: &Path) -> Result<(), ProbeError> {
 /// Opens the container and reads stream information without letting any decoder touch a
 /// picture above the limits (`max_pixels` for every stream's probe decoder). Refuses what
 /// is not a recording container ([`RECORDING_CONTAINERS`]) and any protocol but local files.
-pub(crate) fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::context::Input, ProbeError> {
-    let not_media = || ProbeError::NotMedia { path: path.to_owned() };
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| not_media())?;
-    // SAFETY: standard avformat open sequence; on every failure path the context is closed,
-    // and on success ownership passes to `Input`, which closes it on drop.
-    unsafe {
-        let mut ctx = ptr::null_mut();
-        let mut open_options: *mut ffi::AVDictionary = ptr::null_mut();
-        ffi::av_dict_set(&mut open_options, c"protocol_whitelist".as_ptr(), PROTOCOLS.as_ptr(), 0);
-        let r = ffi::avformat_open_input(&mut ctx, c_path.as_ptr(), ptr::null(), &mut open_options);
-        ffi::av_dict_free(&mut open_options);
-        if r < 0 {
-            return Err(match ff::Error::from(r) {
-                ff::Error::Other { errno: ff::util::error::ENOENT } => ProbeError::NotFound { path: path.to_owned() },
-                error => match recognised_format(path) {
-                    Some(container) => {
-                        ProbeError::Damaged { path: path.to_owned(), container, detail: error.to_string() }
-                    }
-                    None => not_media(),
-                },
+pub(crate) fn open_input(source: &Source, limits: &Limits) -> Result<crate::media::input::Opened, ProbeError> {
+    let path = source.name();
+    let not_media = || ProbeError::NotMedia { path: path.clone() };
+    let mut input = match crate::media::input::open(source, PROTOCOLS) {
+        Ok(input) => input,
+        Err(ff::Error::Other { errno: ff::util::error::ENOENT }) => return Err(ProbeError::NotFound { path }),
+        Err(error) => {
+            return Err(match recognised_format(source) {
+                Some(container) => ProbeError::Damaged { path, container, detail: error.to_string() },
+                None => not_media(),
             });
         }
-        let format = std::ffi::CStr::from_ptr((*(*ctx).iformat).name).to_string_lossy().into_owned();
-        if !RECORDING_CONTAINERS.contains(&format.as_str()) {
-            let long_name = (*(*ctx).iformat).long_name;
-            let described = if long_name.is_null() {
-                format.clone()
-            } else {
-                std::ffi::CStr::from_ptr(long_name).to_string_lossy().into_owned()
-            };
-            ffi::avformat_close_input(&mut ctx);
-            return Err(ProbeError::NotARecording { path: path.to_owned(), container: described });
-        }
+    };
+    let format = input.format().name().to_owned();
+    if !RECORDING_CONTAINERS.contains(&format.as_str()) {
+        // SAFETY: an open context's demuxer is static; its long name may be null.
+        let long_name = unsafe { (*(*input.as_ptr()).iformat).long_name };
+        let container = if long_name.is_null() {
+            format
+        } else {
+            // SAFETY: a registered demuxer's names are static strings.
+            unsafe { std::ffi::CStr::from_ptr(long_name) }.to_string_lossy().into_owned()
+        };
+        return Err(ProbeError::NotARecording { path, container });
+    }
+    // SAFETY: the context is open; its streams and their parameters are valid, and
+    // find_stream_info is the standard call on an open context.
+    unsafe {
+        let ctx = input.as_mut_ptr();
         // The header alone often gives the coded size: refuse before any decoding.
         for i in 0..(*ctx).nb_streams as usize {
             let par = &*(*(*(*ctx).streams.add(i))).codecpar;
-            if par.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO
-                && let Err(e) = check_size(path, par.width.max(0) as u32, par.height.max(0) as u32, limits)
-            {
-                ffi::avformat_close_input(&mut ctx);
-                return Err(e);
+            if par.codec_type == ffi::AVMediaType::AVMEDIA_TYPE_VIDEO {
+                check_size(&path, par.width.max(0) as u32, par.height.max(0) as u32, limits)?;
             }
         }
         let n = (*ctx).nb_streams as usize;
@@ -751,11 +781,10 @@ pub(crate) fn open_input(path: &Path, limits: &Limits) -> Result<ff::format::con
             ffi::av_dict_free(o);
         }
         if r < 0 || (*ctx).nb_streams == 0 {
-            ffi::avformat_close_input(&mut ctx);
             return Err(not_media());
         }
-        Ok(ff::format::context::Input::wrap(ctx))
     }
+    Ok(input)
 }
 
 /// Whether chunks can seek in the recording as it is: its container indexes key frames
@@ -779,13 +808,14 @@ struct Timeline {
 }
 
 fn scan_timeline(
-    path: &Path,
+    source: &Source,
     limits: &Limits,
     video: usize,
     audio: Option<usize>,
     frame_seconds: f64,
 ) -> Result<Timeline, ProbeError> {
-    let mut input = open_input(path, limits)?;
+    let mut input = open_input(source, limits)?;
+    let path = source.name();
     let streams: Vec<usize> = std::iter::once(video).chain(audio).collect();
     let mut spans: [Option<(f64, f64)>; 2] = [None, None];
     let mut video_packets = 0;
@@ -814,9 +844,29 @@ fn scan_timeline(
 
 /// The container libav recognises from the file's first bytes, when it is sure of it (a
 /// file whose header libav then fails to read is a damaged one, not an unknown one).
-fn recognised_format(path: &Path) -> Option<String> {
+fn recognised_format(source: &Source) -> Option<String> {
+    let format = sniff(source)?;
+    // SAFETY: a registered demuxer's names are static strings.
+    unsafe {
+        let name = if (*format).long_name.is_null() { (*format).name } else { (*format).long_name };
+        Some(std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+    }
+}
+
+/// Whether a recording read in place is worth reading so: not one of the containers
+/// without a key frame index ([`crate::remux`]), which are read through twice (the probe's
+/// scan, the copy), as libav tells from the first bytes.
+pub(crate) fn seekable_in_place(source: &Source) -> bool {
+    let Some(format) = sniff(source) else { return true };
+    // SAFETY: a registered demuxer's name is a static string.
+    let name = unsafe { std::ffi::CStr::from_ptr((*format).name) }.to_string_lossy();
+    !matches!(name.as_ref(), "mpegts" | "flv" | "live_flv" | "mpeg" | "ogg" | "h264" | "hevc" | "nut" | "dv")
+}
+
+/// libav's demuxer for the first 4 KiB, when it is sure of it.
+fn sniff(source: &Source) -> Option<*const ffi::AVInputFormat> {
     let mut head = vec![0u8; 4096];
-    let n = File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    let n = source.reader().and_then(|mut f| f.read(&mut head)).ok()?;
     // libav reads up to AVPROBE_PADDING_SIZE bytes past the end: zeros.
     head.truncate(n);
     head.resize(n + ffi::AVPROBE_PADDING_SIZE as usize, 0);
@@ -825,14 +875,7 @@ fn recognised_format(path: &Path) -> Option<String> {
     let mut score = 0;
     // SAFETY: the buffer holds `buf_size` bytes and the zeroed padding libav may read.
     let format = unsafe { ffi::av_probe_input_format3(&data, 1, &mut score) };
-    if format.is_null() || score < ffi::AVPROBE_SCORE_MAX / 4 {
-        return None;
-    }
-    // SAFETY: a registered demuxer's names are static strings.
-    unsafe {
-        let name = if (*format).long_name.is_null() { (*format).name } else { (*format).long_name };
-        Some(std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
-    }
+    (!format.is_null() && score >= ffi::AVPROBE_SCORE_MAX / 4).then_some(format)
 }
 
 /// What reading the start of the video stream tells: the decoded pixel format and field
@@ -849,6 +892,30 @@ struct Scan {
 }
 
 const SCAN_PACKETS: usize = 600;
+
+/// The decode times of the first [`SCAN_PACKETS`] samples of `stream` from an MP4's index
+/// (`stts`, every sample), in the stream's time base; `None` for other containers, whose
+/// index (Matroska's cues) lists key frames only.
+fn index_times(input: &ff::format::context::Input, stream: usize) -> Option<Vec<i64>> {
+    if input.format().name() != "mov,mp4,m4a,3gp,3g2,mj2" {
+        return None;
+    }
+    let stream = input.stream(stream)?;
+    // SAFETY: the stream belongs to an open context; entries are read by index below the
+    // count libav gives, and the returned pointers are used before anything else is read.
+    unsafe {
+        let st = stream.as_ptr() as *mut ffi::AVStream;
+        let count = ffi::avformat_index_get_entries_count(st).max(0) as usize;
+        if count < 2 {
+            return None;
+        }
+        let times = (0..count.min(SCAN_PACKETS))
+            .filter_map(|i| ffi::avformat_index_get_entry(st, i as i32).as_ref())
+            .map(|e| e.timestamp)
+            .collect();
+        Some(times)
+    }
+}
 
 /// Whether the first pictures carry closed captions (A/53 `cc_data`, which a captioner
 /// sends with every picture, padding when nobody speaks): decoded up to `FRAMES` pictures.
@@ -873,7 +940,7 @@ impl CaptionScan {
 
 fn scan_video(
     path: &Path,
-    mut input: ff::format::context::Input,
+    mut input: crate::media::input::Opened,
     index: usize,
     params: codec::Parameters,
     limits: &Limits,
@@ -886,13 +953,19 @@ fn scan_video(
     let time_base = input.stream(index).map(|s| s.time_base()).unwrap_or(ff::Rational::new(1, 1));
     let mut first: Option<ff::frame::Video> = None;
     let mut captions = CaptionScan::default();
-    let mut pts = Vec::new();
+    // An MP4's index holds every sample's time: the frame-rate check reads it there, and
+    // the scan stops once the first pictures are decoded (a few seconds of a recording
+    // read in place, not the first 600 frames).
+    let indexed = index_times(&input, index);
+    let mut pts = indexed.clone().unwrap_or_default();
     let mut last_error = None;
     for (stream, packet) in input.packets() {
         if stream.index() != index {
             continue;
         }
-        if let Some(t) = packet.pts().or(packet.dts()) {
+        if indexed.is_none()
+            && let Some(t) = packet.pts().or(packet.dts())
+        {
             pts.push(t);
         }
         if first.is_none() || captions.wants_more() {
@@ -909,7 +982,7 @@ fn scan_video(
                 Err(e) => last_error = last_error.or(Some(e)),
             }
         }
-        if first.is_some() && !captions.wants_more() && pts.len() >= SCAN_PACKETS {
+        if first.is_some() && !captions.wants_more() && (indexed.is_some() || pts.len() >= SCAN_PACKETS) {
             break;
         }
     }

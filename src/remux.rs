@@ -21,6 +21,7 @@ use ff::Rescale as _;
 use ffmpeg_next::{self as ff, ffi};
 
 use crate::exit::{ExitClass, Outcome};
+use crate::location::Source;
 use crate::probe::{AudioInfo, Discontinuity, Limits, Probe, ProbeError};
 
 /// A stream whose decode time goes back by more than this has restarted its clock.
@@ -154,18 +155,18 @@ impl ExitClass for RemuxError {
 
 /// What the chunks and the audio read: the recording itself, or its re-based copy.
 #[derive(Debug)]
-pub struct Source {
-    pub path: PathBuf,
+pub struct Remuxed {
+    pub source: Source,
     /// The probe to plan from: the recording's, with the copy's stream numbers and timing.
     pub probe: Probe,
 }
 
 /// The recording as it is when it can be transcoded in place (`probe.remux` is `None`),
 /// else its Matroska copy in `scratch`, probed again.
-pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> Result<Source, RemuxError> {
+pub fn prepare(input: &Source, probe: Probe, scratch: &Path, limits: &Limits) -> Result<Remuxed, RemuxError> {
     // An audio-only recording is read in place: its audio is read in order, never sought.
     let (Some(reason), Some(video)) = (probe.remux.clone(), probe.video.clone()) else {
-        return Ok(Source { path: input.to_owned(), probe });
+        return Ok(Remuxed { source: input.clone(), probe });
     };
     tracing::info!(reason = %reason, "copying the recording into Matroska before transcoding");
     let copy = scratch.join("source.mkv");
@@ -173,13 +174,13 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     let audio: Vec<&AudioInfo> = probe.audio_tracks.iter().filter(|a| a.decodable).collect();
     streams.extend(audio.iter().map(|a| a.index));
     remux(input, &probe, &streams, &copy, limits)?;
-    let wrap = |source| RemuxError::Probe { path: input.to_owned(), source: Box::new(source) };
+    let wrap = |source| RemuxError::Probe { path: input.name(), source: Box::new(source) };
     let mut copied = crate::probe::probe(&copy, limits).map_err(wrap)?;
     // The recording's identity and timing stay (the copy's clock may start a little
     // differently, and Matroska does not say where each stream ends); what the copy
     // changes is where its streams are.
     let copied_video = copied.video.as_mut().ok_or_else(|| RemuxError::Probe {
-        path: input.to_owned(),
+        path: input.name(),
         source: Box::new(crate::probe::ProbeError::NoVideo { path: copy.clone(), has_audio: true }),
     })?;
     let shift = copied_video.start_seconds - video.start_seconds;
@@ -208,14 +209,20 @@ pub fn prepare(input: &Path, probe: Probe, scratch: &Path, limits: &Limits) -> R
     copied.subtitle_tracks = probe.subtitle_tracks;
     copied.discontinuities = probe.discontinuities;
     copied.remux = Some(reason);
-    Ok(Source { path: copy, probe: copied })
+    Ok(Remuxed { source: Source::Local(copy), probe: copied })
 }
 
 /// Copies `streams` of `input` into a Matroska file at `out` (with cues), re-based.
-fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Limits) -> Result<(), RemuxError> {
-    let libav = |context| move |source| RemuxError::Libav { path: input.to_owned(), context, source };
-    let mut ictx = crate::probe::open_input(input, limits)
-        .map_err(|source| RemuxError::Probe { path: input.to_owned(), source: Box::new(source) })?;
+fn remux(input: &Source, probe: &Probe, streams: &[usize], out: &Path, limits: &Limits) -> Result<(), RemuxError> {
+    let name = input.name();
+    let libav = |context| {
+        let path = name.clone();
+        move |source| RemuxError::Libav { path, context, source }
+    };
+    let mut ictx = crate::probe::open_input(input, limits).map_err(|source| RemuxError::Probe {
+        path: input.name(),
+        source: Box::new(crate::probe::read_failure(input, source)),
+    })?;
     let mut octx = ff::format::output_as(&out, "matroska").map_err(libav("creating the copy"))?;
     // SAFETY: a plain flag of an output context whose header is not written yet: no random
     // UIDs or dates, so every shard and rerun makes the same copy.
@@ -242,7 +249,7 @@ fn remux(input: &Path, probe: &Probe, streams: &[usize], out: &Path, limits: &Li
             .find_map(|i| probe.streams.iter().find(|s| s.index == *i && !mkv_can_hold(&s.codec)))
             .or_else(|| probe.streams.iter().find(|s| s.index == streams[0]))
             .map_or((streams[0], String::new()), |s| (s.index, s.codec.clone()));
-        RemuxError::Unsupported { path: input.to_owned(), kind: probe.container.clone(), stream, codec }
+        RemuxError::Unsupported { path: input.name(), kind: probe.container.clone(), stream, codec }
     })?;
     let out_time_bases: HashMap<usize, ff::Rational> = octx.streams().map(|s| (s.index(), s.time_base())).collect();
     // The muxer refuses decode times that do not increase; a damaged stream can have them.

@@ -117,8 +117,24 @@ pub struct SubtitleReport {
 pub struct InputReport {
     pub location: String,
     pub size_bytes: u64,
-    pub sha256: String,
+    /// A local file's SHA-256 (not computed for a file over 8 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// An S3 object read in place: its ETag, size and stored checksum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<crate::location::ObjectIdentity>,
+    /// Bytes this process fetched of an object read in place (read-ahead included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_read: Option<u64>,
     pub probe: Probe,
+}
+
+/// What names the input: a local file's SHA-256, an S3 object's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputIdentity {
+    pub sha256: Option<String>,
+    pub object: Option<crate::location::ObjectIdentity>,
+    pub bytes_read: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,7 +219,7 @@ pub struct RunStats {
 pub struct ReportInputs<'a> {
     pub input: &'a Location,
     pub probe: &'a Probe,
-    pub input_sha256: String,
+    pub input_identity: InputIdentity,
     pub plan: &'a Plan,
     pub plan_id: &'a str,
     /// The libav encoder name, e.g. `libx264`.
@@ -256,7 +272,9 @@ impl Report {
             input: InputReport {
                 location: r.input.to_string(),
                 size_bytes: r.probe.size_bytes,
-                sha256: r.input_sha256,
+                sha256: r.input_identity.sha256,
+                object: r.input_identity.object,
+                bytes_read: r.input_identity.bytes_read,
                 probe: r.probe.clone(),
             },
             preset: PresetReport { name: plan.preset.name.clone(), hash: plan.preset.hash.clone() },

@@ -42,8 +42,9 @@ fn encode_chunks_holding(
     let scratch = tempfile::tempdir().unwrap();
     let cancel = AtomicBool::new(false);
     let frames_done: Vec<AtomicU64> = plan.rungs.iter().map(|_| AtomicU64::new(0)).collect();
+    let source = ladder::location::Source::Local(input.to_owned());
     let job = video::ChunkJob {
-        input,
+        input: &source,
         plan: &plan,
         preset: &preset,
         scratch: scratch.path(),

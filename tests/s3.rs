@@ -129,7 +129,7 @@ fn s3_to_s3_publishes_a_complete_ladder_with_the_right_headers() {
     let (code, stdout, stderr) = ladder(&server.endpoint(), &input_url(), "s3://ladder/vod/rec", &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("s3://ladder/vod/rec/master.m3u8"), "{stdout}");
-    assert!(stderr.contains("fetched the input"), "fetch progress is logged: {stderr}");
+    assert!(stderr.contains("reading the input in place"), "{stderr}");
 
     let lists = playlists(&server, "vod/rec");
     let master = playlist::parse_master(&lists[0].1).unwrap();
@@ -168,9 +168,17 @@ fn s3_to_s3_publishes_a_complete_ladder_with_the_right_headers() {
         let bytes = server.read(OUT_BUCKET, &format!("vod/rec/v0/seg_{}.m4s", s["index"])).unwrap();
         assert_eq!(s["sha256"].as_str().unwrap(), common::s3::sha256_hex(&bytes));
     }
-    // The report names the input's checksum: the fetched copy was the object.
+    // The report names the object by what the store says of it (no full-file hash), and
+    // says how much of it was read: every reader's first block is the one shared block.
     let report: serde_json::Value = serde_json::from_str(&text(&server, OUT_BUCKET, "vod/rec/report.json")).unwrap();
-    assert!(report.to_string().contains(&input_sha), "report.json names the input's SHA-256");
+    let input = &report["input"];
+    let bytes = server.read(INPUT_BUCKET, INPUT_KEY).unwrap();
+    assert_eq!(input["object"]["checksum"], format!("SHA256:{}", common::s3::sha256_b64(&bytes)), "{input}");
+    assert_eq!(input["object"]["size_bytes"], bytes.len());
+    assert!(input["object"]["etag"].as_str().is_some_and(|e| !e.is_empty()), "{input}");
+    assert_eq!(input["bytes_read"], bytes.len(), "the 1 MB input is one block, fetched once");
+    assert!(input.get("sha256").is_none(), "{input}");
+    assert!(stderr.contains(&format!("input read in place bytes_read={} of={}", bytes.len(), bytes.len())), "{stderr}");
     assert_input_untouched(&server, &input_sha);
 }
 
@@ -382,11 +390,18 @@ fn long_source() -> PathBuf {
 
 /// A `ladder run` of the long source from S3 to `s3://ladder/<prefix>`, not waited for.
 fn spawn_ladder(server: &Server, prefix: &str, env: &[(&str, &str)]) -> std::process::Child {
+    spawn_ladder_at(&server.endpoint(), prefix, env)
+}
+
+/// [`spawn_ladder`] through `endpoint` (a proxy), its stderr kept.
+fn spawn_ladder_at(endpoint: &str, prefix: &str, env: &[(&str, &str)]) -> std::process::Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ladder"));
     cmd.args(["run", "s3://media/long.mp4", "--out", &format!("s3://{OUT_BUCKET}/{prefix}")]);
     cmd.args(["--preset", preset().to_str().unwrap(), "--progress", "off", "--jobs", "1", "--json"]);
+    cmd.args(["--log", "ladder=info", "--log-format", "text"]);
+    cmd.stderr(std::process::Stdio::piped());
     cmd.env_remove("AWS_PROFILE").env_remove("AWS_ENDPOINT_URL").env_remove("AWS_SESSION_TOKEN");
-    for (k, v) in common::s3::env(&server.endpoint()) {
+    for (k, v) in common::s3::env(endpoint) {
         cmd.env(k, v);
     }
     for (k, v) in env {
@@ -459,6 +474,141 @@ fn two_shards_as_two_processes_publish_what_one_run_does() {
     assert!(summaries.iter().any(|s| s["published"].is_string()), "{summaries:?}");
     assert_eq!(playlists(&server, "sharded"), playlists(&server, "clean"));
     assert_eq!(common::s3::sha256_hex(&server.read(INPUT_BUCKET, "long.mp4").unwrap()), input_sha);
+}
+
+/// A server with the long input (40 s, 10 chunks) and an empty output bucket.
+fn server_with_long_input() -> (Server, Vec<u8>) {
+    let server = Server::start();
+    server.create_bucket(INPUT_BUCKET);
+    server.create_bucket(OUT_BUCKET);
+    let bytes = std::fs::read(long_source()).unwrap();
+    server.put(INPUT_BUCKET, "long.mp4", &bytes);
+    (server, bytes)
+}
+
+#[test]
+fn an_input_replaced_mid_run_exits_4_and_publishes_nothing() {
+    let (server, _) = server_with_long_input();
+    // Through the proxy, which answers 412 to a GET whose If-Match is no longer the
+    // object's ETag, as S3 does; 16 KiB blocks, so later chunks read blocks of their own.
+    let proxy = Proxy::start(server.addr);
+    let mut child = spawn_ladder_at(&proxy.endpoint(), "replaced", &[("LADDER_S3_READ_BLOCK_KIB", "16")]);
+    let first = server.path(OUT_BUCKET, "replaced/.ladder/chunks/0.json");
+    while !first.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before the input could be replaced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.put(INPUT_BUCKET, "long.mp4", &std::fs::read(source()).unwrap());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("the object changed while it was read"), "{stderr}");
+    assert!(proxy.injected().iter().any(|l| l.starts_with("412 (If-Match) GET")), "{:?}", proxy.injected());
+    assert!(server.read(OUT_BUCKET, "replaced/master.m3u8").is_none(), "nothing is published");
+    assert!(server.read(OUT_BUCKET, "replaced/manifest.mpd").is_none(), "nothing is published");
+}
+
+/// `(pts seconds, byte position, size)` of every packet of `path`, from ffprobe.
+fn packet_positions(path: &std::path::Path) -> Vec<(f64, u64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=pts_time,pos,size", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // ffprobe prints a section's fields in its own order: time, size, position.
+            let mut f = l.split(',');
+            let (time, size, pos) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+            Some((time, pos, size))
+        })
+        .collect()
+}
+
+#[test]
+fn a_shard_reads_only_its_share_of_an_input_read_in_place() {
+    // 80 s with a key frame every 2 s (what streaming platforms ask encoders for): 20
+    // chunks of 4 s. Shard 1 of 10 owns chunks 1 and 11; the audio, read whole, goes to
+    // shard 0, whose first chunk has no warm-up frames to encode.
+    let path = common::pattern("s3-share.mp4", "426x240", "25", "80", &["-g", "50"]);
+    let bytes = std::fs::read(&path).unwrap();
+    let server = Server::start();
+    server.create_bucket(INPUT_BUCKET);
+    server.create_bucket(OUT_BUCKET);
+    server.put(INPUT_BUCKET, "long.mp4", &bytes);
+    let block = 64 * 1024;
+    let env = [("LADDER_SHARD", "1/10"), ("LADDER_S3_READ_BLOCK_KIB", "64")];
+    let done = spawn_ladder(&server, "share", &env).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(summary["chunks_encoded"], serde_json::json!([1, 11]));
+    let (read, size) = (summary["input_bytes_read"].as_u64().unwrap(), bytes.len() as u64);
+    assert_eq!(summary["input_bytes"], size);
+    assert!(stderr.contains(&format!("input read in place bytes_read={read} of={size}")), "{stderr}");
+
+    // What it may read: the header and index, the probe's first pictures (3 s), and each
+    // chunk with a key frame interval of lead-in; plus, per reader, a partial block at
+    // each end of a run and a block read ahead.
+    let packets = packet_positions(&path);
+    let bytes_between =
+        |from: f64, to: f64| -> u64 { packets.iter().filter(|p| p.0 >= from && p.0 < to).map(|p| p.2).sum() };
+    let media: u64 = packets.iter().map(|p| p.2).sum();
+    let index = size - media;
+    let chunks = bytes_between(2.0, 8.5) + bytes_between(42.0, 48.5);
+    let allowed = index + bytes_between(0.0, 3.0) + chunks + 3 * 3 * block;
+    let share = read as f64 / size as f64;
+    eprintln!("shard 1/10 read {read} of {size} bytes ({share:.3}); allowed {allowed}");
+    assert!(read <= allowed, "read {read} of {size} bytes ({share:.3}), more than {allowed}");
+    assert!(read >= bytes_between(4.0, 8.0) + bytes_between(44.0, 48.0), "its chunks were read: {read}");
+    assert!(share < 0.1 + 0.1, "read {read} of {size} bytes ({share:.3})");
+}
+
+/// The top-level boxes of an MP4, in order.
+fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        at += size.max(8);
+    }
+    boxes
+}
+
+#[test]
+fn moov_at_end_mp4_webm_and_mpeg_ts_from_s3_make_what_the_same_file_makes_locally() {
+    let server = Server::start();
+    server.create_bucket(INPUT_BUCKET);
+    server.create_bucket(OUT_BUCKET);
+    let vp8 = ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-c:a", "libopus"];
+    let recordings = [
+        // ffmpeg's MP4 muxer writes the index last, as a recorder that cannot seek back would.
+        ("end.mp4", common::pattern("s3-end.mp4", "426x240", "25", "8", &[]), "reading the input in place"),
+        // LiveKit's egress: VP8 and Opus in WebM, with cues at the end.
+        ("room.webm", common::pattern("s3-room.webm", "426x240", "25", "8", &vp8), "reading the input in place"),
+        // No index to seek by: read through once, whole, rather than twice in place.
+        ("restream.ts", common::pattern("s3-restream.ts", "426x240", "25", "8", &[]), "fetching it whole"),
+    ];
+    let mp4 = std::fs::read(&recordings[0].1).unwrap();
+    let boxes = top_level_boxes(&mp4);
+    let position = |name: &str| boxes.iter().position(|b| b == name).unwrap();
+    assert!(position("mdat") < position("moov"), "{boxes:?}");
+    let block = [("LADDER_S3_READ_BLOCK_KIB", "32")];
+    for (key, path, how) in &recordings {
+        server.put(INPUT_BUCKET, key, &std::fs::read(path).unwrap());
+        let (code, _, stderr) =
+            ladder(&server.endpoint(), &format!("s3://media/{key}"), &format!("s3://ladder/s3-{key}"), &block);
+        assert_eq!(code, 0, "{key}: {stderr}");
+        assert!(stderr.contains(how), "{key}: {stderr}");
+        let (code, _, stderr) =
+            ladder(&server.endpoint(), path.to_str().unwrap(), &format!("s3://ladder/local-{key}"), &[]);
+        assert_eq!(code, 0, "{key}: {stderr}");
+        let lists = playlists(&server, &format!("s3-{key}"));
+        assert_eq!(lists, playlists(&server, &format!("local-{key}")), "{key}");
+        assert_segments_decode(&server.path(OUT_BUCKET, &format!("s3-{key}")), &lists);
+    }
 }
 
 /// The storage layer directly: settings the CLI does not expose small enough for a test.
@@ -558,7 +708,7 @@ mod storage {
         let scratch = tempfile::tempdir().unwrap();
         let err =
             location::fetch_input(&Location::parse("s3://media/rec.bin").unwrap(), scratch.path(), &cfg).unwrap_err();
-        assert!(err.to_string().contains("changed while it was fetched"), "{err}");
+        assert!(err.to_string().contains("changed while it was read"), "{err}");
         assert!(err.outcome() == ladder::exit::Outcome::Transient, "a rerun fetches the new version: {err}");
     }
 

@@ -72,9 +72,10 @@ fuzz_target!(|data: &[u8]| {
     let limits = ladder::probe::Limits { max_side: 2048, max_pixels: 1920 * 1080, ..Default::default() };
     let Ok(probe) = ladder::probe::probe(&input, &limits) else { return };
     // As `ladder run`: containers without a key frame index are copied first.
-    let Ok(source) = ladder::remux::prepare(&input, probe, dir.path(), &limits) else { return };
-    let input = source.path;
-    let Ok(plan) = ladder::plan::plan(&source.probe, preset, &ladder::trim::Trim::default()) else { return };
+    let recording = ladder::location::Source::Local(input);
+    let Ok(remuxed) = ladder::remux::prepare(&recording, probe, dir.path(), &limits) else { return };
+    let input = remuxed.source;
+    let Ok(plan) = ladder::plan::plan(&remuxed.probe, preset, &ladder::trim::Trim::default()) else { return };
     let full = plan;
     let plan = head(full.clone(), 1);
     let cancel = AtomicBool::new(false);

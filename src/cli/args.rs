@@ -384,6 +384,20 @@ pub(crate) struct S3Args {
     /// Objects larger than this many MiB are uploaded in parts of this size (at least 5).
     #[arg(long, env = "LADDER_S3_PART_MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(5..=5120))]
     pub(crate) s3_part_mib: u32,
+    /// How an S3 input is read: `stream` decodes it in place through ranged GETs (a shard
+    /// reads only its share); `fetch` copies it whole to scratch first.
+    #[arg(long, env = "LADDER_S3_INPUT", value_enum, default_value_t = InputMode::Stream)]
+    pub(crate) s3_input: InputMode,
+    /// KiB per ranged GET when an S3 input is streamed (one block is read ahead).
+    #[arg(long, env = "LADDER_S3_READ_BLOCK_KIB", default_value_t = (StorageConfig::default().read_block / 1024) as u32, value_parser = clap::value_parser!(u32).range(4..=262_144))]
+    pub(crate) s3_read_block_kib: u32,
+}
+
+/// How an S3 input is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum InputMode {
+    Stream,
+    Fetch,
 }
 
 /// Dispatcher settings; each overrides the config file, which overrides the defaults.

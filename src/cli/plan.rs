@@ -18,7 +18,9 @@ pub(crate) fn execute(out: &mut impl Write, args: &PlanArgs) -> anyhow::Result<O
     let limits = args.limits.limits();
     let probe = probe::probe(&args.input, &limits)?;
     let trim = args.trim.trim()?;
-    let plan = crate::dead_air::plan(&args.input, &probe, &preset, &trim, &limits)?.with_sidecars(&sidecars);
+    let plan =
+        crate::dead_air::plan(&crate::location::Source::Local(args.input.clone()), &probe, &preset, &trim, &limits)?
+            .with_sidecars(&sidecars);
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&plan)?)?;
     } else {

@@ -93,6 +93,8 @@ impl S3Args {
             initial_backoff: Duration::from_millis(self.s3_backoff_ms),
             read_timeout,
             part_size: self.s3_part_mib as usize * 1024 * 1024,
+            stream_input: self.s3_input == super::args::InputMode::Stream,
+            read_block: u64::from(self.s3_read_block_kib) * 1024,
             ..StorageConfig::default()
         })
     }

@@ -110,6 +110,10 @@ pub struct StorageConfig {
     pub fetch_concurrency: usize,
     /// Size of each ranged GET.
     pub fetch_range: u64,
+    /// Read an S3 input in place ([`Source::Remote`]) rather than fetch it to scratch.
+    pub stream_input: bool,
+    /// Size of each ranged GET of an input read in place.
+    pub read_block: u64,
 }
 
 impl Default for StorageConfig {
@@ -125,6 +129,8 @@ impl Default for StorageConfig {
             part_size: 16 * 1024 * 1024,
             fetch_concurrency: 6,
             fetch_range: 8 * 1024 * 1024,
+            stream_input: true,
+            read_block: 4 * 1024 * 1024,
         }
     }
 }
@@ -212,12 +218,101 @@ pub fn open_output(location: &Location, config: &StorageConfig) -> Result<Box<dy
 pub fn fetch_input(location: &Location, scratch: &Path, config: &StorageConfig) -> Result<PathBuf, StorageError> {
     match location {
         Location::Local(path) => Ok(path.clone()),
-        Location::S3 { prefix, .. } if prefix.is_empty() => Err(StorageError::Config {
-            location: location.to_string(),
-            problem: "names a bucket, not a recording: add the object's key".to_owned(),
-        }),
+        Location::S3 { prefix, .. } if prefix.is_empty() => Err(no_key(location)),
         Location::S3 { bucket, prefix } if hls::is_playlist(prefix) => hls::fetch(bucket, prefix, scratch, config),
         Location::S3 { bucket, prefix } => s3::fetch(bucket, prefix, scratch, config),
+    }
+}
+
+fn no_key(location: &Location) -> StorageError {
+    StorageError::Config {
+        location: location.to_string(),
+        problem: "names a bucket, not a recording: add the object's key".to_owned(),
+    }
+}
+
+/// The input as the run reads it: an S3 object in place (when `config.stream_input`; an
+/// HLS playlist and the files it names are always fetched), anything else as
+/// [`fetch_input`] gives it.
+pub fn open_input(location: &Location, scratch: &Path, config: &StorageConfig) -> Result<Source, StorageError> {
+    match location {
+        Location::S3 { bucket, prefix } if config.stream_input && !prefix.is_empty() && !hls::is_playlist(prefix) => {
+            Ok(Source::Remote(s3::stream::RemoteObject::open(bucket, prefix, config)?))
+        }
+        _ => fetch_input(location, scratch, config).map(Source::Local),
+    }
+}
+
+/// Bytes that can be read and seeked in: what libav's I/O is given for a recording.
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+
+impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
+
+/// A recording to read: a local file, or an S3 object read in place through ranged GETs.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Local(PathBuf),
+    Remote(std::sync::Arc<s3::stream::RemoteObject>),
+}
+
+pub use s3::stream::ObjectIdentity;
+
+impl Source {
+    /// The path, or the object's `s3://` location, for messages.
+    pub fn name(&self) -> PathBuf {
+        match self {
+            Self::Local(path) => path.clone(),
+            Self::Remote(object) => PathBuf::from(object.location()),
+        }
+    }
+
+    /// The local file, when it is one.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            Self::Local(path) => Some(path),
+            Self::Remote(_) => None,
+        }
+    }
+
+    /// A reader from the start, of its own (each libav context has one).
+    pub fn reader(&self) -> std::io::Result<Box<dyn ReadSeek>> {
+        Ok(match self {
+            Self::Local(path) => Box::new(std::fs::File::open(path)?),
+            Self::Remote(object) => Box::new(object.reader()),
+        })
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> std::io::Result<u64> {
+        match self {
+            Self::Local(path) => std::fs::metadata(path).map(|m| m.len()),
+            Self::Remote(object) => Ok(object.size()),
+        }
+    }
+
+    /// Bytes fetched from the store so far, for an object read in place.
+    pub fn bytes_read(&self) -> Option<u64> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(object) => Some(object.bytes_read()),
+        }
+    }
+
+    /// The object's identity (ETag, size, stored checksum), for an object read in place.
+    pub fn identity(&self) -> Option<&ObjectIdentity> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(object) => Some(object.identity()),
+        }
+    }
+
+    /// Why a read of the object failed, when one did: it outranks what the reader's user
+    /// (libav) made of the failure, which would look like a damaged file.
+    pub fn failure(&self) -> Option<StorageError> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(object) => object.failure(),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use self::integrity::{Algorithm, Mismatch, Part, Stored, Verdict};
 use super::{Output, StorageConfig, StorageError};
 
 mod integrity;
+pub(crate) mod stream;
 
 /// The AWS region when neither the environment nor a profile names one.
 const FALLBACK_REGION: &str = "us-east-1";
@@ -73,6 +74,17 @@ impl S3Client {
             })?;
         let client = runtime.block_on(connect(config, responses));
         Ok(Self { runtime, client, config: config.clone() })
+    }
+
+    /// The object `bucket/key` as it is with `etag`.
+    fn version(&self, bucket: &str, key: &str, etag: &str) -> ObjectVersion {
+        ObjectVersion {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            etag: etag.to_owned(),
+        }
     }
 }
 
@@ -137,6 +149,7 @@ impl ClassifyRetry for TooManyRequests {
 }
 
 /// What a failed request means for the job.
+#[derive(Debug, Clone)]
 enum Failure {
     /// Wrong deployment: credentials, permissions, bucket, region. Not retried.
     Config(String),
@@ -590,6 +603,8 @@ struct InputObject {
     stored: Option<Stored>,
     /// Why the checksum it is stored with cannot be checked, when it has one.
     unverifiable: Option<String>,
+    /// The checksum as the store gave it, `ALGORITHM:value` (a composite one ends `-<parts>`).
+    checksum: Option<String>,
 }
 
 /// Fetches `s3://bucket/key` into `scratch` with parallel ranged GETs, each conditional on
@@ -645,14 +660,7 @@ async fn fetch_to(s3: &S3Client, bucket: &str, key: &str, path: &Path) -> Result
     };
     let file = std::fs::File::create(path).map_err(|e| remote(format!("creating {}: {e}", path.display())))?;
     file.set_len(object.size).map_err(|e| remote(format!("sizing {}: {e}", path.display())))?;
-    let fetcher = Fetcher {
-        client: s3.client.clone(),
-        config: s3.config.clone(),
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        etag: object.etag.clone(),
-        file: Arc::new(file),
-    };
+    let fetcher = Fetcher { object: s3.version(bucket, key, &object.etag), file: Arc::new(file) };
     let ranges = fetcher.split(std::slice::from_ref(&(0..object.size)));
     tracing::info!(%location, bytes = object.size, ranges = ranges.len(), "fetching the input");
     let started = Instant::now();
@@ -709,7 +717,7 @@ async fn verify(
                 detail: format!("{} (the same on two fetches)", mismatch.what),
             });
         }
-        if attempt >= fetcher.config.max_attempts {
+        if attempt >= fetcher.object.config.max_attempts {
             return Err(remote(format!(
                 "{}, and different on each of {attempt} fetches: the data is being damaged on its way",
                 mismatch.what
@@ -720,7 +728,7 @@ async fn verify(
         fetcher
             .fetch(ranges, "fetching damaged bytes again")
             .await
-            .map_err(|f| input_error(f, location, &fetcher.key, "fetching"))?;
+            .map_err(|f| input_error(f, location, &fetcher.object.key, "fetching"))?;
         previous = Some(mismatch);
         attempt += 1;
     }
@@ -806,7 +814,12 @@ async fn head_input(s3: &S3Client, bucket: &str, key: &str, location: &str) -> R
     if let Some(why) = &unverifiable {
         tracing::warn!(%location, "the input's checksum cannot be checked, only its size: {why}");
     }
-    Ok(InputObject { size, etag, stored, unverifiable })
+    let checksum = recomputable
+        .iter()
+        .map(|(a, v)| (a.name(), *v))
+        .chain(others)
+        .find_map(|(name, v)| v.map(|v| format!("{name}:{v}")));
+    Ok(InputObject { size, etag, stored, unverifiable, checksum })
 }
 
 /// Where the parts of a multipart object end and, when the store lists them, each part's
@@ -941,22 +954,89 @@ async fn part_sizes(
     Ok(integrity::is_layout(&layout, size, Some(parts)).then_some(layout))
 }
 
-/// What the ranged GETs of one input share.
+/// One version of an object: what every ranged GET of the input names.
 #[derive(Clone)]
-struct Fetcher {
+pub(crate) struct ObjectVersion {
     client: Client,
     config: StorageConfig,
     bucket: String,
     key: String,
     /// Every GET is `If-Match` this: one version of the object, start to end.
     etag: String,
+}
+
+impl ObjectVersion {
+    /// One ranged GET, each piece of its body handed to `sink` with its offset; redone
+    /// (with backoff) when the body stalls or breaks, since the SDK retries only until the
+    /// response headers arrive. A `sink` error that starts with `writing` is not retried.
+    async fn read_range(
+        &self,
+        range: Range<u64>,
+        mut sink: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    ) -> Result<(), Failure> {
+        let (config, etag) = (&self.config, &self.etag);
+        let mut attempt = 1;
+        loop {
+            let mut request = self.client.get_object().bucket(&self.bucket).key(&self.key).range(format!(
+                "bytes={}-{}",
+                range.start,
+                range.end - 1
+            ));
+            if !etag.is_empty() {
+                request = request.if_match(etag);
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                    return Err(Failure::Transient(format!(
+                        "the object changed while it was read (its ETag is no longer {etag}); run again to read \
+                         the new version"
+                    )));
+                }
+                Err(e) => return Err(classify(&e, &self.bucket)),
+            };
+            let mut offset = range.start;
+            let written = read_body(response.body, config.read_timeout, |chunk| {
+                if offset + chunk.len() as u64 > range.end {
+                    return Err(format!("the server sent more than the {} bytes asked for", range.end - range.start));
+                }
+                sink(offset, chunk)?;
+                offset += chunk.len() as u64;
+                Ok(())
+            })
+            .await
+            .and_then(|()| {
+                if offset == range.end {
+                    Ok(())
+                } else {
+                    Err(format!("the body ended after {} of {} bytes", offset - range.start, range.end - range.start))
+                }
+            });
+            match written {
+                Ok(()) => return Ok(()),
+                Err(detail) if detail.starts_with("writing") => return Err(Failure::Transient(detail)),
+                Err(detail) if attempt < config.max_attempts => {
+                    tracing::debug!(start = range.start, attempt, detail, "a ranged GET broke off: retrying");
+                    backoff(config, attempt).await;
+                    attempt += 1;
+                }
+                Err(detail) => return Err(Failure::Transient(detail)),
+            }
+        }
+    }
+}
+
+/// What the ranged GETs of one input fetched to scratch share.
+#[derive(Clone)]
+struct Fetcher {
+    object: ObjectVersion,
     file: Arc<std::fs::File>,
 }
 
 impl Fetcher {
     /// `ranges` cut into GETs of at most `fetch_range` bytes.
     fn split(&self, ranges: &[Range<u64>]) -> Vec<Range<u64>> {
-        let step = self.config.fetch_range.max(1);
+        let step = self.object.config.fetch_range.max(1);
         ranges
             .iter()
             .flat_map(|r| {
@@ -971,7 +1051,7 @@ impl Fetcher {
     /// second as `what`. Returns the bytes written.
     async fn fetch(&self, ranges: Vec<Range<u64>>, what: &'static str) -> Result<u64, Failure> {
         let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-        let workers = self.config.fetch_concurrency.clamp(1, 64).min(ranges.len().max(1));
+        let workers = self.object.config.fetch_concurrency.clamp(1, 64).min(ranges.len().max(1));
         let ranges = Arc::new(ranges);
         let next = Arc::new(AtomicUsize::new(0));
         let fetched = Arc::new(AtomicU64::new(0));
@@ -981,7 +1061,11 @@ impl Fetcher {
             let (this, ranges, next, fetched) = (self.clone(), ranges.clone(), next.clone(), fetched.clone());
             tasks.spawn(async move {
                 while let Some(range) = ranges.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    this.fetch_range(range.clone()).await?;
+                    let file = &this.file;
+                    let write = |offset: u64, chunk: &[u8]| {
+                        file.write_all_at(chunk, offset).map_err(|e| format!("writing to scratch: {e}"))
+                    };
+                    this.object.read_range(range.clone(), write).await?;
                     fetched.fetch_add(range.end - range.start, Ordering::Relaxed);
                 }
                 Ok::<(), Failure>(())
@@ -1012,60 +1096,6 @@ impl Fetcher {
         match failure {
             Some(f) => Err(f),
             None => Ok(fetched.load(Ordering::Relaxed)),
-        }
-    }
-
-    /// One ranged GET, written at its offset; redone (with backoff) when its body stalls or
-    /// breaks, since the SDK retries only until the response headers arrive.
-    async fn fetch_range(&self, range: Range<u64>) -> Result<(), Failure> {
-        let (config, etag) = (&self.config, &self.etag);
-        let mut attempt = 1;
-        loop {
-            let mut request = self.client.get_object().bucket(&self.bucket).key(&self.key).range(format!(
-                "bytes={}-{}",
-                range.start,
-                range.end - 1
-            ));
-            if !etag.is_empty() {
-                request = request.if_match(etag);
-            }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
-                    return Err(Failure::Transient(format!(
-                        "the object changed while it was fetched (its ETag is no longer {etag}); run again to fetch \
-                         the new version"
-                    )));
-                }
-                Err(e) => return Err(classify(&e, &self.bucket)),
-            };
-            let mut offset = range.start;
-            let written = read_body(response.body, config.read_timeout, |chunk| {
-                if offset + chunk.len() as u64 > range.end {
-                    return Err(format!("the server sent more than the {} bytes asked for", range.end - range.start));
-                }
-                self.file.write_all_at(chunk, offset).map_err(|e| format!("writing to scratch: {e}"))?;
-                offset += chunk.len() as u64;
-                Ok(())
-            })
-            .await
-            .and_then(|()| {
-                if offset == range.end {
-                    Ok(())
-                } else {
-                    Err(format!("the body ended after {} of {} bytes", offset - range.start, range.end - range.start))
-                }
-            });
-            match written {
-                Ok(()) => return Ok(()),
-                Err(detail) if detail.starts_with("writing to scratch") => return Err(Failure::Transient(detail)),
-                Err(detail) if attempt < config.max_attempts => {
-                    tracing::debug!(start = range.start, attempt, detail, "a ranged GET broke off: retrying");
-                    backoff(config, attempt).await;
-                    attempt += 1;
-                }
-                Err(detail) => return Err(Failure::Transient(detail)),
-            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod alloc;
 pub mod encoder;
+pub mod input;
 
 use std::sync::Once;
 

@@ -42,6 +42,11 @@ pub(crate) const METRICS: &[(&str, &str, &str)] = &[
         "Chunks found finished by an earlier run (after a preemption) and not encoded again.",
     ),
     ("ladder_job_input_bytes", "", "Size of the input recording."),
+    (
+        "ladder_job_input_bytes_read",
+        "",
+        "Bytes of an S3 input this process fetched, reading it in place (absent when it was fetched whole or is local).",
+    ),
     ("ladder_job_published", "", "1 when this process published the master playlist, else 0."),
     ("ladder_job_recording_ended_timestamp_seconds", "", "When the recording ended (Unix seconds), when known."),
     (
@@ -160,6 +165,9 @@ impl Push<'_> {
         set.gauge("ladder_job_chunks_encoded", &[], s.chunks_encoded.len() as f64);
         set.gauge("ladder_job_chunks_reused", &[], s.chunks_reused.len() as f64);
         set.gauge("ladder_job_input_bytes", &[], s.input_bytes as f64);
+        if let Some(bytes) = s.input_bytes_read {
+            set.gauge("ladder_job_input_bytes_read", &[], bytes as f64);
+        }
         set.gauge("ladder_job_published", &[], if s.published.is_some() { 1.0 } else { 0.0 });
         if s.published.is_some()
             && let Some(ended) = self.recording_ended

@@ -15,6 +15,7 @@ use super::loudness::{self, LoudnessFigures, Measured, Stage};
 use super::video::ChunkJob;
 use super::{EncodedSegment, close_fragment, open_muxer};
 use crate::exit::{ExitClass, Outcome};
+use crate::location::Source;
 use crate::media::encoder::{self, AudioEncoderSpec, EncoderError};
 use crate::package::cmaf::{self, CmafError};
 use crate::plan::{Plan, PlannedAudio};
@@ -154,7 +155,7 @@ struct Normalization {
 impl Normalization {
     /// Measures the track in a pass of its own (audio only), and plans the gain.
     fn measure(
-        input: &Path,
+        input: &Source,
         plan: &Plan,
         audio: &PlannedAudio,
         target: Loudness,
@@ -196,7 +197,7 @@ fn libav(context: &'static str) -> impl Fn(ff::Error) -> AudioError {
 
 /// The recording's audio stream and its decoder.
 struct AudioSource {
-    input: ff::format::context::Input,
+    input: crate::media::input::Opened,
     decoder: ff::decoder::Audio,
     index: usize,
     time_base: ff::Rational,
@@ -228,8 +229,9 @@ impl AudioSource {
         stage.feed(None, &mut ignore)
     }
 
-    fn open(input: &Path, plan: &Plan, audio: &PlannedAudio) -> Result<Self, AudioError> {
-        let input = ff::format::input(&input).map_err(libav("opening the input"))?;
+    fn open(input: &Source, plan: &Plan, audio: &PlannedAudio) -> Result<Self, AudioError> {
+        let input =
+            crate::media::input::open_with_info(input, crate::probe::PROTOCOLS).map_err(libav("opening the input"))?;
         // Time zero is the plan's: the first picture, or the first sound when it starts earlier.
         let zero = plan.source.start_seconds;
         let stream = input

@@ -26,7 +26,7 @@ pub(super) struct Finished<'a> {
 
 impl Finished<'_> {
     /// This shard's share is done; the last shard to finish publishes.
-    pub(super) fn waiting(self, plan: &Plan, input_bytes: u64) -> RunSummary {
+    pub(super) fn waiting(self, plan: &Plan, input_bytes: u64, input_bytes_read: Option<u64>) -> RunSummary {
         let waiting_for = self.done.missing_chunks(plan);
         tracing::info!(shard = %self.req.shard, waiting_for = crate::logging::json(&waiting_for), "this shard's share is done; the last shard to finish publishes");
         let wall_seconds = self.clock.wall_seconds();
@@ -42,6 +42,7 @@ impl Finished<'_> {
             chunks_reused: self.reused,
             rungs: Vec::new(),
             input_bytes,
+            input_bytes_read,
             stages: self.clock.stages,
         }
     }
@@ -58,15 +59,20 @@ pub(super) fn publish(
     let plan = &prepared.plan;
     let assemble_started = (std::time::Instant::now(), report::cpu_seconds());
     let (subtitles, subtitles_left_out) = crate::subtitles::gather(plan, &prepared.input, &prepared.sidecars);
+    // A stream left out because the store failed a read is not the recording's fault.
+    if let Some(failed) = prepared.input.failure() {
+        return Err(failed.into());
+    }
     let parts = assemble::Parts { records: &done.chunks, audio_records: &done.audio, subtitles: &subtitles };
     let ladder = assemble::assemble(out, plan, &media, &req.preset, &parts, scratch)?;
     clock.stages.push(Stage::since("assemble", assemble_started));
-    let input_sha256 = prepared.input_hash.wait()?;
+    let mut input_identity = prepared.input_hash.wait()?;
+    input_identity.bytes_read = prepared.input.bytes_read();
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());
     let report = Report::new(report::ReportInputs {
         input: &req.input,
         probe: &prepared.probe,
-        input_sha256,
+        input_identity,
         plan,
         plan_id: &prepared.plan_id,
         encoder: &req.preset.video.encoder,
@@ -97,6 +103,7 @@ pub(super) fn publish(
         chunks_reused: reused,
         rungs: report.rungs.clone(),
         input_bytes: prepared.probe.size_bytes,
+        input_bytes_read: report.input.bytes_read,
         stages: report.stages.clone(),
     })
 }

@@ -82,6 +82,8 @@ pub(crate) struct RunSummary {
     pub rungs: Vec<report::RungReport>,
     /// Size of the input recording.
     pub input_bytes: u64,
+    /// Bytes of it this process fetched, when it was read in place from S3.
+    pub input_bytes_read: Option<u64>,
     /// Wall and CPU seconds of each stage so far.
     pub stages: Vec<Stage>,
 }
@@ -163,16 +165,25 @@ fn run_claimed(
     );
     progress.finish();
     clock.stages.push(Stage::since("encode", encode_started));
-    let encoded = encoded?;
+    let encoded = encoded.map_err(|e| prepare::read_failure(&prepared.input, e))?;
 
     // Chunks other shards own: published only when every record is there.
     done.load_missing(out, plan, plan_id)?;
+    log_bytes_read(&prepared.input, prepared.probe.size_bytes);
     let media = lease.media();
     let finished = finish::Finished { req, clock, workers, encoded, reused: work.reused, done, media };
     if !finished.done.is_complete(plan) {
-        return Ok(finished.waiting(plan, prepared.probe.size_bytes));
+        return Ok(finished.waiting(plan, prepared.probe.size_bytes, prepared.input.bytes_read()));
     }
     finish::publish(out, prepared, finished, scratch.path())
+}
+
+/// How much of an input read in place this process fetched.
+fn log_bytes_read(input: &location::Source, size: u64) {
+    if let Some(bytes) = input.bytes_read() {
+        let share = bytes as f64 / size.max(1) as f64;
+        tracing::info!(bytes_read = bytes, of = size, share = (share * 1000.0).round() / 1000.0, "input read in place");
+    }
 }
 
 /// Wall and CPU time of the run and of each stage, for the report.

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use super::Clock;
 use super::{RunError, RunRequest};
 use crate::layout::{self, Part};
-use crate::location::{self, Output};
+use crate::location::{self, Output, Source};
 use crate::pipeline::video;
 use crate::plan::{Chunk, Plan};
 use crate::probe::Probe;
@@ -16,11 +16,11 @@ use crate::report;
 
 /// The input as this run sees it.
 pub(super) struct Prepared {
-    /// What the chunks and the audio read: the input's local path (the scratch copy of a
-    /// remote object, or the file itself), or its re-based copy ([`crate::remux`]).
-    pub(super) source: PathBuf,
-    /// The recording's local path (its subtitle streams are read from it).
-    pub(super) input: PathBuf,
+    /// What the chunks and the audio read: the recording (a local file, or an S3 object
+    /// read in place), or its re-based copy in scratch ([`crate::remux`]).
+    pub(super) source: Source,
+    /// The recording itself (its subtitle streams are read from it).
+    pub(super) input: Source,
     /// The cues of each sidecar, in the order given.
     pub(super) sidecars: Vec<Vec<crate::subtitles::Cue>>,
     pub(super) probe: Probe,
@@ -29,18 +29,29 @@ pub(super) struct Prepared {
     pub(super) input_hash: InputHash,
 }
 
-/// Fetches, probes and plans the input.
+/// Opens, probes and plans the input.
 pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut Clock) -> Result<Prepared, RunError> {
-    // First, so that a bad subtitle file stops the run before the recording is fetched.
+    // First, so that a bad subtitle file stops the run before the recording is read.
     let sidecars =
         clock.timed("subtitles", || crate::subtitles::load_sidecars(&req.subtitles, scratch, &req.storage))?;
-    let input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage))?;
-    let probe = clock.timed("probe", || crate::probe::probe(&input, &req.limits))?;
-    let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits))?;
-    let (source, probe) = (remuxed.path, remuxed.probe);
-    let mut plan = clock
-        .timed("plan", || crate::dead_air::plan(&source, &probe, &req.preset, &req.trim, &req.limits))?
-        .with_sidecars(&req.subtitles);
+    let mut input = clock.timed("fetch", || location::open_input(&req.input, scratch, &req.storage))?;
+    if let Source::Remote(_) = &input
+        && !crate::probe::seekable_in_place(&input)
+    {
+        // A container without an index is read through twice (probe, copy): once is cheaper.
+        tracing::info!("the recording has no index to seek by: fetching it whole");
+        input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage).map(Source::Local))?;
+    }
+    let probe = clock.timed("probe", || crate::probe::probe_source(&input, &req.limits))?;
+    let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits));
+    let remuxed = remuxed.map_err(|e| read_failure(&input, e.into()))?;
+    let (source, probe) = (remuxed.source, remuxed.probe);
+    let planned = clock.timed("plan", || crate::dead_air::plan(&source, &probe, &req.preset, &req.trim, &req.limits));
+    let mut plan = planned.map_err(|e| read_failure(&input, e.into()))?.with_sidecars(&req.subtitles);
+    // A read that failed while looking for dead air left the recording whole: not this plan.
+    if let Some(failed) = input.failure() {
+        return Err(failed.into());
+    }
     // The plan names the input by its location, not by the scratch copy, whose folder is
     // new in every run: reruns and other shards must find the same plan.
     plan.source.path = req.input.to_string();
@@ -48,6 +59,12 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
     warn_skipped_audio(&plan);
     let input_hash = InputHash::start(&input);
     Ok(Prepared { source, input, sidecars, probe, plan, plan_id, input_hash })
+}
+
+/// `e`, unless a read of the object in place failed: then that failure (libav saw only an
+/// I/O error, which it may have reported as a damaged file).
+pub(super) fn read_failure(input: &Source, e: RunError) -> RunError {
+    input.failure().map_or(e, RunError::from)
 }
 
 /// Says which audio tracks the ladder leaves out, and why: a recording with interpreters'
@@ -61,21 +78,39 @@ fn warn_skipped_audio(plan: &Plan) {
     }
 }
 
-/// The input's SHA-256, computed on its own thread while the chunks encode.
+/// Local files larger than this are named by size and time, not hashed: reading 50 GB
+/// again only to name it would cost minutes.
+const HASHED_UP_TO: u64 = 8 << 30;
+
+/// The input's identity; a local file's SHA-256 is computed on its own thread while the
+/// chunks encode.
 pub(super) struct InputHash {
     input: PathBuf,
-    thread: JoinHandle<std::io::Result<String>>,
+    thread: Option<JoinHandle<std::io::Result<String>>>,
+    object: Option<location::ObjectIdentity>,
 }
 
 impl InputHash {
-    fn start(input: &std::path::Path) -> Self {
-        let path = input.to_owned();
-        Self { input: input.to_owned(), thread: std::thread::spawn(move || report::file_sha256(&path)) }
+    fn start(input: &Source) -> Self {
+        let object = input.identity().cloned();
+        let path = input.local().map(std::path::Path::to_owned).unwrap_or_default();
+        let hashed = input.local().is_some() && input.size().is_ok_and(|n| n <= HASHED_UP_TO);
+        let thread = hashed.then(|| {
+            let path = path.clone();
+            std::thread::spawn(move || report::file_sha256(&path))
+        });
+        Self { input: path, thread, object }
     }
 
-    pub(super) fn wait(self) -> Result<String, RunError> {
-        let hashed = self.thread.join().map_err(|_| RunError::Inconsistent("hashing the input panicked".into()))?;
-        hashed.map_err(|source| RunError::Scratch { path: self.input.display().to_string(), source })
+    pub(super) fn wait(self) -> Result<report::InputIdentity, RunError> {
+        let sha256 = match self.thread {
+            Some(thread) => {
+                let hashed = thread.join().map_err(|_| RunError::Inconsistent("hashing the input panicked".into()))?;
+                Some(hashed.map_err(|source| RunError::Scratch { path: self.input.display().to_string(), source })?)
+            }
+            None => None,
+        };
+        Ok(report::InputIdentity { sha256, object: self.object, bytes_read: None })
     }
 }
 

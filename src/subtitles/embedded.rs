@@ -2,7 +2,6 @@
 //! libav's decoders, in one pass over the file for every stream asked for.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use ff::ffi;
 use ffmpeg_next as ff;
@@ -19,13 +18,14 @@ struct Reader {
 /// The cues of each of `streams`, in milliseconds from `zero_seconds` on the recording's
 /// clock (the output's first frame): a stream that cannot be read gets its error.
 pub(crate) fn read(
-    path: &Path,
+    source: &crate::location::Source,
     streams: &[usize],
     zero_seconds: f64,
 ) -> BTreeMap<usize, Result<Vec<Cue>, SubtitleError>> {
     crate::media::init();
+    let path = source.name();
     let error = |stream, detail: String| SubtitleError::Embedded { path: path.display().to_string(), stream, detail };
-    let mut input = match ff::format::input(path) {
+    let mut input = match crate::media::input::open_with_info(source, crate::probe::PROTOCOLS) {
         Ok(input) => input,
         Err(e) => {
             return streams.iter().map(|&s| (s, Err(error(s, format!("cannot open the recording: {e}"))))).collect();

@@ -107,7 +107,11 @@ pub struct LeftOut {
 /// The cues of every planned rendition: the sidecars' (read when the run planned, in
 /// `sidecars`), and the recording's own streams, read now from `input`. A stream that
 /// cannot be read is left out with a warning: the rest of the ladder is still good.
-pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue>]) -> (Vec<Rendition>, Vec<LeftOut>) {
+pub(crate) fn gather(
+    plan: &crate::plan::Plan,
+    input: &crate::location::Source,
+    sidecars: &[Vec<Cue>],
+) -> (Vec<Rendition>, Vec<LeftOut>) {
     use crate::plan::SubtitleSource;
     let streams: Vec<usize> = plan
         .subtitles
@@ -130,7 +134,7 @@ pub(crate) fn gather(plan: &crate::plan::Plan, input: &Path, sidecars: &[Vec<Cue
         let cues = match &planned.source {
             SubtitleSource::Embedded { stream, .. } => embedded.remove(stream).unwrap_or_else(|| {
                 let detail = "was not read".to_owned();
-                Err(SubtitleError::Embedded { path: input.display().to_string(), stream: *stream, detail })
+                Err(SubtitleError::Embedded { path: input.name().display().to_string(), stream: *stream, detail })
             }),
             SubtitleSource::Sidecar { position, .. } => {
                 Ok(shifted(sidecars.get(*position).cloned().unwrap_or_default(), cut_ms))

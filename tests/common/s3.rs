@@ -532,6 +532,7 @@ fn serve(
                 r.fault
             })
     };
+    let if_match = request.header("if-match").map(str::to_owned);
     requests.lock().expect("log").push(request);
     if let Some(f) = fault {
         injected.lock().expect("log").push(format!("{f:?} {method} {target}"));
@@ -541,19 +542,7 @@ fn serve(
     }
     let body = read_body(&mut reader, &head)?;
     match fault {
-        Some(Fault::Status(status, code)) => {
-            let xml = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test \
-                 proxy</Message><RequestId>test</RequestId></Error>"
-            );
-            write!(
-                client,
-                "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: \
-                 close\r\n\r\n{xml}",
-                xml.len()
-            )?;
-            return client.flush();
-        }
+        Some(Fault::Status(status, code)) => return reply_error(&mut client, status, code),
         Some(Fault::Reply(xml)) => {
             write!(
                 client,
@@ -622,12 +611,46 @@ fn serve(
             }
             client.shutdown(std::net::Shutdown::Both)
         }
+        _ if method == "GET" && if_match.is_some() => {
+            // s3s-fs ignores If-Match on GET; S3 answers 412 when the object is another
+            // version now. The proxy does, from the ETag of the server's answer.
+            let mut up_reader = BufReader::new(up);
+            let response = read_head(&mut up_reader)?.unwrap_or_default();
+            let unquote = |v: &str| v.trim().trim_start_matches("W/").trim_matches('"').to_owned();
+            let wanted = if_match.as_deref().map(unquote);
+            let ok = response.first().is_some_and(|l| l.contains(" 20"));
+            if ok && header(&response, "etag").map(unquote) != wanted {
+                injected.lock().expect("log").push(format!("412 (If-Match) {method} {target}"));
+                return reply_error(&mut client, 412, "PreconditionFailed");
+            }
+            let mut text = response.join("\r\n");
+            text.push_str("\r\n\r\n");
+            client.write_all(text.as_bytes())?;
+            std::io::copy(&mut up_reader, &mut client)?;
+            client.flush()?;
+            client.shutdown(std::net::Shutdown::Both)
+        }
         _ => {
             std::io::copy(&mut up, &mut client)?;
             client.flush()?;
             client.shutdown(std::net::Shutdown::Both)
         }
     }
+}
+
+/// An S3 error answer: `status`, with `code` in its XML body.
+fn reply_error(client: &mut TcpStream, status: u16, code: &str) -> std::io::Result<()> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test \
+         proxy</Message><RequestId>test</RequestId></Error>"
+    );
+    write!(
+        client,
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: \
+         close\r\n\r\n{xml}",
+        xml.len()
+    )?;
+    client.flush()
 }
 
 /// Copies a file into the server as an object through the API (so it has a checksum).

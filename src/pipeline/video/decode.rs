@@ -45,7 +45,7 @@ impl Pass {
 pub(super) struct ChunkDecoder<'a> {
     plan: &'a Plan,
     chunk: &'a Chunk,
-    input: ff::format::context::Input,
+    input: crate::media::input::Opened,
     decoder: ff::decoder::Video,
     picture: Option<ff::filter::Graph>,
     stream_time_base: ff::Rational,
@@ -63,7 +63,8 @@ impl<'a> ChunkDecoder<'a> {
     pub(super) fn open(job: &ChunkJob<'a>, chunk: &'a Chunk) -> Result<Self, ChunkError> {
         let (plan, c) = (job.plan, chunk.index);
         let libav = |context| move |source| ChunkError::Libav { chunk: c, context, source };
-        let input = ff::format::input(&job.input).map_err(libav("opening the input"))?;
+        let input = crate::media::input::open_with_info(job.input, crate::probe::PROTOCOLS)
+            .map_err(libav("opening the input"))?;
         let index = plan.source.video_stream.expect("only a recording with video has chunks");
         let stream = input.stream(index).ok_or(ChunkError::Libav {
             chunk: c,

@@ -163,7 +163,7 @@ pub fn reorder_delay(plan: &Plan, preset: &Preset) -> Result<u32, EncoderError> 
 
 /// What every chunk of a run shares.
 pub struct ChunkJob<'a> {
-    pub input: &'a Path,
+    pub input: &'a crate::location::Source,
     pub plan: &'a Plan,
     pub preset: &'a Preset,
     /// Scratch folder for the muxers' files.
