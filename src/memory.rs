@@ -12,8 +12,13 @@ use crate::plan::Plan;
 use crate::preset::Preset;
 
 /// The process without chunks: libraries, the audio renditions' threads, the storing
-/// queue, allocator slack (measured: peak RSS of a run with a one-rung 240p ladder).
-pub const PROCESS_BYTES: u64 = 160 << 20;
+/// queue, allocator slack (measured: peak RSS of a run with a one-rung 240p ladder), and
+/// the blocks of an S3 input read in place that every reader shares (8 of 4 MiB).
+pub const PROCESS_BYTES: u64 = (160 << 20) + (32 << 20);
+
+/// A chunk's reader of an S3 input read in place: its current block and the one read
+/// ahead (4 MiB each).
+const READER_BYTES: u64 = 8 << 20;
 
 /// Pictures the decoder holds, as pictures of the source: its reference frames (H.264 up
 /// to 16), the frames its threads have in flight, and the few queued to the filter.
@@ -101,7 +106,8 @@ impl Shape {
                 (picture * pictures + muxed) as u64
             })
             .sum();
-        Estimate { chunk_bytes: DECODER_PICTURES * source + warmup + rungs, process_bytes: PROCESS_BYTES }
+        let chunk_bytes = READER_BYTES + DECODER_PICTURES * source + warmup + rungs;
+        Estimate { chunk_bytes, process_bytes: PROCESS_BYTES }
     }
 }
 

@@ -256,7 +256,7 @@ fn container(config: &DispatchConfig, req: &JobRequest<'_>) -> Container {
                 ..EnvFromSource::default()
             }]
         }),
-        resources: Some(resources(req.preset)),
+        resources: Some(resources(req.preset, &req.input)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -298,14 +298,15 @@ fn container_env(config: &DispatchConfig, req: &JobRequest<'_>) -> Vec<EnvVar> {
 /// The preset's CPUs and scratch; its memory, raised to what the chunks its CPUs run at
 /// once need when that is more ([`crate::memory::Estimate::of_preset`]), so the pod is not
 /// killed for memory (exit 137) and retried into the same death.
-fn resources(preset: &Preset) -> ResourceRequirements {
+fn resources(preset: &Preset, input: &str) -> ResourceRequirements {
     let res = &preset.resources;
     let memory = job_memory(preset);
+    let scratch = scratch_request(preset, input);
     let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()
     };
     ResourceRequirements {
-        requests: Some(quantities(&[("cpu", &res.cpu), ("memory", &memory), ("ephemeral-storage", &res.scratch)])),
+        requests: Some(quantities(&[("cpu", &res.cpu), ("memory", &memory), ("ephemeral-storage", &scratch)])),
         limits: Some(quantities(&[("cpu", &res.cpu), ("memory", &memory)])),
         ..ResourceRequirements::default()
     }
@@ -321,6 +322,30 @@ fn job_memory(preset: &Preset) -> String {
     match quantity_bytes(&res.memory) {
         Some(floor) if floor >= needed => res.memory.clone(),
         _ => format!("{}Mi", needed.div_ceil(1 << 20)),
+    }
+}
+
+/// The scratch the pod asks for. An S3 recording in a container with an index (MP4, MOV,
+/// Matroska, WebM) is read in place: scratch holds only the chunks being muxed, so the
+/// request is what its CPUs' chunks need, 1 GiB at least. Anything else (MPEG-TS, FLV, an
+/// HLS playlist, a path) is copied whole: the preset's `scratch`. The volume's size limit
+/// stays the preset's either way.
+fn scratch_request(preset: &Preset, input: &str) -> String {
+    use crate::memory::{quantity_bytes, quantity_cpus};
+    let res = &preset.resources;
+    let extension = input.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let in_place = input.starts_with("s3://") && matches!(extension.as_str(), "mp4" | "mov" | "m4v" | "mkv" | "webm");
+    if !in_place {
+        return res.scratch.clone();
+    }
+    let jobs = quantity_cpus(&res.cpu).unwrap_or(1.0).ceil() as u64;
+    let chunk_seconds = preset.segments.segment_seconds * f64::from(preset.segments.chunk_segments);
+    // Each rung's chunk at its peak rate, muxed once and cut into segments: twice over.
+    let chunk: f64 = preset.rungs.iter().map(|r| f64::from(r.maxrate_kbps) * 125.0 * chunk_seconds * 2.0).sum();
+    let needed = ((chunk * jobs as f64) as u64).max(1 << 30);
+    match quantity_bytes(&res.scratch) {
+        Some(preset_bytes) if preset_bytes <= needed => res.scratch.clone(),
+        _ => format!("{}Gi", needed.div_ceil(1 << 30)),
     }
 }
 
@@ -435,5 +460,18 @@ mod tests {
         assert_eq!(trim_args(&cut), ["--start=90.5", "--end=3600"]);
         assert_eq!(trim_args(&Trim::new(None, Some(0.1)).unwrap()), ["--end=0.1"]);
         assert!(trim_args(&Trim::default()).is_empty());
+    }
+
+    #[test]
+    fn scratch_is_requested_for_what_the_input_needs() {
+        let p = crate::preset::resolve("default", None).unwrap();
+        // Read in place: the chunks its CPUs mux (default: 4 CPUs, 9 rungs, 30 s chunks).
+        let in_place = scratch_request(&p, "s3://rec/keynote.MP4");
+        assert_eq!(in_place, "2Gi");
+        assert_eq!(scratch_request(&p, "s3://rec/room.webm"), in_place);
+        // Copied whole: the preset's.
+        for input in ["s3://rec/stream.ts", "s3://rec/talk/index.m3u8", "/mnt/rec/keynote.mp4", "s3://rec/x"] {
+            assert_eq!(scratch_request(&p, input), p.resources.scratch, "{input}");
+        }
     }
 }
