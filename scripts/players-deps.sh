@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/players.rs needs to play the sample's ladder in real players, skipping
 # what is there: Debian's chromium (it plays H.264/AAC through MSE) and the pinned npm
-# packages of tests/players (hls.js, shaka-player, playwright-core, which never downloads
+# packages of tests/players (hls.js, shaka-player, dashjs, playwright-core, which never downloads
 # a browser of its own). Needs Node.js 20 or later with npm, which the machine has (Debian
 # bookworm's own nodejs is 18, too old for playwright-core). Needs root (or sudo) only when
 # installing chromium.

@@ -86,15 +86,11 @@ fn expand(template: roxmltree::Node<'_, '_>) -> Vec<(u64, u64, u64)> {
     out
 }
 
-/// DASH-IF IOP: `S@t` is a segment's earliest presentation time. Today it is the decode
-/// time (`tfdt`), so the MPD places the video one B-frame delay before the audio.
-/// Writing `S@t` = `tfdt` + delay (with `presentationTimeOffset` at the first) passes this
-/// test but makes Shaka Player 5.2.12 stall on a switch of rung and language together
-/// (`tests/players.rs`, `hls_js_and_shaka_player_offer_every_language`), so it waits for
-/// the packaging to present from the decode time (negative composition offsets, `trun`
-/// version 1), where `S@t` = `tfdt` is right as it is.
+/// DASH-IF IOP: `S@t` is a segment's earliest presentation time, read here from the media
+/// itself (ffprobe on the init and that segment alone), for every segment of every
+/// representation; with `presentationTimeOffset` at the first segment's, every track
+/// starts at the Period's start, together.
 #[test]
-#[ignore = "S@t is the decode time until the video presents from it; see the comment"]
 fn dash_segment_times_are_earliest_presentation_times_and_tracks_start_together() {
     let out = ladder();
     let text = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();

@@ -1,5 +1,6 @@
 //! The bundled sample's ladder played by real players in a real browser: hls.js on the HLS
-//! master and Shaka Player on the DASH MPD, in Debian's headless Chromium, driven by
+//! master, Shaka Player and dash.js (DASH-IF's reference player) on the DASH MPD, in
+//! Debian's headless Chromium, driven by
 //! `tests/players/play.mjs` (playwright-core; `npm ci` in `tests/players/`). Every rung
 //! is sought to, switched to and watched playing (time moves, frames are decoded, the
 //! picture has the rung's size), the end is played, and any player error fails the test.
@@ -46,7 +47,7 @@ fn node_and_packages() -> Result<(), String> {
     if major < 20 {
         return Err(format!("node {} is older than 20", version.trim()));
     }
-    for package in ["hls.js", "shaka-player", "playwright-core"] {
+    for package in ["hls.js", "shaka-player", "dashjs", "playwright-core"] {
         let dir = common::repo("tests/players/node_modules").join(package);
         if !dir.join("package.json").is_file() {
             return Err(format!("{} is missing: run `npm ci` in tests/players", dir.display()));
@@ -169,7 +170,7 @@ fn check_player(name: &str, seen: &Value, expected: &[Rung]) {
 }
 
 #[test]
-fn hls_js_and_shaka_player_play_every_rung_of_the_sample() {
+fn hls_js_shaka_and_dash_js_play_every_rung_of_the_sample() {
     let Some(chromium) = players_available() else { return };
     let dir = tempfile::tempdir().expect("a temp dir");
     let out = dir.path().join("ladder");
@@ -184,17 +185,17 @@ fn hls_js_and_shaka_player_play_every_rung_of_the_sample() {
 
     let result = play(&out, &chromium);
     eprintln!("played in Chromium {}", result["chromium"]);
-    for (name, expected) in [("hls.js", &hls_rungs), ("shaka", &hls_rungs)] {
+    for (name, expected) in [("hls.js", &hls_rungs), ("shaka", &hls_rungs), ("dashjs", &hls_rungs)] {
         let seen = &result["players"][name];
         eprintln!("{name}: {} ({} rungs)", seen["version"], seen["rungs"].as_array().map_or(0, Vec::len));
         check_player(name, seen, expected);
     }
 }
 
-/// Two languages, as an interpreted keynote has them: both players offer both, by
+/// Two languages, as an interpreted keynote has them: every player offers both, by
 /// language, and play the recording to its end.
 #[test]
-fn hls_js_and_shaka_player_offer_every_language() {
+fn hls_js_shaka_and_dash_js_offer_every_language() {
     let Some(chromium) = players_available() else { return };
     let tags = ["-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=deu"];
     let two = common::two_tones(
@@ -211,7 +212,7 @@ fn hls_js_and_shaka_player_offer_every_language() {
         .assert()
         .success();
     let result = play(&out, &chromium);
-    for name in ["hls.js", "shaka"] {
+    for name in ["hls.js", "shaka", "dashjs"] {
         let seen = &result["players"][name];
         let mut languages: Vec<&str> =
             seen["audio"].as_array().into_iter().flatten().filter_map(|a| a["language"].as_str()).collect();

@@ -210,7 +210,7 @@ fn segment_template(x: &mut Xml, track: &TrackSummary) {
         ],
     );
     x.open("SegmentTimeline", &[]);
-    for run in timeline(&track.segments) {
+    for run in timeline(&track.segments, &track.presentation_times()) {
         let mut attrs = Vec::with_capacity(3);
         if let Some(t) = run.t {
             attrs.push(("t", t.to_string()));
@@ -225,19 +225,22 @@ fn segment_template(x: &mut Xml, track: &TrackSummary) {
     x.close("SegmentTemplate");
 }
 
-/// The segments as run-length `<S>` elements: consecutive segments of equal duration that
-/// follow one another without a gap share one element; `t` is written for the first and
-/// wherever the timeline jumps.
-fn timeline(segments: &[SegmentSummary]) -> Vec<Run> {
+/// The segments as run-length `<S>` elements on the presentation timeline
+/// (`presentation_times`, one per segment): `t` is a segment's earliest presentation time
+/// and `d` its span, so with `presentationTimeOffset` at the first segment's, every track
+/// starts at the Period's start. Consecutive segments of equal span that follow one
+/// another without a gap share one element; `t` is written for the first and wherever the
+/// timeline jumps.
+fn timeline(segments: &[SegmentSummary], presentation_times: &[u64]) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
     let mut next: Option<u64> = None;
-    for s in segments {
-        let contiguous = next == Some(s.decode_time);
+    for (s, &t) in segments.iter().zip(presentation_times) {
+        let contiguous = next == Some(t);
         match runs.last_mut() {
             Some(run) if contiguous && run.d == s.duration => run.r += 1,
-            _ => runs.push(Run { t: (!contiguous).then_some(s.decode_time), d: s.duration, r: 0 }),
+            _ => runs.push(Run { t: (!contiguous).then_some(t), d: s.duration, r: 0 }),
         }
-        next = Some(s.decode_time + s.duration);
+        next = Some(t + s.duration);
     }
     runs
 }
@@ -408,8 +411,12 @@ mod tests {
         out
     }
 
+    /// (number, earliest presentation time, span) of each segment: the first is presented
+    /// at the track's offset, and each later one as far after it as it is decoded.
     fn expected(track: &TrackSummary) -> Vec<(u64, u64, u64)> {
-        track.segments.iter().map(|s| (u64::from(s.index), s.decode_time, s.duration)).collect()
+        let first = track.segments[0].decode_time;
+        let start = |s: &SegmentSummary| s.decode_time - first + track.presentation_offset;
+        track.segments.iter().map(|s| (u64::from(s.index), start(s), s.duration)).collect()
     }
 
     fn ladder_mpd() -> String {
@@ -484,9 +491,11 @@ mod tests {
             assert_eq!(num(template, "presentationTimeOffset"), track.presentation_offset);
             assert_eq!(attr(template, "initialization"), "$RepresentationID$/init.mp4");
             assert_eq!(attr(template, "media"), "$RepresentationID$/seg_$Number$.m4s");
-            // The offset is the same instant, 0.08 s, on every track.
+            // The offset is the same instant, 0.08 s, on every track, and the first segment
+            // is presented then: every track starts at the Period's start, together.
             let offset = track.presentation_offset as f64 / f64::from(track.timescale);
             assert!((offset - 0.08).abs() < 1e-12);
+            assert_eq!(expand(template)[0].1, track.presentation_offset, "{}", track.dir);
         }
         // The rungs share one timeline, run-length compressed: twelve 6 s segments and the
         // short last one.
@@ -495,7 +504,7 @@ mod tests {
             .iter()
             .map(|s| (s.attribute("t"), attr(*s, "d"), s.attribute("r")))
             .collect();
-        assert_eq!(runs, [(Some("0"), "76800", Some("11")), (None, "32768", None)]);
+        assert_eq!(runs, [(Some("1024"), "76800", Some("11")), (None, "32768", None)]);
     }
 
     #[test]
@@ -563,7 +572,7 @@ mod tests {
         assert_eq!(expand(template), expected(&video[0]));
         let ts: Vec<Option<&str>> =
             children(child(template, "SegmentTimeline"), "S").iter().map(|s| s.attribute("t")).collect();
-        assert_eq!(ts, [Some("0"), Some("384512"), None]);
+        assert_eq!(ts, [Some("1024"), Some("385536"), None]);
     }
 
     #[test]

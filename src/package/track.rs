@@ -141,6 +141,19 @@ impl TrackSummary {
         self.segments.iter().map(|s| s.duration).sum()
     }
 
+    /// Earliest presentation time, in ticks, of each segment, in order: what DASH's
+    /// `S@t` is (DASH-IF IOP), against the decode time `tfdt` carries.
+    ///
+    /// The first segment's is the track's `presentation_offset`; each later one lies as far
+    /// after it as its decode time does. That holds because every segment starts with a
+    /// key frame of a closed GOP (the earliest picture it presents, shown `delay` frames
+    /// after it is decoded, the same delay in every chunk: checked when stored) or is
+    /// audio, whose samples are presented when decoded.
+    pub fn presentation_times(&self) -> Vec<u64> {
+        let first = self.segments.first().map_or(0, |s| s.decode_time);
+        self.segments.iter().map(|s| self.presentation_offset + (s.decode_time - first)).collect()
+    }
+
     /// The longest segment, in ticks (0 without segments).
     pub fn max_segment_duration(&self) -> u64 {
         self.segments.iter().map(|s| s.duration).max().unwrap_or(0)
@@ -341,7 +354,8 @@ pub(crate) mod fixture {
                 let frames = end - boundary(i);
                 SegmentSummary {
                     index: i as u32,
-                    decode_time: boundary(i) * FRAME,
+                    // Shifted, like the real audio, to start with the video's presentation.
+                    decode_time: 3840 + boundary(i) * FRAME,
                     duration: frames * FRAME,
                     // 128 kbit/s AAC: ~341 bytes a frame, plus moof.
                     size: frames * 341 + 1200 + i % 3,
@@ -461,6 +475,22 @@ mod tests {
         // A last span longer than the others counts as it is.
         let t = track(vec![segment(0, 1000, 9000, &[(0, 100)]), segment(1, 4000, 900, &[(0, 400)])]);
         assert_eq!(t.iframe_peak_bitrate(), 800);
+    }
+
+    #[test]
+    fn segments_are_presented_from_the_offset_as_they_are_decoded() {
+        let mut t = track(vec![segment(0, 1000, 10, &[]), segment(1, 1000, 10, &[]), segment(2, 400, 10, &[])]);
+        for (k, s) in t.segments.iter_mut().enumerate() {
+            s.decode_time = k as u64 * 1000;
+        }
+        // Video: decoded from 0, presented two 40 ms frames later.
+        t.presentation_offset = 80;
+        assert_eq!(t.presentation_times(), [80, 1080, 2080]);
+        // Audio: its decode times were shifted to start at the same instant.
+        for s in &mut t.segments {
+            s.decode_time += 80;
+        }
+        assert_eq!(t.presentation_times(), [80, 1080, 2080]);
     }
 
     #[test]

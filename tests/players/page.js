@@ -110,7 +110,44 @@ async function openShaka(video, url, state, verbose) {
   };
 }
 
-/** Plays `url` with `playerName` ('hls.js' or 'shaka'); resolves to the observations. */
+/** dash.js on the MPD: rungs are video representations x audio tracks (as Shaka's variants). */
+async function openDash(video, url, state, verbose) {
+  const player = dashjs.MediaPlayer().create();
+  const E = dashjs.MediaPlayer.events;
+  player.updateSettings({
+    debug: { logLevel: verbose ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING },
+    streaming: { abr: { autoSwitchBitrate: { video: false, audio: false } } },
+  });
+  player.on(E.ERROR, (e) => {
+    state.errors.push(`dash.js error: ${JSON.stringify(e.error ?? e)}`);
+    state.fatal = true;
+  });
+  const ready = new Promise((resolve) => player.on(E.STREAM_INITIALIZED, resolve));
+  player.initialize(video, url, false);
+  await ready;
+  const reps = player.getRepresentationsByType('video').sort((a, b) => a.bandwidth - b.bandwidth);
+  const audios = player.getTracksFor('audio');
+  const rungs = [];
+  for (const r of reps)
+    for (const [i, a] of audios.entries())
+      rungs.push({ id: `${r.id}/${a.lang}`, rep: r.id, audio: i, width: r.width, height: r.height,
+        bandwidth: r.bandwidth + (a.bitrateList?.[0]?.bandwidth ?? 0), codecs: [r.codecs, a.codec?.match(/codecs="?([^"]+)/)?.[1]].filter(Boolean) });
+  // Alternate the language between successive rungs, as Shaka's bandwidth order does.
+  rungs.sort((x, y) => x.bandwidth - y.bandwidth || x.audio - y.audio);
+  return {
+    version: `dash.js ${player.getVersion()}`,
+    rungs: rungs.map(({ rep, audio, ...r }) => ({ ...r, _rep: rep, _audio: audio })),
+    audio: audios.map((t) => ({ language: t.lang, roles: t.roles })),
+    select: (rung) => {
+      const a = player.getTracksFor('audio')[rung._audio];
+      if (player.getCurrentTrackFor('audio')?.lang !== a.lang) player.setCurrentTrack(a);
+      player.setRepresentationForTypeById('video', rung._rep, /* forceReplace */ true);
+    },
+    active: () => `${player.getCurrentRepresentationForType('video')?.id}/${player.getCurrentTrackFor('audio')?.lang}`,
+  };
+}
+
+/** Plays `url` with `playerName` ('hls.js', 'shaka' or 'dashjs'); resolves to the observations. */
 window.play = async function play(playerName, url, verbose = false) {
   const state = { errors: [], fatal: false };
   const video = document.getElementById('video');
@@ -121,7 +158,7 @@ window.play = async function play(playerName, url, verbose = false) {
   const result = { player: playerName, version: null, supported: {}, duration: null, rungs: [], ended: null, errors: state.errors };
   let opened;
   try {
-    opened = await (playerName === 'hls.js' ? openHls : openShaka)(video, url, state, verbose);
+    opened = await ({ 'hls.js': openHls, shaka: openShaka, dashjs: openDash }[playerName])(video, url, state, verbose);
   } catch (e) {
     state.errors.push(`loading ${url}: ${e?.message ?? JSON.stringify(e)}`);
     return result;

@@ -1,11 +1,11 @@
 // Plays a ladder output folder in headless Chromium (Debian's /usr/bin/chromium) with
-// hls.js (its master.m3u8) and Shaka Player (its manifest.mpd), and prints what happened
+// hls.js (its master.m3u8), and Shaka Player and dash.js (its manifest.mpd), and prints what happened
 // as one JSON object on stdout. tests/players.rs runs this and judges the result; this
 // script only fails (exit 1) when it cannot play at all (no browser, no page).
 //
-//   node tests/players/play.mjs OUTPUT_DIR [--chromium /usr/bin/chromium] [--player hls.js|shaka]
+//   node tests/players/play.mjs OUTPUT_DIR [--chromium /usr/bin/chromium] [--player hls.js|shaka|dashjs]
 //
-// The folder, the page (page.html, page.js) and the two players' builds are served by a
+// The folder, the page (page.html, page.js) and the players' builds are served by a
 // static server of this script on 127.0.0.1, so the page and the media share one origin.
 // playwright-core drives the browser (it never downloads one): it gives the page's
 // errors, its console and a promise-returning evaluate, which `--dump-dom` cannot.
@@ -38,6 +38,8 @@ const routes = {
   '/': path.join(here, 'page.html'),
   '/page.js': path.join(here, 'page.js'),
   '/lib/hls.js': path.join(path.dirname(require.resolve('hls.js/package.json')), 'dist/hls.js'),
+  // dash.js exports no package.json: its build is found beside this script.
+  '/lib/dash.js': path.join(here, 'node_modules/dashjs/dist/modern/umd/dash.all.min.js'),
   '/lib/shaka.js': path.join(
     path.dirname(require.resolve('shaka-player/package.json')),
     'dist/shaka-player.compiled.js',
@@ -157,6 +159,7 @@ try {
   for (const [name, manifest] of [
     ['hls.js', '/media/master.m3u8'],
     ['shaka', '/media/manifest.mpd'],
+    ['dashjs', '/media/manifest.mpd'],
   ].filter(([name]) => !only || name === only)) {
     const page = await browser.newPage();
     const pageErrors = [];
