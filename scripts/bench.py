@@ -651,6 +651,247 @@ def s3_vs_local(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work: 
     return doc
 
 
+# ---------------------------------------------------------------------------------------------
+# Streaming an S3 input (issue 18): start-up, a shard's share, stream vs fetch
+
+
+def start_s3_server(root: Path) -> tuple[subprocess.Popen, str, dict]:
+    """examples/s3_server.rs (s3s + s3s-fs) over `root`: the process, its endpoint, and the
+    environment that reaches it and nothing else."""
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    build = ["cargo", "build", "--release", "--locked", "--example", "s3_server"]
+    log(f"bench: building the S3 server (once): {shlex.join(build)}")
+    run_quiet(build, cwd=REPO)
+    server = subprocess.Popen([str(target_dir / "release" / "examples" / "s3_server"), str(root), "0"],
+                              stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+    ready = (server.stdout.readline() if server.stdout else "").split()
+    if len(ready) != 4 or ready[0] != "ready":
+        server.kill()
+        die(f"the S3 server did not start ({ready})")
+    endpoint, key, secret = ready[1:]
+    env = os.environ | {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
+                        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "LADDER_S3_ENDPOINT": endpoint}  # fmt: skip
+    return server, endpoint, env
+
+
+def seed_object(root: Path, bucket: str, key: str, source: Path) -> None:
+    """Puts `source` in the server's folder as `bucket/key` (a hard link) with the ETag s3s-fs
+    keeps for an uploaded object (else it hashes the whole file on every GET)."""
+    import base64
+    import hashlib
+
+    dest = root / bucket / key
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        os.link(source, dest)
+    md5_cache = source.with_suffix(source.suffix + ".md5")
+    if not md5_cache.is_file():
+        h = hashlib.md5()
+        with open(source, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+        md5_cache.write_text(h.hexdigest())
+    enc = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")  # noqa: E731
+    info = root / f".bucket-{enc(bucket)}.object-{enc(key)}.internal.json"
+    info.write_text(json.dumps({"e_tag": md5_cache.read_text().strip()}))
+
+
+class CountingProxy:
+    """A TCP proxy in front of the S3 server that counts the bytes the server sends back:
+    what the object store served (bodies and headers), independent of ladder's own count."""
+
+    def __init__(self, upstream: str):
+        import socket
+        import threading
+
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.served = 0
+        self.lock = threading.Lock()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, count: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+                if count:
+                    with self.lock:
+                        self.served += len(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def take(self) -> int:
+        with self.lock:
+            served, self.served = self.served, 0
+        return served
+
+
+def looped_input(source: Path, seconds: int) -> Path:
+    """`source` looped to `seconds` by stream copy (no re-encode: cheap for an hour), the
+    index at the end as a recorder writes it. Cached."""
+    path = CACHE / f"loop-{seconds}s.mp4"
+    if path.is_file():
+        return path
+    tmp = path.with_suffix(".part.mp4")
+    cmd = [*FF, "-stream_loop", "-1", "-i", str(source), "-t", str(seconds), "-c", "copy", str(tmp)]
+    log(f"bench: building the {seconds} s input (once): {shlex.join(cmd)}")
+    run_quiet(cmd, cwd=REPO)
+    tmp.rename(path)
+    return path
+
+
+def time_to_first_picture(cmd: list[str], env: dict) -> tuple[float | None, str]:
+    """Seconds from starting `cmd` to its log's `first picture encoded`; the run is then
+    interrupted (SIGTERM). Also returns the log read so far."""
+    import signal
+
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen, lines = None, []
+    assert proc.stderr
+    for line in proc.stderr:
+        lines.append(line)
+        if "first picture encoded" in line:
+            seen = time.monotonic() - start
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate()
+    return seen, "".join(lines)
+
+
+def streaming(args, ladder_bin: Path, input_path: Path, work: Path) -> dict:
+    """Issue 18's measurements through the local S3 server and a byte-counting proxy:
+    start-up (process start to the first encoded picture) of a 10- and a 60-minute input,
+    streamed and fetched; `--shard 0/32` of the hour (bytes served, wall against the same
+    shard from a local file); a whole 10-minute S3 -> S3 run streamed against fetched."""
+    inputs = {600: looped_input(input_path, 600), 3600: looped_input(input_path, 3600)}
+    root = work / "s3-root"
+    (root / "ladder").mkdir(parents=True, exist_ok=True)
+    for seconds, path in inputs.items():
+        seed_object(root, "media", f"in-{seconds}.mp4", path)
+    server, endpoint, env = start_s3_server(root)
+    proxy = CountingProxy(endpoint)
+    penv = env | {"LADDER_S3_ENDPOINT": proxy.endpoint}
+    doc: dict = {"inputs": {s: {"path": str(p), "bytes": p.stat().st_size} for s, p in inputs.items()}}
+    preset = ["--preset", args.preset, "--progress", "off", "--log", "ladder=info", "--log-format", "text"]
+    try:
+        print("\nstart-up: process start to the first encoded picture (S3 input through the proxy)")
+        startup: dict = {}
+        for seconds in inputs:
+            for mode in ("stream", "fetch"):
+                runs = []
+                for i in range(args.runs):
+                    out = work / f"startup-{seconds}-{mode}-{i}"
+                    cmd = [str(ladder_bin), "run", f"s3://media/in-{seconds}.mp4", "--out", str(out), *preset]
+                    proxy.take()
+                    t, _ = time_to_first_picture(cmd, penv | {"LADDER_S3_INPUT": mode})
+                    runs.append({"seconds": t, "bytes_served": proxy.take()})
+                    shutil.rmtree(out, ignore_errors=True)
+                ok = [r["seconds"] for r in runs if r["seconds"] is not None]
+                startup[f"{seconds}-{mode}"] = {"runs": runs, "median_s": statistics.median(ok) if ok else None}
+                print(f"  {seconds // 60:3d} min, {mode:6}: " + ", ".join(f"{r['seconds']:.2f} s ({r['bytes_served'] / 1e6:.1f} MB)"
+                      if r["seconds"] is not None else "no picture" for r in runs))  # fmt: skip
+        doc["startup"] = startup
+
+        print("\nshard 0/32 of the hour: bytes the store served, wall against the same shard from the local file")
+        shard_env = penv | {"LADDER_SHARD": "0/32"}
+        proxy.take()
+        s3_run = measure([str(ladder_bin), "run", "s3://media/in-3600.mp4", "--out", str(work / "shard-s3"), "--json", *preset],
+                         REPO, work / "shard-s3.stdout", work / "shard-s3.stderr", env=shard_env)  # fmt: skip
+        served = proxy.take()
+        local_run = measure([str(ladder_bin), "run", str(inputs[3600]), "--out", str(work / "shard-local"), "--json", *preset],
+                            REPO, work / "shard-local.stdout", work / "shard-local.stderr", env=shard_env)  # fmt: skip
+        summary = json.loads((work / "shard-s3.stdout").read_text() or "{}")
+        size = inputs[3600].stat().st_size
+        doc["shard"] = {"s3": dataclasses.asdict(s3_run), "local": dataclasses.asdict(local_run), "bytes_served": served,
+                        "bytes_read": summary.get("input_bytes_read"), "size": size,
+                        "chunks": summary.get("chunks_encoded"), "share": served / size,
+                        "wall_ratio": s3_run.wall_s / local_run.wall_s}  # fmt: skip
+        print(f"  served {served / 1e6:.1f} of {size / 1e6:.1f} MB = {served / size:.4f} (ladder counted "
+              f"{summary.get('input_bytes_read')}); chunks {summary.get('chunks_encoded')}; wall {s3_run.wall_s:.2f} s "
+              f"from S3, {local_run.wall_s:.2f} s from the local file: {doc['shard']['wall_ratio']:.3f}x")  # fmt: skip
+
+        print("\nwhole 10-minute run, S3 -> S3: streamed against fetched whole")
+        full: dict = {}
+        for mode in ("stream", "fetch"):
+            proxy.take()
+            r = measure([str(ladder_bin), "run", "s3://media/in-600.mp4", "--out", f"s3://ladder/full-{mode}", "--json",
+                         *preset], REPO, work / f"full-{mode}.stdout", work / f"full-{mode}.stderr",
+                        env=penv | {"LADDER_S3_INPUT": mode})  # fmt: skip
+            full[mode] = dataclasses.asdict(r) | {"bytes_served": proxy.take()}
+            print(f"  {mode:6}: wall {r.wall_s:.2f} s, CPU {r.cpu_s:.2f} s, peak RSS {r.max_rss_mib:.1f} MiB, "
+                  f"served {full[mode]['bytes_served'] / 1e6:.1f} MB, exit {r.exit_code}")  # fmt: skip
+        full["wall_ratio"] = full["stream"]["wall_s"] / full["fetch"]["wall_s"]
+        doc["full"] = full
+    finally:
+        server.terminate()
+        server.wait()
+
+    st = doc["startup"]
+    s10, s60 = st["600-stream"]["median_s"], st["3600-stream"]["median_s"]
+    sh = doc["shard"]
+    rows = [["target", "measured", "result"]]
+    rows.append(target_line("start-up <= 2 s (10 and 60 min, streamed)", f"{s10:.2f} / {s60:.2f} s" if s10 and s60 else "-",
+                            bool(s10 and s60 and max(s10, s60) <= 2.0)))  # fmt: skip
+    rows.append(target_line("start-up 60 min within 10 % of 10 min", f"{s60 / s10:.3f}x" if s10 and s60 else "-",
+                            bool(s10 and s60 and abs(s60 / s10 - 1) <= 0.10)))  # fmt: skip
+    rows.append(target_line("shard 0/32 reads <= 1/32 + 5 %", f"{sh['share']:.4f} (<= {1 / 32 + 0.05:.4f})",
+                            sh["share"] <= 1 / 32 + 0.05))  # fmt: skip
+    rows.append(target_line("shard 0/32 wall <= 1.1 x its chunks from a local file", f"{sh['wall_ratio']:.3f}x",
+                            sh["wall_ratio"] <= 1.1))  # fmt: skip
+    rows.append(target_line("S3 -> S3 streamed <= 1.0 x fetched", f"{doc['full']['wall_ratio']:.3f}x",
+                            doc["full"]["wall_ratio"] <= 1.0))  # fmt: skip
+    print("\ntargets (issue 18):")
+    print(table(rows, right={2}))
+    doc["targets"] = rows[1:]
+    return doc
+
+
+def streaming_main(args, ladder_bin: Path, input_path: Path) -> int:
+    """`--streaming`: issue 18's measurements alone; 0 when every target passes."""
+    if not ladder_bin.is_file():
+        die(f"{ladder_bin} is missing (make build)")
+    info = machine()
+    print(f"machine: {info['nproc']} CPUs ({info['cpu_model']}), commit {info['git_commit']}; input looped from {input_path}")
+    work = rel(CACHE / f"runs-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    work.mkdir(parents=True, exist_ok=True)
+    doc = streaming(args, ladder_bin, input_path, work) | {"machine": info}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"\nresults: {args.json}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(row[2] == "PASS" for row in doc["targets"]) else 1
+
+
 def pinned_shards(args, ladder_bin: Path, ladder: Ladder, input_path: Path, work: Path) -> dict:
     """One `ladder run --jobs 1` pinned to one CPU, against two processes at once, each pinned to
     a CPU of its own and doing one shard of two (`--shard i/2 --jobs 1`) into the same fresh
@@ -886,6 +1127,8 @@ def main() -> int:
                     help="also compare one `ladder run --jobs 1` pinned to a CPU with two shards pinned to one CPU each")
     ap.add_argument("--s3", action="store_true",
                     help="also compare S3 -> S3 (a local S3 protocol server, examples/s3_server.rs) with local -> local")
+    ap.add_argument("--streaming", action="store_true",
+                    help="only issue 18's S3 input measurements: start-up (10 and 60 min), a shard's share, stream vs fetch")
     ap.add_argument("--keep", action="store_true", help="keep every output (under target/bench/runs-<time>)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     args = ap.parse_args()
@@ -904,6 +1147,8 @@ def main() -> int:
     ladder_bin = (args.ladder or target / "release" / "ladder").resolve()
 
     input_path = rel(args.input) if args.input else rel(build_input(args.seconds))
+    if args.streaming:
+        return streaming_main(args, ladder_bin, input_path)
     src = probe(input_path)
     ladder = resolve_ladder(ladder_bin, args.preset, input_path, src)
     if not ladder.rungs:

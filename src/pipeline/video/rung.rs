@@ -246,6 +246,10 @@ pub(super) fn picture_of(frame: &ff::frame::Video) -> Option<ff::frame::Video> {
     Some(picture)
 }
 
+/// The process's first encoded picture is logged: start-up time is measured to it
+/// (`make bench`, `--streaming`).
+static FIRST_PACKET: std::sync::Once = std::sync::Once::new();
+
 fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> Result<(), ChunkError> {
     let c = chunk.index;
     let mut packet = ff::Packet::empty();
@@ -256,6 +260,7 @@ fn drain_packets(r: &mut RungPipeline, chunk: &Chunk, ticks_per_frame: u32) -> R
                     // Warm-up: the closed GOP at local frame 0 needs none of it.
                     continue;
                 }
+                FIRST_PACKET.call_once(|| tracing::info!(chunk = c, rung = r.index, "first picture encoded"));
                 if let Some(check) = r.check.as_mut() {
                     check.check(Some(&packet)).map_err(|source| ChunkError::Quality {
                         chunk: c,
