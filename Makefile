@@ -5,7 +5,8 @@ SAMPLE := media/bbb-720p25-5s.mp4
 LADDER := target/release/ladder
 PYTHON ?= python3
 ## Extra options for scripts/bench.py, e.g. make bench BENCH_ARGS="--runs 1 --json target/bench/results.json";
-## the slow checks: BENCH_ARGS="--duration-scaling --pinned-shards"
+## the slow checks: BENCH_ARGS="--duration-scaling --pinned-shards"; an S3 input read in
+## place (start-up, a shard's share, streamed vs fetched): BENCH_ARGS="--streaming"
 BENCH_ARGS ?=
 
 deps:
