@@ -6,6 +6,8 @@
 //! (docs/performance.md, "Memory per chunk"): peak RSS of `ladder run --jobs 1` minus the
 //! process's own, against this model.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::plan::Plan;
@@ -159,12 +161,42 @@ fn lookahead_frames(preset: &Preset) -> f64 {
     }
 }
 
-/// The memory this process may use: the cgroup's limit (v2 `memory.max`, else v1
-/// `memory.limit_in_bytes`), `None` when unlimited.
+/// The memory this process may use: the smallest limit of its cgroup and the cgroups above
+/// it (v2 `memory.max`, else v1 `memory.limit_in_bytes`), `None` when unlimited.
 pub fn cgroup_limit() -> Option<u64> {
-    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok();
-    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
-    v2.or_else(v1).and_then(|text| parse_limit(&text))
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    limit_under(Path::new("/sys/fs/cgroup"), &own)
+}
+
+/// The limit for the cgroup `/proc/self/cgroup` (`own`) names, under the cgroup mount `root`.
+/// A container with its own cgroup namespace sees itself at `/`, and its limit at the mount's
+/// top; a process in a cgroup below it (or a v1 host without namespaces) is found by its
+/// path, each folder up to the top counting.
+fn limit_under(root: &Path, own: &str) -> Option<u64> {
+    let v2 = own.lines().find_map(|l| l.strip_prefix("0::")).map(|path| (root.to_owned(), path, "memory.max"));
+    let v1 = own.lines().find_map(|l| {
+        let (controllers, path) = l.split_once(':')?.1.split_once(':')?;
+        controllers.split(',').any(|c| c == "memory").then(|| (root.join("memory"), path, "memory.limit_in_bytes"))
+    });
+    let top = [(root.to_owned(), "/", "memory.max"), (root.join("memory"), "/", "memory.limit_in_bytes")];
+    for (mount, path, file) in v2.into_iter().chain(v1).chain(top) {
+        let mut folder = mount.join(path.trim_start_matches('/'));
+        let mut found = None;
+        let mut limits = Vec::new();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(folder.join(file)) {
+                found = Some(());
+                limits.extend(parse_limit(&text));
+            }
+            if folder == mount || !folder.pop() {
+                break;
+            }
+        }
+        if found.is_some() {
+            return limits.into_iter().min();
+        }
+    }
+    None
 }
 
 /// A cgroup memory limit file's value: bytes, or `max` (v2) / a page-rounded 2⁶³ (v1,
@@ -187,6 +219,40 @@ mod tests {
         assert_eq!(parse_limit("max\n"), None);
         assert_eq!(parse_limit("9223372036854771712"), None, "v1's unlimited");
         assert_eq!(parse_limit("garbage"), None);
+    }
+
+    #[test]
+    fn the_limit_is_the_smallest_from_the_own_cgroup_up() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let file = root.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        };
+        // v2 in a namespace: the top.
+        write("memory.max", "max\n");
+        assert_eq!(limit_under(root.path(), "0::/\n"), None);
+        write("memory.max", "4294967296\n");
+        assert_eq!(limit_under(root.path(), "0::/\n"), Some(4 << 30));
+        // Below it, the smaller of its own and the one above.
+        write("pod/job/memory.max", "max\n");
+        assert_eq!(limit_under(root.path(), "0::/pod/job\n"), Some(4 << 30));
+        write("pod/job/memory.max", "1073741824\n");
+        assert_eq!(limit_under(root.path(), "0::/pod/job\n"), Some(1 << 30));
+        // v1: the memory controller's line, its own folder under the memory mount.
+        let v1 = tempfile::tempdir().unwrap();
+        let v1_write = |path: &str, text: &str| {
+            let file = v1.path().join("memory").join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        };
+        v1_write("memory.limit_in_bytes", "9223372036854771712\n");
+        v1_write("ladder/memory.limit_in_bytes", "734003200\n");
+        let own = "12:pids:/\n4:memory:/ladder\n0::/\n";
+        assert_eq!(limit_under(v1.path(), own), Some(700 << 20));
+        // A path that is not there (a v1 host's full path inside a container): the top.
+        assert_eq!(limit_under(v1.path(), "4:memory:/docker/abc\n"), None);
+        assert_eq!(limit_under(root.path(), "0::/elsewhere\n"), Some(4 << 30));
     }
 
     #[test]

@@ -126,6 +126,10 @@ pub struct InputReport {
     /// Bytes this process fetched of an object read in place (read-ahead included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_read: Option<u64>,
+    /// What an object read in place was checked against (its stored checksum), when this
+    /// process checked it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
     pub probe: Probe,
 }
 
@@ -135,6 +139,7 @@ pub struct InputIdentity {
     pub sha256: Option<String>,
     pub object: Option<crate::location::ObjectIdentity>,
     pub bytes_read: Option<u64>,
+    pub verified: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,6 +280,7 @@ impl Report {
                 sha256: r.input_identity.sha256,
                 object: r.input_identity.object,
                 bytes_read: r.input_identity.bytes_read,
+                verified: r.input_identity.verified,
                 probe: r.probe.clone(),
             },
             preset: PresetReport { name: plan.preset.name.clone(), hash: plan.preset.hash.clone() },

@@ -176,9 +176,12 @@ fn s3_to_s3_publishes_a_complete_ladder_with_the_right_headers() {
     assert_eq!(input["object"]["checksum"], format!("SHA256:{}", common::s3::sha256_b64(&bytes)), "{input}");
     assert_eq!(input["object"]["size_bytes"], bytes.len());
     assert!(input["object"]["etag"].as_str().is_some_and(|e| !e.is_empty()), "{input}");
-    assert_eq!(input["bytes_read"], bytes.len(), "the 1 MB input is one block, fetched once");
+    // The 1 MB input is one block: fetched once for every reader, and once more, whole, by
+    // the check against its stored checksum (which never takes a shared block).
+    assert_eq!(input["bytes_read"], 2 * bytes.len());
+    assert_eq!(input["verified"], "SHA256 of the whole object", "{input}");
     assert!(input.get("sha256").is_none(), "{input}");
-    assert!(stderr.contains(&format!("input read in place bytes_read={} of={}", bytes.len(), bytes.len())), "{stderr}");
+    assert!(stderr.contains(&format!("input read in place bytes_read={} of={}", 2 * bytes.len(), bytes.len())));
     assert_input_untouched(&server, &input_sha);
 }
 
@@ -524,6 +527,23 @@ fn packet_positions(path: &std::path::Path) -> Vec<(f64, u64, u64)> {
             Some((time, pos, size))
         })
         .collect()
+}
+
+#[test]
+fn a_recording_damaged_in_the_store_is_not_published_when_read_in_place() {
+    let (server, _) = server_with_input();
+    // A byte of the media changes on the server's disk behind its back: the object no
+    // longer has the SHA-256 it was stored with, though it may still decode.
+    let path = server.path(INPUT_BUCKET, INPUT_KEY);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let (code, _, stderr) = ladder(&server.endpoint(), &input_url(), "s3://ladder/damaged", &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the stored object is damaged") && stderr.contains("SHA256"), "{stderr}");
+    assert!(server.read(OUT_BUCKET, "damaged/master.m3u8").is_none(), "nothing is published");
+    assert!(server.read(OUT_BUCKET, "damaged/.ladder/chunks/audio_0.json").is_none(), "the audio waits for the check");
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub(super) fn publish(
     clock.stages.push(Stage::since("assemble", assemble_started));
     let mut input_identity = prepared.input_hash.wait()?;
     input_identity.bytes_read = prepared.input.bytes_read();
+    input_identity.verified = prepared.verification.wait()?;
     let (wall_seconds, cpu_seconds) = (clock.wall_seconds(), clock.cpu_seconds());
     let report = Report::new(report::ReportInputs {
         input: &req.input,

@@ -155,7 +155,7 @@ fn run_claimed(
         workers,
         &work,
         Storer::new(
-            Destination { out, media: lease.media(), plan_id },
+            Destination { out, media: lease.media(), plan_id, verification: &prepared.verification },
             plan,
             delay,
             &mut done,
@@ -166,6 +166,7 @@ fn run_claimed(
     progress.finish();
     clock.stages.push(Stage::since("encode", encode_started));
     let encoded = encoded.map_err(|e| prepare::read_failure(&prepared.input, e))?;
+    prepared.verification.wait()?;
 
     // Chunks other shards own: published only when every record is there.
     done.load_missing(out, plan, plan_id)?;

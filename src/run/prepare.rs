@@ -27,6 +27,9 @@ pub(super) struct Prepared {
     pub(super) plan: Plan,
     pub(super) plan_id: String,
     pub(super) input_hash: InputHash,
+    /// The check of an object read in place against its stored checksum, when this process
+    /// makes it.
+    pub(super) verification: Verification,
 }
 
 /// Opens, probes and plans the input.
@@ -42,7 +45,8 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
         tracing::info!("the recording has no index to seek by: fetching it whole");
         input = clock.timed("fetch", || location::fetch_input(&req.input, scratch, &req.storage).map(Source::Local))?;
     }
-    let probe = clock.timed("probe", || crate::probe::probe_source(&input, &req.limits))?;
+    let probe = clock.timed("probe", || crate::probe::probe_source(&input, &req.limits));
+    let probe = probe.map_err(|e| read_failure(&input, e.into()))?;
     let remuxed = clock.timed("remux", || crate::remux::prepare(&input, probe, scratch, &req.limits));
     let remuxed = remuxed.map_err(|e| read_failure(&input, e.into()))?;
     let (source, probe) = (remuxed.source, remuxed.probe);
@@ -57,14 +61,28 @@ pub(super) fn prepare(req: &RunRequest, scratch: &std::path::Path, clock: &mut C
     plan.source.path = req.input.to_string();
     let plan_id = record::plan_id(&plan);
     warn_skipped_audio(&plan);
+    // The process that reads the whole recording anyway (the audio's) checks an object
+    // read in place against its stored checksum.
+    let whole = req.shard.owns_audio(&plan.chunks, |c| video::frames_encoded(&plan, &req.preset, c));
+    let verification = Verification::start(&input, whole);
     let input_hash = InputHash::start(&input);
-    Ok(Prepared { source, input, sidecars, probe, plan, plan_id, input_hash })
+    Ok(Prepared { source, input, sidecars, probe, plan, plan_id, input_hash, verification })
 }
 
 /// `e`, unless a read of the object in place failed: then that failure (libav saw only an
-/// I/O error, which it may have reported as a damaged file).
+/// I/O error, which it may have reported as a damaged file). A recording read in place that
+/// reads as broken is checked against its stored checksum first: a damaged object says so.
 pub(super) fn read_failure(input: &Source, e: RunError) -> RunError {
-    input.failure().map_or(e, RunError::from)
+    if let Some(failed) = input.failure() {
+        return failed.into();
+    }
+    if let Source::Remote(remote) = input
+        && crate::exit::ExitClass::outcome(&e) == crate::exit::Outcome::BadInput
+        && let Err(damaged @ location::StorageError::InputCorrupt { .. }) = remote.verify()
+    {
+        return damaged.into();
+    }
+    e
 }
 
 /// Says which audio tracks the ladder leaves out, and why: a recording with interpreters'
@@ -83,11 +101,58 @@ fn warn_skipped_audio(plan: &Plan) {
 const HASHED_UP_TO: u64 = 8 << 30;
 
 /// The input's identity; a local file's SHA-256 is computed on its own thread while the
-/// chunks encode.
+/// chunks encode, and so is the check of an object read in place (`verify`).
 pub(super) struct InputHash {
     input: PathBuf,
     thread: Option<JoinHandle<std::io::Result<String>>>,
     object: Option<location::ObjectIdentity>,
+}
+
+/// The check of an S3 object read in place against the checksum the store keeps
+/// ([`location::s3::stream::RemoteObject::verify`]), on its own thread, made by the process
+/// that reads the whole recording anyway (the audio's). Its audio record is stored only
+/// once the check passed, so no shard can publish a ladder of a damaged object.
+pub(super) struct Verification {
+    thread: std::sync::Mutex<Option<JoinHandle<Result<String, location::StorageError>>>>,
+    checked: std::sync::OnceLock<Result<Option<String>, String>>,
+}
+
+impl Verification {
+    fn start(input: &Source, whole: bool) -> Self {
+        let thread = match input {
+            Source::Remote(remote) if whole => {
+                let remote = std::sync::Arc::clone(remote);
+                Some(std::thread::spawn(move || remote.verify()))
+            }
+            _ => None,
+        };
+        Self { thread: std::sync::Mutex::new(thread), checked: std::sync::OnceLock::new() }
+    }
+
+    /// Waits for the check: what was checked (`None` when this process makes none), or why
+    /// the object is not what the store recorded (every caller is told).
+    pub(super) fn wait(&self) -> Result<Option<String>, RunError> {
+        // Held while joining: a second caller waits for the same answer.
+        let mut thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(running) = thread.take() {
+            let joined = running.join().map_err(|_| RunError::Inconsistent("checking the input panicked".into()))?;
+            match joined {
+                Ok(checked) => {
+                    tracing::info!(checked, "verified the input");
+                    let _ = self.checked.set(Ok(Some(checked)));
+                }
+                Err(e) => {
+                    let _ = self.checked.set(Err(e.to_string()));
+                    return Err(e.into());
+                }
+            }
+        }
+        match self.checked.get() {
+            Some(Ok(checked)) => Ok(checked.clone()),
+            Some(Err(message)) => Err(RunError::Inconsistent(message.clone())),
+            None => Ok(None),
+        }
+    }
 }
 
 impl InputHash {
@@ -110,7 +175,7 @@ impl InputHash {
             }
             None => None,
         };
-        Ok(report::InputIdentity { sha256, object: self.object, bytes_read: None })
+        Ok(report::InputIdentity { sha256, object: self.object, bytes_read: None, verified: None })
     }
 }
 

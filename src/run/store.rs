@@ -20,6 +20,8 @@ pub(super) struct Destination<'a> {
     pub(super) out: &'a dyn Output,
     pub(super) media: Media,
     pub(super) plan_id: &'a str,
+    /// The input's check, which an audio record waits for ([`super::prepare::Verification`]).
+    pub(super) verification: &'a super::prepare::Verification,
 }
 
 /// Stores a chunk's segments (and the init segment, identical in every chunk), then its
@@ -137,6 +139,8 @@ pub(super) fn store_audio(
         captions: Vec::new(),
         encode_seconds: took.as_secs_f64(),
     };
+    // Without the audio's record nothing is published: not before the input is known good.
+    to.verification.wait()?;
     record.store(to.out)?;
     Ok(record)
 }

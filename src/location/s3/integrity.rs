@@ -17,7 +17,6 @@
 //! HEAD), so a CRC on a multipart object (its ETag ends in `-N`) can be either kind; then
 //! the copy is accepted when it reproduces the value under either.
 
-use std::io::Read as _;
 use std::ops::Range;
 use std::path::Path;
 
@@ -188,7 +187,15 @@ pub(super) struct Digests {
 /// Reads the file once, computing the checksum of all of it and of each of `parts` (which
 /// must be consecutive from byte 0).
 pub(super) fn digest_file(path: &Path, algorithm: Algorithm, parts: &[Range<u64>]) -> std::io::Result<Digests> {
-    let mut file = std::fs::File::open(path)?;
+    digest_reader(std::fs::File::open(path)?, algorithm, parts)
+}
+
+/// [`digest_file`] over any reader, from its start to its end.
+pub(super) fn digest_reader(
+    mut file: impl std::io::Read,
+    algorithm: Algorithm,
+    parts: &[Range<u64>],
+) -> std::io::Result<Digests> {
     let mut whole = algorithm.hasher();
     let mut done = Vec::with_capacity(parts.len());
     let mut part = algorithm.hasher();

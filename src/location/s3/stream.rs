@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::{Failure, ObjectVersion, S3Client, StorageConfig, StorageError, head_input, input_error};
+use super::integrity::{self, Mismatch, Stored, Verdict};
+use super::{Failure, ObjectVersion, S3Client, StorageConfig, StorageError, head_input, input_error, part_layout};
 
 /// What names one version of an object without reading it: the input's identity in
 /// `report.json` (a full-file hash would need every byte).
@@ -41,6 +42,10 @@ pub struct RemoteObject {
     failure: Mutex<Option<Failure>>,
     /// Blocks readers waited for, most recently used last.
     shared: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+    /// The checksum the store keeps, when ladder can recompute it ([`Self::verify`]).
+    stored: Option<Stored>,
+    /// Why the checksum the store keeps cannot be checked, when it has one.
+    unverifiable: Option<String>,
 }
 
 /// Blocks in the shared cache (with 4 MiB blocks, 32 MiB).
@@ -63,6 +68,7 @@ impl RemoteObject {
         let s3 = S3Client::for_input(config, &location)?;
         let head = s3.runtime.block_on(head_input(&s3, bucket, key, &location))?;
         let version = s3.version(bucket, key, &head.etag);
+        let (stored, unverifiable) = (head.stored, head.unverifiable);
         let identity = ObjectIdentity { etag: head.etag, size_bytes: head.size, checksum: head.checksum };
         tracing::info!(%location, bytes = identity.size_bytes, etag = identity.etag, "reading the input in place");
         Ok(Arc::new(Self {
@@ -74,6 +80,8 @@ impl RemoteObject {
             bytes_read: Arc::default(),
             failure: Mutex::default(),
             shared: Mutex::default(),
+            stored,
+            unverifiable,
         }))
     }
 
@@ -101,7 +109,54 @@ impl RemoteObject {
     }
 
     pub(crate) fn reader(self: &Arc<Self>) -> RemoteReader {
-        RemoteReader { object: Arc::clone(self), pos: 0, current: None, ahead: None, run: 0 }
+        RemoteReader { object: Arc::clone(self), pos: 0, current: None, ahead: None, run: 0, shares: true }
+    }
+
+    /// Reads the whole object (past the shared blocks) and checks it against the checksum
+    /// the store keeps, as a fetch does: bytes that differ are read again, and the same
+    /// wrong bytes twice mean the stored object is damaged (exit 3); different ones, damage
+    /// on the way (exit 4). Returns what was checked. The process that reads the whole
+    /// recording anyway (the audio's) runs it beside the encoding, and fails before
+    /// publishing; a shard without the audio cannot publish without that one.
+    pub(crate) fn verify(self: &Arc<Self>) -> Result<String, StorageError> {
+        let Some(mut stored) = self.stored.clone() else {
+            let why = self.unverifiable.as_deref().unwrap_or("it is stored without a checksum");
+            return Ok(format!("the size only: {why}"));
+        };
+        let remote = |detail: String| StorageError::Remote {
+            location: self.location.clone(),
+            action: "checking",
+            key: String::new(),
+            detail,
+        };
+        let (bucket, key, size) = (&self.version.bucket, &self.version.key, self.size());
+        let layout = if stored.needs_parts() {
+            self.s3.runtime.block_on(part_layout(&self.s3, bucket, key, &mut stored, size)).map_err(&remote)?
+        } else {
+            None
+        };
+        let boundaries: Vec<Range<u64>> =
+            layout.as_deref().unwrap_or_default().iter().map(|p| p.range.clone()).collect();
+        let mut previous: Option<Mismatch> = None;
+        for _ in 0..2 {
+            let mut reader = self.reader();
+            reader.shares = false;
+            let digests = integrity::digest_reader(reader, stored.algorithm, &boundaries)
+                .map_err(|e| self.failure().unwrap_or_else(|| remote(e.to_string())))?;
+            let mismatch = match integrity::check(&stored, layout.as_deref(), &digests, size) {
+                Verdict::Verified(what) => return Ok(what),
+                Verdict::Unverifiable(why) => return Ok(format!("the size only: {why}")),
+                Verdict::Mismatch(m) => m,
+            };
+            if previous.as_ref().is_some_and(|p| p.ranges == mismatch.ranges && p.read == mismatch.read) {
+                let detail = format!("{} (the same on two reads)", mismatch.what);
+                return Err(StorageError::InputCorrupt { location: self.location.clone(), detail });
+            }
+            tracing::warn!(location = %self.location, "{}: reading the object again", mismatch.what);
+            previous = Some(mismatch);
+        }
+        let what = previous.map_or_else(String::new, |m| m.what);
+        Err(remote(format!("{what}, and different on each of 2 reads: the data is being damaged on its way")))
     }
 
     fn fail(&self, failure: Failure) -> io::Error {
@@ -169,6 +224,9 @@ pub(crate) struct RemoteReader {
     ahead: Option<Ahead>,
     /// Forward moves to the next block in a row.
     run: u32,
+    /// Whether it takes and leaves blocks in the shared cache (not when verifying: a block
+    /// damaged on its way must be read again, not found again).
+    shares: bool,
 }
 
 impl RemoteReader {
@@ -188,12 +246,14 @@ impl RemoteReader {
             Some(ahead) => ahead.task.abort(),
             None => {}
         }
-        if let Some(bytes) = object.cached(start) {
+        if let Some(bytes) = object.cached(start).filter(|_| self.shares) {
             return Ok(bytes);
         }
         let task = fetch_block(object.version.clone(), object.block_range(start), object.bytes_read.clone());
         let bytes = Arc::new(object.s3.runtime.block_on(task).map_err(|f| object.fail(f))?);
-        object.keep(start, &bytes);
+        if self.shares {
+            object.keep(start, &bytes);
+        }
         Ok(bytes)
     }
 
