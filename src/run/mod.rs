@@ -155,7 +155,13 @@ fn run_claimed(
         workers,
         &work,
         Storer::new(
-            Destination { out, media: lease.media(), plan_id, verification: &prepared.verification },
+            Destination {
+                out,
+                media: lease.media(),
+                plan_id,
+                verification: &prepared.verification,
+                input: &prepared.input,
+            },
             plan,
             delay,
             &mut done,

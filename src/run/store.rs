@@ -22,6 +22,20 @@ pub(super) struct Destination<'a> {
     pub(super) plan_id: &'a str,
     /// The input's check, which an audio record waits for ([`super::prepare::Verification`]).
     pub(super) verification: &'a super::prepare::Verification,
+    /// The recording: a part made while a read of it failed is never recorded (libav
+    /// skips what it could not read, and the part would hide the hole).
+    pub(super) input: &'a crate::location::Source,
+}
+
+impl Destination<'_> {
+    /// Stores `record`, unless a read of the input has failed meanwhile.
+    fn record(&self, record: &ChunkRecord) -> Result<(), RunError> {
+        if let Some(failed) = self.input.failure() {
+            return Err(failed.into());
+        }
+        record.store(self.out)?;
+        Ok(())
+    }
 }
 
 /// Stores a chunk's segments (and the init segment, identical in every chunk), then its
@@ -63,7 +77,7 @@ pub(super) fn store_chunk(
         captions: output.captions.clone(),
         encode_seconds: took.as_secs_f64(),
     };
-    record.store(to.out)?;
+    to.record(&record)?;
     tracing::info!(chunk, seconds = took.as_secs_f64(), "chunk stored");
     Ok(record)
 }
@@ -141,7 +155,7 @@ pub(super) fn store_audio(
     };
     // Without the audio's record nothing is published: not before the input is known good.
     to.verification.wait()?;
-    record.store(to.out)?;
+    to.record(&record)?;
     Ok(record)
 }
 
