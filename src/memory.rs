@@ -180,20 +180,12 @@ fn limit_under(root: &Path, own: &str) -> Option<u64> {
     });
     let top = [(root.to_owned(), "/", "memory.max"), (root.join("memory"), "/", "memory.limit_in_bytes")];
     for (mount, path, file) in v2.into_iter().chain(v1).chain(top) {
-        let mut folder = mount.join(path.trim_start_matches('/'));
-        let mut found = None;
-        let mut limits = Vec::new();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(folder.join(file)) {
-                found = Some(());
-                limits.extend(parse_limit(&text));
-            }
-            if folder == mount || !folder.pop() {
-                break;
-            }
-        }
-        if found.is_some() {
-            return limits.into_iter().min();
+        let own = mount.join(path.trim_start_matches('/'));
+        let limits: Vec<String> = (own.ancestors().take_while(|folder| folder.starts_with(&mount)))
+            .filter_map(|folder| std::fs::read_to_string(folder.join(file)).ok())
+            .collect();
+        if !limits.is_empty() {
+            return limits.iter().filter_map(|text| parse_limit(text)).min();
         }
     }
     None

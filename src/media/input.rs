@@ -115,19 +115,12 @@ unsafe extern "C" fn seek(opaque: *mut c_void, offset: i64, whence: c_int) -> i6
             })();
             return size.map_or(i64::from(ffi::AVERROR(ffi::EIO)), |n| n as i64);
         }
-        libc_seek::SET => SeekFrom::Start(offset.max(0) as u64),
-        libc_seek::CUR => SeekFrom::Current(offset),
-        libc_seek::END => SeekFrom::End(offset),
+        libc::SEEK_SET => SeekFrom::Start(offset.max(0) as u64),
+        libc::SEEK_CUR => SeekFrom::Current(offset),
+        libc::SEEK_END => SeekFrom::End(offset),
         _ => return i64::from(ffi::AVERROR(ffi::EINVAL)),
     };
     reader.seek(to).map_or(i64::from(ffi::AVERROR(ffi::EIO)), |n| n as i64)
-}
-
-/// `whence` values of `lseek`, which AVIO's seek callback takes.
-mod libc_seek {
-    pub(super) const SET: i32 = 0;
-    pub(super) const CUR: i32 = 1;
-    pub(super) const END: i32 = 2;
 }
 
 /// Opens `source`'s container and reads its streams' information, as
